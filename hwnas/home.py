@@ -1,0 +1,56 @@
+"""Where hwnas keeps its files: $HWNAS_HOME, else a per-user data directory.
+
+One folder per device holds its latency table, its end-to-end records and its predictors, so
+``--device NAME`` is all a command needs to find them. Paths are computed, never global state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwnas.errors import DeviceError
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def hwnas_home(env: dict | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("HWNAS_HOME"):
+        return Path(env["HWNAS_HOME"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("hwnas", appauthor=False))
+
+
+@dataclass(frozen=True)
+class DevicePaths:
+    root: Path
+
+    @property
+    def table(self) -> Path:
+        return self.root / "table.pkl"
+
+    @property
+    def records(self) -> Path:
+        return self.root / "records.json"
+
+    def predictor(self, kind: str) -> Path:
+        return self.root / "predictors" / f"{kind}.pkl"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+
+def device_paths(device: str, home: Path | None = None) -> DevicePaths:
+    if not _SAFE_NAME.fullmatch(device):
+        raise DeviceError(f"bad device name {device!r}: use letters, digits, '.', '_' and '-'")
+    return DevicePaths((home or hwnas_home()) / "devices" / device)
+
+
+def export_cache(home: Path | None = None) -> Path:
+    """Exported models, cached by op key and format (keys are stable, so the cache is shared)."""
+    return (home or hwnas_home()) / "cache"

@@ -1,0 +1,53 @@
+"""Stats: the summary of repeated timings of one thing, in milliseconds."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import astuple, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Stats:
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    p10_ms: float
+    p90_ms: float
+    n: int  # number of timed runs; 0 when a source gave a single number without its runs
+
+    @classmethod
+    def from_samples(cls, samples_ms) -> "Stats":
+        a = np.asarray(samples_ms, dtype=np.float64)
+        if a.size == 0:
+            raise ValueError("no samples")
+        p10, med, p90 = np.percentile(a, [10, 50, 90])
+        std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+        return cls(float(med), float(a.mean()), std, float(p10), float(p90), int(a.size))
+
+    @classmethod
+    def single(cls, ms: float, n: int = 0) -> "Stats":
+        """A number reported by someone else (a mean or median of runs we do not have)."""
+        nan = math.nan
+        return cls(float(ms), float(ms), nan, nan, nan, int(n))
+
+    def shifted(self, delta_ms: float) -> "Stats":
+        """The same spread moved by delta (used to subtract the per-call overhead)."""
+        return Stats(self.median_ms + delta_ms, self.mean_ms + delta_ms, self.std_ms,
+                     self.p10_ms + delta_ms, self.p90_ms + delta_ms, self.n)
+
+    @property
+    def spread(self) -> float:
+        """(p90 - p10) / median: a robust relative spread."""
+        return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms else math.nan
+
+    def to_list(self) -> list:
+        return list(astuple(self))
+
+    @classmethod
+    def from_list(cls, values) -> "Stats":
+        if len(values) != 6:
+            raise ValueError("Stats needs 6 values")
+        *floats, n = values
+        return cls(*(float(v) for v in floats), int(n))

@@ -1,0 +1,171 @@
+"""The onnxruntime profiler behind ``local-cpu``.
+
+Protocol for one op: export (cached), open a session with the config's threads, warm up, then
+time ``runs`` single calls with ``perf_counter_ns``.
+
+Context matters. Inside a network a block's weights were pushed out of the caches by the other
+blocks, but its input was just written and the runtime's scratch buffers were just used. Timed
+alone, a block keeps its weights cached and the sum of blocks comes out ~15% under the network.
+Flushing the caches alone overshoots: it also makes the scratch buffers cold. So in ``flush``
+context each timed call follows (1) a read of a buffer bigger than L2 and most of L3, (2) a run
+of a *twin* session of the same block, with its own copy of the weights, that draws its scratch
+buffers from the same shared arena, and (3) a read of the input. The timed run then finds cold
+weights, warm scratch memory and a hot input, as in a network.
+
+The per-call overhead (binding, output allocation) is measured on an identity model and
+subtracted from each op; the LUT adds it back once per network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hwnas import __version__
+from hwnas.device_configs import DeviceConfig
+from hwnas.latency.stats import Stats
+from hwnas.ops import OpSpec
+from hwnas.profilers.affinity import pin
+from hwnas.profilers.export import export_onnx, onnx_for_op
+
+log = logging.getLogger(__name__)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class OrtProfiler:
+    """Use as a context manager: it pins the process on entry and restores it on exit."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, cfg: DeviceConfig, cache_dir: Path):
+        import onnxruntime as ort
+
+        self.ort = ort
+        self.cfg = cfg
+        self.cache_dir = Path(cache_dir)
+        self._saved_affinity = None
+        self.cpus: list[int] | None = None
+        self.flush_buf = np.ones(cfg.flush_mb * (1 << 20) // 8) if cfg.context == "flush" else None
+        self.call_overhead_ms = 0.0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> "OrtProfiler":
+        if hasattr(os, "sched_getaffinity"):
+            self._saved_affinity = os.sched_getaffinity(0)
+        self.cpus = pin(self.cfg.affinity, self.cfg.threads)
+        if self.cfg.context == "flush":
+            self._shared_arena()
+        self.call_overhead_ms = self._measure_overhead()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._saved_affinity is not None:
+            os.sched_setaffinity(0, self._saved_affinity)
+
+    def meta(self) -> dict:
+        return {
+            "device": self.cfg.name, "runtime": self.runtime,
+            "runtime_version": self.ort.__version__, "threads": self.cfg.threads,
+            "affinity": self.cpus, "batch": 1, "precision": "fp32",
+            "warmup": self.cfg.warmup, "runs": self.cfg.runs, "context": self.cfg.context,
+            "flush_mb": self.cfg.flush_mb if self.cfg.context == "flush" else 0,
+            "call_overhead_ms": self.call_overhead_ms, "cpu": _cpu_model(),
+            "host": platform.node(), "hwnas_version": __version__,
+            "latency_unit": "ms per batch",
+        }
+
+    def protocol(self) -> dict:
+        """The settings that must match for two measurements to share one table."""
+        return {"runtime": self.runtime, "threads": self.cfg.threads, "context": self.cfg.context,
+                "batch": 1, "precision": "fp32"}
+
+    # --- sessions ----------------------------------------------------------------------------
+    def _shared_arena(self) -> None:
+        """Register one CPU arena for all sessions of this process (idempotent).
+
+        onnxruntime keeps this in its process-wide environment; there is no other way to let
+        two sessions share scratch memory, which is what a network's consecutive blocks do.
+        """
+        ort = self.ort
+        mem = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                ort.OrtMemType.DEFAULT)
+        try:
+            ort.create_and_register_allocator(mem, ort.OrtArenaCfg(0, -1, -1, -1))
+        except Exception as e:  # already registered by an earlier profiler in this process
+            log.debug("shared arena: %s", e)
+
+    def _session(self, path: Path):
+        so = self.ort.SessionOptions()
+        if self.cfg.context == "flush":
+            so.add_session_config_entry("session.use_env_allocators", "1")
+        so.intra_op_num_threads = self.cfg.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        return self.ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    def _time(self, sess, shape, twin=None) -> np.ndarray:
+        """Per-call times in ms; with a twin session, each call runs in network-like context."""
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        feed = {sess.get_inputs()[0].name: x}
+        twin_feed = {sess.get_inputs()[0].name: x.copy()}
+        for _ in range(self.cfg.warmup):
+            sess.run(None, feed)
+            if twin is not None:
+                twin.run(None, twin_feed)
+        out = np.empty(self.cfg.runs)
+        clock = time.perf_counter_ns
+        for i in range(self.cfg.runs):
+            if twin is not None:
+                self.flush_buf.sum()  # (1) evict this block's weights
+                twin.run(None, twin_feed)  # (2) warm the shared scratch buffers and the code
+                x.sum()  # (3) the input is hot: the previous block just wrote it
+            t0 = clock()
+            sess.run(None, feed)
+            out[i] = (clock() - t0) / 1e6
+        return out
+
+    def _measure_overhead(self) -> float:
+        """Median time of one call on a model that does nothing (Identity on 1 float)."""
+        from onnx import TensorProto, helper
+
+        g = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "noop",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1])])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        sess = self.ort.InferenceSession(model.SerializeToString(),
+                                         providers=["CPUExecutionProvider"])
+        samples = self._time(sess, (1,))
+        return float(np.median(samples))
+
+    # --- measuring ---------------------------------------------------------------------------
+    def measure_op(self, op: OpSpec) -> Stats:
+        """One block, in the config's context, with the per-call overhead subtracted."""
+        path = onnx_for_op(op, self.cache_dir)
+        sess = self._session(path)
+        twin = self._session(path) if self.cfg.context == "flush" else None
+        samples = self._time(sess, op.input_shape(), twin)
+        return Stats.from_samples(samples).shifted(-self.call_overhead_ms)
+
+    def measure_model(self, module, input_shape) -> Stats:
+        """A whole network, end to end (overhead included: it is part of a real call)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_onnx(module, input_shape, Path(tmp) / "model.onnx")
+            sess = self._session(path)
+        return Stats.from_samples(self._time(sess, input_shape))
