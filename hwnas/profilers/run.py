@@ -1,0 +1,118 @@
+"""The profiling driver: fill a device's table op by op, resumably, watching for drift.
+
+* Resume: ops already in the table (measured under the same protocol) are skipped, and the table
+  is written atomically every few ops, so an interrupted run (Ctrl-C, a phone unplugged) loses at
+  most the ops since the last save and continues where it stopped.
+* Drift: a sentinel op is re-timed every ``sentinel_every`` ops. If it moved by more than the
+  tolerance (thermal throttling, a noisy neighbour), the driver pauses, re-checks, and re-measures
+  the ops timed since the last good check. Drift that persists is recorded in the table's meta,
+  never hidden.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+from hwnas.errors import ProfileError
+from hwnas.latency.table import LatencyTable
+from hwnas.ops import OpSpec
+from hwnas.profilers import Profiler
+
+log = logging.getLogger(__name__)
+SAVE_EVERY = 20
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def open_table(path: Path, profiler: Profiler, fresh: bool = False) -> LatencyTable:
+    """The existing table to extend, or a new one; refuses to mix measurement protocols."""
+    protocol = profiler.protocol()
+    if path.exists() and not fresh:
+        table = LatencyTable.load(path)
+        old = table.meta.get("protocol")
+        if old != protocol:
+            raise ProfileError(
+                f"{path} was measured with {old}, not {protocol}; pass --fresh to start a new table"
+            )
+        table.meta.update(profiler.meta(), protocol=protocol, updated=_now())
+        return table
+    meta = dict(profiler.meta(), protocol=protocol, created=_now(), updated=_now(),
+                drift_events=[])
+    return LatencyTable(meta)
+
+
+def pick_sentinel(ops: Sequence[OpSpec]) -> OpSpec:
+    """A mid-sized op: big enough to time stably, small enough to re-time often."""
+    by_macs = sorted(ops, key=lambda o: (o.macs(), o.key))
+    return by_macs[len(by_macs) // 2]
+
+
+class _Sentinel:
+    def __init__(self, profiler: Profiler, op: OpSpec, tolerance: float):
+        self.profiler, self.op, self.tolerance = profiler, op, tolerance
+        self.baseline = profiler.measure_op(op).median_ms
+
+    def drift(self) -> float:
+        return self.profiler.measure_op(self.op).median_ms / self.baseline - 1.0
+
+
+def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
+                fresh: bool = False, sentinel_every: int = 50, drift_tolerance: float = 0.10,
+                cooldown_s: float = 2.0, progress: bool = True) -> LatencyTable:
+    """Measure every op not yet in the table at ``path``; returns the saved table."""
+    from tqdm import tqdm
+
+    path = Path(path)
+    table = open_table(path, profiler, fresh)
+    todo = [op for op in dict((op.key, op) for op in ops).values() if op.key not in table]
+    if not todo:
+        return table
+    sentinel = _Sentinel(profiler, pick_sentinel(ops), drift_tolerance)
+    table.meta["sentinel"] = {"key": sentinel.op.key, "baseline_ms": sentinel.baseline}
+    since_check: list[OpSpec] = []
+    bar = tqdm(todo, desc=f"profiling {table.device}", unit="op", disable=not progress,
+               leave=False)
+    try:
+        for i, op in enumerate(bar, 1):
+            table.entries[op.key] = profiler.measure_op(op)
+            since_check.append(op)
+            if i % sentinel_every == 0:
+                _check_drift(table, sentinel, since_check, cooldown_s)
+                since_check = []
+            if i % SAVE_EVERY == 0:
+                table.save(path)
+    except (KeyboardInterrupt, ProfileError):
+        table.save(path)  # nothing measured is lost; the next run resumes from here
+        raise
+    finally:
+        bar.close()
+    table.meta["updated"] = _now()
+    table.save(path)
+    return table
+
+
+def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],
+                 cooldown_s: float) -> None:
+    drift = sentinel.drift()
+    if abs(drift) <= sentinel.tolerance:
+        return
+    log.warning("sentinel %s drifted %+.1f%%; cooling down %.0fs", sentinel.op.key,
+                100 * drift, cooldown_s)
+    time.sleep(cooldown_s)
+    again = sentinel.drift()
+    event = {"at": _now(), "drift": round(drift, 4), "after_cooldown": round(again, 4),
+             "ops_since_check": len(recent)}
+    if abs(again) <= sentinel.tolerance:
+        for op in recent:  # timed during the disturbance: measure them again
+            table.entries[op.key] = sentinel.profiler.measure_op(op)
+        event["action"] = "re-measured"
+    else:
+        event["action"] = "kept; new baseline"
+        sentinel.baseline *= 1.0 + again
+    table.meta.setdefault("drift_events", []).append(event)
