@@ -70,6 +70,7 @@ class DataSpec:
 class TrainResult:
     checkpoint: Path
     history: list[dict] = field(default_factory=list)
+    model: ElasticViTSupernet | None = None  # the trained supernet of this process
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
@@ -130,10 +131,10 @@ class _Run:
             mine["pools"] = theirs["pools"]  # a resumed run may leave the pools file out
         if theirs["train"] and theirs["train"].get("epochs") != self.cfg.epochs:
             theirs["train"] = {**theirs["train"], "epochs": self.cfg.epochs}  # may extend a run
-        diff = [k for k in mine if _normalise(mine[k]) != _normalise(theirs[k])]
+        diff = _differences(_normalise(mine), _normalise(theirs))
         if diff:
             raise HwnasError(f"cannot resume: the checkpoint was trained with different "
-                             f"{', '.join(diff)} settings")
+                             f"settings ({'; '.join(diff[:5])})")
         if self.pools is None and ckpt.get("pools"):
             self.pools = Pools.from_obj(ckpt["pools"], "checkpoint pools")
             self.sampler = make_sampler(self.scfg, self.space, self.cfg.seed, self.pools)
@@ -143,6 +144,17 @@ class _Run:
         self.sampler.load_state_dict(ckpt["sampler_state"])
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
         self.history = list(ckpt["history"])
+
+
+def _differences(mine, theirs, prefix: str = "") -> list[str]:
+    """'train.batch_size: 4 (now) vs 8 (checkpoint)' for each setting that differs."""
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return [d for k in sorted(set(mine) | set(theirs), key=str)
+                for d in _differences(mine.get(k), theirs.get(k), f"{prefix}{k}.")]
+    if mine == theirs:
+        return []
+    short = lambda v: repr(v) if len(repr(v)) < 40 else "(differs)"  # noqa: E731
+    return [f"{prefix.rstrip('.')}: {short(mine)} now vs {short(theirs)} in the checkpoint"]
 
 
 def _normalise(obj):
@@ -273,4 +285,4 @@ def _train(spec, data_spec, cfg, scfg, out: Path, pools, resume, ctx, dev) -> Tr
             log.info("epoch %d done: %.1f images/s, loss(largest) %.3f; saved %s",
                      stats["epoch"], stats["images_per_s"], stats["loss_largest"], ckpt_path)
         D.barrier(ctx)
-    return TrainResult(ckpt_path, run.history)
+    return TrainResult(ckpt_path, run.history, run.model)
