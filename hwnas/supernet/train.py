@@ -127,17 +127,12 @@ class _Run:
 
     def restore(self, ckpt: dict) -> None:
         mine, theirs = self.configs(), {k: ckpt.get(k) for k in self.configs()}
-        if self.pools is None and "pools" in ckpt:
-            mine["pools"] = theirs["pools"]  # a resumed run may leave the pools file out
         if theirs["train"] and theirs["train"].get("epochs") != self.cfg.epochs:
             theirs["train"] = {**theirs["train"], "epochs": self.cfg.epochs}  # may extend a run
         diff = _differences(_normalise(mine), _normalise(theirs))
         if diff:
             raise HwnasError(f"cannot resume: the checkpoint was trained with different "
                              f"settings ({'; '.join(diff[:5])})")
-        if self.pools is None and ckpt.get("pools"):
-            self.pools = Pools.from_obj(ckpt["pools"], "checkpoint pools")
-            self.sampler = make_sampler(self.scfg, self.space, self.cfg.seed, self.pools)
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -263,11 +258,13 @@ def _train(spec, data_spec, cfg, scfg, out: Path, pools, resume, ctx, dev) -> Tr
     if ckpt_path.exists() and not resume:
         raise HwnasError(f"{ckpt_path} exists: pass --resume to continue it, or another --out")
     data = data_spec.load()
-    if pools is not None or not resume:
-        _check_compatible(spec, data, pools)
+    ckpt = load_checkpoint(ckpt_path, map_location=dev) if resume and ckpt_path.exists() else None
+    if pools is None and ckpt is not None and ckpt.get("pools"):
+        pools = Pools.from_obj(ckpt["pools"], f"{ckpt_path} (pools)")  # resume needs no file
+    _check_compatible(spec, data, pools)
     run = _Run(spec, data_spec, cfg, scfg, pools, ctx, dev)
-    if resume and ckpt_path.exists():
-        run.restore(load_checkpoint(ckpt_path, map_location=dev))
+    if ckpt is not None:
+        run.restore(ckpt)
         log.info("resuming %s after epoch %d (step %d)", ckpt_path, run.epoch, run.step)
     steps_per_epoch = len(data.train) // (cfg.batch_size * ctx.world)
     if cfg.steps_per_epoch:
