@@ -66,11 +66,13 @@ def devices(as_json: bool) -> None:
 @click.option("--fresh", is_flag=True, help="Start a new table instead of resuming.")
 @click.option("--context", type=click.Choice(["flush", "isolated"]), default=None,
               help="Time blocks in network-like context (flush) or alone (isolated).")
-def profile(device, space, resolutions, fresh, context) -> None:
+@click.option("--warmup", type=int, default=None, help="Warm-up runs per op (config default).")
+@click.option("--runs", type=int, default=None, help="Timed runs per op (config default).")
+def profile(device, space, resolutions, fresh, context, warmup, runs) -> None:
     """Measure every op of the space on DEVICE into its latency table (resumes)."""
     from hwnas import api
 
-    ctx = api.context(device, space, resolutions, context=context)
+    ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs)
     table = api.profile(ctx, fresh=fresh)
     click.echo(f"{device}: {len(table)} ops in {ctx.paths.table} "
                f"(resolutions {table.meta.get('resolutions')})")
