@@ -209,6 +209,7 @@ class SearchOutcome:
     result: SearchResult
     predictor: LUTPredictor
     measured: Stats | None  # re-measured end to end on the device, when it is local
+    plot: Path | None = None  # the Pareto front PNG
 
 
 def ensure_ready(ctx: Context, progress: bool = True) -> LatencyTable:
@@ -238,7 +239,13 @@ def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvi
     pred = lut_predictor(ctx, table)
     result = evolve(ctx.space, pred.predict, target_ms, np.random.default_rng(seed), cfg=cfg)
     measured = measure_arch(ctx, result.best.arch) if (remeasure and ctx.live) else None
-    return SearchOutcome(result, pred, measured)
+    from hwnas.search.evolution import plot_pareto
+
+    ctx.paths.plots.mkdir(parents=True, exist_ok=True)
+    png = plot_pareto(result, ctx.paths.plots / f"pareto_{target_ms:g}ms.png",
+                      f"{ctx.space.name} on {device}, target {target_ms:g} ms",
+                      measured.median_ms if measured else None)
+    return SearchOutcome(result, pred, measured, png)
 
 
 # --- predictors: fit and evaluate against end-to-end records ---------------------------------

@@ -176,7 +176,7 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, as_json)
     doc = res.result.to_dict()
     doc.update(device=device, predicted_ms=best.latency_ms,
                measured_ms=res.measured.median_ms if res.measured else None,
-               calibrated_on=res.predictor.n_calibration_)
+               calibrated_on=res.predictor.n_calibration_, pareto_plot=str(res.plot))
     if hasattr(best.arch, "to_elasticvit_list"):
         doc["elasticvit_list"] = best.arch.to_elasticvit_list()
     if out:
@@ -200,7 +200,7 @@ def _print_search(doc: dict, target: float) -> None:
         click.echo(f"measured:  {doc['measured_ms']:.3f} ms "
                    f"({100 * (doc['measured_ms'] / target - 1):+.1f}% vs target, re-measured "
                    f"end to end on {doc['device']})")
-    click.echo(f"Pareto set: {len(doc['pareto'])} subnets")
+    click.echo(f"Pareto set: {len(doc['pareto'])} subnets; plot: {doc['pareto_plot']}")
 
 
 @cli.command(name="fit")
