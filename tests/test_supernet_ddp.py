@@ -53,6 +53,7 @@ import json, os, sys, torch
 torch.set_num_threads(1)
 from hwnas.supernet.latency import flops_standin_latency_fn
 from hwnas.supernet.sampling import SamplerConfig
+from hwnas.search.evolution import EvolutionConfig
 from hwnas.supernet.search import AccuracySearchConfig, search_by_accuracy
 from hwnas.supernet.spec import SpaceSpec
 from hwnas.supernet.train import DataSpec, TrainConfig, train_supernet
@@ -66,12 +67,12 @@ res = train_supernet(spec, DataSpec(), cfg, SamplerConfig(method="sandwich", sub
                      out + "/run", device="cpu")
 digest = float(sum(p.double().sum() * (i + 1) for i, p in enumerate(res.model.parameters())))
 data = DataSpec().load()
-scfg = AccuracySearchConfig(population=4, generations=1, parents=2, batch_size=32,
-                            calib_batches=1, max_eval_images=32)
+scfg = AccuracySearchConfig(EvolutionConfig(population=4, generations=1, parents=2),
+                            batch_size=32, calib_batches=1, max_eval_images=32)
 space = spec.build()
 found = search_by_accuracy(space, res.model, data, flops_standin_latency_fn(space), 0.6, scfg,
                            ctx=ctx)
-ranked = [[c.arch.to_dict(), c.top1] for c in found.evaluated]
+ranked = [[c.arch.to_dict(), c.score] for c in found.search.feasible]
 with open(f"{out}/rank{ctx.rank}.json", "w") as f:
     json.dump({"digest": digest, "ranked": ranked}, f)
 shutdown(ctx)
@@ -92,13 +93,13 @@ def test_ranks_agree_and_spread_search_matches_one_process(tmp_path):
 
     from hwnas.data import load_data
     from hwnas.supernet.evaluate import load_supernet
+    from hwnas.search.evolution import EvolutionConfig
     from hwnas.supernet.search import AccuracySearchConfig, search_by_accuracy
 
-    torch.set_num_threads(1)
     model, _ = load_supernet(tmp_path / "run" / "checkpoint.pt")
-    scfg = AccuracySearchConfig(population=4, generations=1, parents=2, batch_size=32,
-                                calib_batches=1, max_eval_images=32)
+    scfg = AccuracySearchConfig(EvolutionConfig(population=4, generations=1, parents=2),
+                                batch_size=32, calib_batches=1, max_eval_images=32)
     space = SPEC.build()
     alone = search_by_accuracy(space, model, load_data("digits"), flops_standin_latency_fn(space),
                                0.6, scfg)
-    assert [[c.arch.to_dict(), c.top1] for c in alone.evaluated] == r0["ranked"]
+    assert [[c.arch.to_dict(), c.score] for c in alone.search.feasible] == r0["ranked"]

@@ -9,7 +9,8 @@ import torch
 from hwnas.errors import InfeasibleTargetError
 from hwnas.supernet.latency import flops_standin_latency_fn
 from hwnas.supernet.model import ElasticViTSupernet
-from hwnas.supernet.search import AccuracySearchConfig, evolve, search_by_accuracy
+from hwnas.search.evolution import EvolutionConfig
+from hwnas.supernet.search import AccuracySearchConfig, SupernetAccuracy, search_by_accuracy
 from hwnas.supernet.spec import SpaceSpec
 
 torch.set_num_threads(1)
@@ -21,23 +22,17 @@ def space():
     return SPEC.build()
 
 
-def test_evolution_respects_the_target_and_finds_the_best(space):
-    lat = flops_standin_latency_fn(space)
-    target = 0.5
-    # A made-up fitness that prefers wide last stages: the search must climb it.
-    score = lambda a: a.channels[-1] / 64 + a.channels[-2] / 480  # noqa: E731
-    cfg = AccuracySearchConfig(population=8, generations=3, parents=3, seed=0)
-    ranked = evolve(space, score, lat, target, cfg)
-    assert all(c.predicted_ms <= target for c in ranked)
-    assert ranked[0].top1 == max(c.top1 for c in ranked)
-    assert ranked == evolve(space, score, lat, target, cfg)  # seeded
-    assert ranked[0].arch.channels[-1] == max(space.stages[-1].widths)
+def test_objective_scores_in_order(space):
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(3)]
+    obj = SupernetAccuracy(lambda a: float(a.channels[-1]))
+    assert obj(archs).tolist() == [float(a.channels[-1]) for a in archs]
 
 
 def test_infeasible_target_gives_the_range(space):
-    lat = flops_standin_latency_fn(space)
-    with pytest.raises(InfeasibleTargetError, match="runs from"):
-        evolve(space, lambda a: 0.0, lat, 0.01, AccuracySearchConfig(population=4, max_tries=256))
+    net = ElasticViTSupernet(space)
+    with pytest.raises(InfeasibleTargetError, match="feasible range"):
+        search_by_accuracy(space, net, None, flops_standin_latency_fn(space), 0.01)
 
 
 def test_search_writes_arch_and_loadable_weights(space, tmp_path):
@@ -52,11 +47,13 @@ def test_search_writes_arch_and_loadable_weights(space, tmp_path):
         measured.append(shape)
         return 1.25
 
-    cfg = AccuracySearchConfig(population=3, generations=1, parents=2, batch_size=32,
-                               calib_batches=1, max_eval_images=32)
+    cfg = AccuracySearchConfig(EvolutionConfig(population=3, generations=1, parents=2),
+                               batch_size=32, calib_batches=1, max_eval_images=32)
     res = search_by_accuracy(space, net, data, flops_standin_latency_fn(space), 0.6, cfg,
                              measure_fn=measure, out_dir=tmp_path)
-    assert res.best.predicted_ms <= 0.6 and res.measured_ms == 1.25
+    assert res.best.latency_ms <= 0.6 and res.measured_ms == 1.25
+    assert all(c.latency_ms <= 0.6 for c in res.search.feasible)
+    assert res.best.score == max(c.score for c in res.search.feasible)
     assert measured == [space.input_shape(res.best.arch)]
     doc = json.loads(res.arch_path.read_text())
     arch = space.arch_from_obj(doc["arch"])
@@ -67,26 +64,58 @@ def test_search_writes_arch_and_loadable_weights(space, tmp_path):
     net.set_active(arch)
     with torch.no_grad():
         assert torch.allclose(static(x), net.eval()(x), atol=1e-5)
-    assert 0.0 <= res.test_top1 <= 1.0 and len(res.evaluated) >= 3
+    assert 0.0 <= res.test_top1 <= 1.0 and doc["top1_holdout"] == res.best.score
 
 
-def test_search_from_checkpoint_measures_on_the_local_cpu(tmp_path, monkeypatch):
+def test_search_from_checkpoint_measures_on_the_local_cpu(tmp_path):
     """End to end: train a few steps, then search the checkpoint for local-cpu, measuring the
     chosen subnet with the onnxruntime profiler (latency prediction is the stand-in)."""
     from hwnas.supernet.sampling import SamplerConfig
     from hwnas.supernet.train import DataSpec, TrainConfig, train_supernet
     from hwnas.supernet.workflows import search_from_checkpoint
 
-    monkeypatch.setenv("HWNAS_HOME", str(tmp_path / "home"))
     space = SPEC.build()
     cfg = TrainConfig(epochs=1, batch_size=8, steps_per_epoch=1)
     ckpt = train_supernet(SPEC, DataSpec(), cfg, SamplerConfig(method="sandwich",
                                                                subnets_per_step=1),
                           tmp_path / "run").checkpoint
-    scfg = AccuracySearchConfig(population=2, generations=0, parents=1, batch_size=32,
-                                calib_batches=1, max_eval_images=32)
+    scfg = AccuracySearchConfig(EvolutionConfig(population=2, generations=0, parents=1),
+                                batch_size=32, calib_batches=1, max_eval_images=32)
     res = search_from_checkpoint(ckpt, device="local-cpu", target_ms=0.5, out_dir=tmp_path / "s",
                                  cfg=scfg, latency_fn=flops_standin_latency_fn(space))
     assert res.measured_ms is not None and 0 < res.measured_ms < 1000
     assert (tmp_path / "s" / "subnet.pt").exists()
     assert np.isfinite(json.loads((tmp_path / "s" / "arch.json").read_text())["measured_ms"])
+
+
+def test_device_predictor_drives_pools_and_search(shared_data, tmp_path):
+    """pixel4's real nn-Meter table, imported into HWNAS_HOME, is what --device pixel4 uses."""
+    from click.testing import CliRunner
+
+    from hwnas import api
+    from hwnas.cli_supernet import build_pools
+    from hwnas.spaces.elasticvit import elasticvit_named
+    from hwnas.supernet.latency import load_latency_fn
+    from hwnas.supernet.pools import Pools
+
+    lut = shared_data / "nn-meter-vit-luts" / "pixel4_lut_ln_v3.json"
+    api.import_table("nn-meter", lut, "pixel4")
+    space = SpaceSpec("full", (128,), 10, max_depth=3).build()
+    t1 = elasticvit_named()["elastic_T1"]
+    table = json.loads(lut.read_text())
+    assert load_latency_fn("pixel4", space)([t1])[0] == pytest.approx(
+        sum(table[k] for k in space.op_keys(t1)))
+    r = CliRunner().invoke(build_pools, ["--device", "pixel4", "--levels", "10,20",
+                                         "--resolutions", "128", "--max-depth", "3",
+                                         "--per-level", "4", "--out", str(tmp_path / "p.json")])
+    assert r.exit_code == 0, r.output
+    pools = Pools.load(tmp_path / "p.json")
+    assert pools.device == "pixel4" and pools.metric == "latency" and len(pools.members[1]) == 4
+
+
+def test_device_without_table_is_a_clear_error():
+    from hwnas.errors import HwnasError
+    from hwnas.supernet.latency import load_latency_fn
+
+    with pytest.raises(HwnasError, match="hwnas import"):
+        load_latency_fn("pixel6", SpaceSpec("full", (128,)).build())

@@ -1,8 +1,8 @@
 """Latency callables for pools and search: ``fn(list of archs) -> np.ndarray of ms``.
 
-Everything in hwnas.supernet takes such a plain callable, so any predictor plugs in. The device's
-own predictor (``hwnas.predictors.lut``) is imported lazily; until a device has one, its latency
-table summed over ``space.ops`` serves (the nn-Meter way), and a FLOPs-proportional stand-in
+Everything in hwnas.supernet takes such a plain callable, so any predictor plugs in: the
+device's LUT predictor (``load_latency_fn``), a bare table sum (``table_latency_fn``, for tables
+that live outside a device folder, as in the benchmark), or a FLOPs-proportional stand-in that
 exists only for tests and demos and says so in its name.
 """
 
@@ -13,47 +13,35 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hwnas.errors import HwnasError
 
 log = logging.getLogger(__name__)
 LatencyFn = Callable[[Sequence], np.ndarray]
 
 
 def table_latency_fn(table, space) -> LatencyFn:
-    """Sum of the table's per-op medians over ``space.ops(arch)``, plus the per-call overhead
-    the profiler subtracted from each op (added back once per network). Missing ops raise
-    MissingKeysError listing them; never 0 ms."""
-    overhead = float(table.meta.get("call_overhead_ms", 0.0))
+    """The uncalibrated LUT predictor of a table: per-op medians summed over ``space.ops``, plus
+    the per-call overhead once per network. Missing ops raise MissingKeysError; never 0 ms."""
+    from hwnas.predictors.lut import LUTPredictor
 
-    def fn(archs):
-        return np.array([table.lookup(space.op_keys(a)).sum() + overhead for a in archs])
-
-    return fn
+    predictor = LUTPredictor(table, space, calibrate=False)
+    return lambda archs: np.asarray(predictor.predict(list(archs)), dtype=np.float64)
 
 
 def load_latency_fn(device: str, space) -> LatencyFn:
-    """The named device's latency predictor as a callable.
+    """The named device's LUT predictor (calibrated on its records when there are enough),
+    for ``space`` (which may be a narrowed space), as a callable.
 
-    Prefers ``hwnas.predictors.lut.load_lut_predictor(device)``; falls back to summing the
-    device's latency table; raises HwnasError naming what to do when the device has neither.
+    Raises HwnasError (TableError) naming what to do when the device has no table yet.
     """
-    try:
-        from hwnas.predictors.lut import load_lut_predictor
-    except ImportError:
-        load_lut_predictor = None
-    if load_lut_predictor is not None:
-        predictor = load_lut_predictor(device)
-        return lambda archs: np.asarray(predictor.predict(list(archs)), dtype=np.float64)
+    from hwnas import api
+    from hwnas.device_configs import load_device
     from hwnas.home import device_paths
-    from hwnas.latency.table import LatencyTable
 
-    path = device_paths(device).table
-    if not path.exists():
-        raise HwnasError(f"no latency predictor or table for device {device!r} (looked for "
-                         f"{path}); profile it ('hwnas profile --device {device}') or import its "
-                         f"table ('hwnas import')")
-    log.info("hwnas.predictors.lut is not available: summing %s's latency table", device)
-    return table_latency_fn(LatencyTable.load(path), space)
+    ctx = api.Context(load_device(device), space, device_paths(device))
+    predictor = api.lut_predictor(ctx)
+    log.info("latency of %s: LUT predictor (calibrated on %d records)", device,
+             predictor.n_calibration_)
+    return lambda archs: np.asarray(predictor.predict(list(archs)), dtype=np.float64)
 
 
 def flops_standin_latency_fn(space, ms_per_mmac: float = 0.1) -> LatencyFn:
