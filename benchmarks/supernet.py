@@ -1,4 +1,4 @@
-"""Benchmark the supernet on the built-in digits dataset; writes the "supernet" BENCHMARKS.md section.
+"""Benchmark the supernet on the built-in digits; writes the "supernet" section of BENCHMARKS.md.
 
     python benchmarks/supernet.py --quick        # ~3 minutes on one core: mechanics, not accuracy
     python benchmarks/supernet.py                # the full comparison (tens of minutes)
@@ -23,7 +23,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -113,10 +113,11 @@ def levels_and_targets(space, lat_fn, seed: int):
     rng = np.random.default_rng(seed)
     archs = [sample_sized(space, rng, float(rng.random())) for _ in range(400)]
     lat, flops = lat_fn(archs), flops_cost_fn(space)(archs)
-    r = lambda x: float(f"{x:.3g}")  # noqa: E731
-    return ([r(x) for x in np.quantile(lat, LEVEL_QUANTILES)],
-            [r(x) for x in np.quantile(flops, LEVEL_QUANTILES)],
-            [r(x) for x in np.quantile(lat, TARGET_QUANTILES)])
+
+    def r(values, qs):  # three significant digits read better in the report
+        return [float(f"{x:.3g}") for x in np.quantile(values, qs)]
+
+    return r(lat, LEVEL_QUANTILES), r(flops, LEVEL_QUANTILES), r(lat, TARGET_QUANTILES)
 
 
 # --- training, evaluation, search -----------------------------------------------------------

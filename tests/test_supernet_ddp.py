@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from hwnas.supernet.latency import flops_standin_latency_fn
 from hwnas.supernet.pools import build_pools

@@ -132,3 +132,13 @@ def test_training_steps_fit_a_batch():
         train_step(run, run.sampler.next_step(step / 20), x, y)
     after = batch_losses(run.model, probe, x, y)
     assert all(b > 2.0 for b in before) and all(a < 0.5 * b for a, b in zip(after, before))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (AMP runs only on a GPU)")
+def test_amp_training_on_gpu(tmp_path, pools):
+    cfg = TrainConfig(epochs=1, batch_size=8, steps_per_epoch=2, amp=True)
+    result = train_supernet(SPEC, DataSpec(), cfg, SCFG, tmp_path, pools=pools, device="cuda")
+    assert result.history[0]["steps"] == 2
+    assert next(result.model.parameters()).is_cuda
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())

@@ -46,7 +46,8 @@ class ImageFolder:
             (str(f), label) for label, c in enumerate(classes)
             for f in sorted((root / c).rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS)
         if not samples:
-            raise DataError(f"{root} has class folders but no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"{root} has class folders but no images "
+                            f"({', '.join(IMAGE_EXTENSIONS)})")
         return cls(samples, classes, image_size)
 
     def __len__(self) -> int:

@@ -164,7 +164,8 @@ def fill_pools(space, cost_fn: CostFn, levels: Sequence[float], *, bound: float,
         sizes, costs, draws = np.r_[sizes, batch_sizes], np.r_[costs, c], draws + len(archs)
         for arch, cost in zip(archs, c):
             for i, lv in enumerate(levels):
-                if abs(cost - lv) <= bound and len(members[i]) < per_level and (i, arch) not in seen:
+                fits = abs(cost - lv) <= bound and len(members[i]) < per_level
+                if fits and (i, arch) not in seen:
                     seen.add((i, arch))
                     members[i].append((arch, float(cost)))
     _report_fill(members, levels, per_level, unit, lo, hi, draws)
@@ -174,9 +175,10 @@ def fill_pools(space, cost_fn: CostFn, levels: Sequence[float], *, bound: float,
 def _report_fill(members, levels, per_level, unit, lo, hi, draws) -> None:
     empty = [lv for lv, m in zip(levels, members) if not m]
     if empty:
+        shown = ", ".join(f"{x:g}" for x in empty)
         raise InfeasibleTargetError(
-            f"no architecture found within the bound of level(s) {', '.join(f'{x:g}' for x in empty)}"
-            f" {unit} after {draws} draws; this space spans {lo:.3g} to {hi:.3g} {unit}")
+            f"no architecture found within the bound of level(s) {shown} {unit} after {draws} "
+            f"draws; this space spans {lo:.3g} to {hi:.3g} {unit}")
     for lv, m in zip(levels, members):
         if len(m) < per_level:
             log.warning("level %g %s: only %d of %d architectures found", lv, unit, len(m),

@@ -83,11 +83,10 @@ def search_by_accuracy(space, supernet, data, latency_fn, target_ms: float,
     """
     from hwnas.supernet.evaluate import calibrate, evaluate_subnet, top1
 
-    kw = dict(batch_size=cfg.batch_size, seed=cfg.seed, device=device)
-
     def score(arch):
-        return evaluate_subnet(supernet, arch, data.train, data.holdout, calib_batches=
-                               cfg.calib_batches, max_images=cfg.max_eval_images, **kw)
+        return evaluate_subnet(supernet, arch, data.train, data.holdout,
+                               batch_size=cfg.batch_size, calib_batches=cfg.calib_batches,
+                               max_images=cfg.max_eval_images, seed=cfg.seed, device=device)
 
     result = evolve(space, latency_fn, target_ms, np.random.default_rng([cfg.seed, 2]),
                     objective=SupernetAccuracy(score, ctx), cfg=cfg.evolution)

@@ -148,7 +148,10 @@ def _differences(mine, theirs, prefix: str = "") -> list[str]:
                 for d in _differences(mine.get(k), theirs.get(k), f"{prefix}{k}.")]
     if mine == theirs:
         return []
-    short = lambda v: repr(v) if len(repr(v)) < 40 else "(differs)"  # noqa: E731
+
+    def short(v):
+        return repr(v) if len(repr(v)) < 40 else "(differs)"
+
     return [f"{prefix.rstrip('.')}: {short(mine)} now vs {short(theirs)} in the checkpoint"]
 
 
