@@ -67,7 +67,7 @@ class Bench:
     out: Path
 
 
-def parse(argv) -> tuple[Bench, bool]:
+def parse(argv) -> tuple[Bench | None, bool]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--space", default="tiny", choices=["tiny", "full"])
@@ -77,7 +77,11 @@ def parse(argv) -> tuple[Bench, bool]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "supernet")
     p.add_argument("--no-write", action="store_true", help="Do not touch BENCHMARKS.md.")
+    p.add_argument("--gpu", action="store_true",
+                   help="Only measure training throughput of the full space at 224 px on CUDA.")
     a = p.parse_args(argv)
+    if a.gpu:
+        return None, a.no_write
     q = a.quick
     b = Bench(q, a.space, a.resolution or (64 if a.space == "tiny" else 128), a.device,
               a.epochs or (1 if q else 8), 12 if q else None, 32, 2e-3, 6 if q else 12,
@@ -217,12 +221,43 @@ def render(b, spec, how, levels, targets, trained, accs, refs_ms, searched, secs
     return "\n".join(lines)
 
 
+def gpu_throughput(out: Path, batch: int = 128, epochs: int = 3) -> str | None:
+    """Training images/s of the full ElasticViT space at 224 px on one GPU (AMP), or None."""
+    import torch
+
+    if not torch.cuda.is_available():
+        log.warning("no CUDA device: skipping the GPU throughput benchmark")
+        return None
+    spec = SpaceSpec("full", (224,), 10)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch, amp=True, log_every=0)
+    scfg = SamplerConfig(method="sandwich", subnets_per_step=2)
+    for stale in (out / "run-gpu").glob("checkpoint.pt"):
+        stale.unlink()
+    hist = train_supernet(spec, DataSpec("digits"), cfg, scfg, out / "run-gpu",
+                          device="cuda").history
+    last = hist[-1]  # the first epoch pays for cuDNN autotuning and allocator warm-up
+    return "\n".join([
+        "## Supernet training throughput on a GPU (`benchmarks/supernet.py --gpu`)", "",
+        f"{machine_line()} GPU: {torch.cuda.get_device_name(0)}.", "",
+        f"Full ElasticViT space at 224 px, batch {batch}, fp16 autocast, sandwich sampling "
+        "(largest + 2 uniform + smallest subnet per step, so every step pays for the largest "
+        f"subnet); digits upscaled to 224 px. Epoch {last['epoch']} of {epochs}: "
+        f"**{last['images_per_s']:.0f} images/s** "
+        f"({4 * last['images_per_s']:.0f} subnet-images/s)."])
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import torch
 
     torch.set_num_threads(1)
     b, no_write = parse(argv)
+    if b is None:  # --gpu
+        md = gpu_throughput(ROOT / "benchmarks" / "out" / "supernet")
+        if md and not no_write:
+            write_section("supernet-gpu", md)
+        print(md or "no GPU")
+        return 0
     t0 = time.perf_counter()
     spec = SpaceSpec(b.preset, (b.resolution,), 10)
     space = spec.build()

@@ -144,3 +144,18 @@ def test_supernet_refuses_wrong_input(tiny):
     fresh.set_active(space.smallest(64))
     with pytest.raises(HwnasError, match="64x64"):
         fresh(torch.randn(1, 3, 96, 96))
+
+
+def test_extracted_subnet_exports_to_tflite(tiny, tmp_path):
+    """Through the TFLite exporter of the adb/LiteRT work, where it is merged and installed."""
+    from hwnas.profilers import export
+
+    if not hasattr(export, "export_tflite"):
+        pytest.skip("hwnas.profilers.export has no TFLite exporter in this build")
+    if not export.tflite_export_available():
+        pytest.skip("litert-torch is not installed (extra 'tflite-export')")
+    space, net = tiny
+    arch = space.smallest(64)
+    path = export.export_tflite(net.extract(arch), space.input_shape(arch),
+                                tmp_path / "subnet.tflite")
+    assert path.stat().st_size > 0
