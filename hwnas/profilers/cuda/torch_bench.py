@@ -42,12 +42,15 @@ class TorchBench:
         self.torch, self.device, self.include_copies = torch, device, include_copies
         dtype = getattr(torch, DTYPES[precision])
         self.module = module.eval().to(device=device, dtype=dtype)
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
         if include_copies:
+            x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
             # pinned host memory: what a serving loop uses, and the only way copies can overlap
             self.x = x.pin_memory() if device == "cuda" else x
         else:
-            self.x = x.to(device)
+            # made on the device: a batch too big for the GPU fails here as a GPU OOM, not as a
+            # host allocation of the same size
+            self.x = torch.randn(shape, device=device, dtype=dtype,
+                                 generator=torch.Generator(device=device).manual_seed(0))
         self._event = ((lambda: torch.cuda.Event(enable_timing=True)) if device == "cuda"
                        else _HostEvent)
 
