@@ -333,3 +333,36 @@ def test_gpu_batch_too_big_names_the_largest_that_fits(tmp_path):
 def test_gpu_measurement_type(tmp_path):
     with make_profiler(load_device("cuda").with_overrides(energy=False), tmp_path) as prof:
         assert isinstance(prof.measure_op_full(TINY), Measurement)
+
+
+# --- benchmarks/gpu.py -----------------------------------------------------------------------
+def _gpu_bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("gpu_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_metrics():
+    bench = _gpu_bench()
+    assert bench.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert bench.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    x, y = [1, 2, 2, 3, 4], [1, 3, 2, 2, 5]  # ties on both sides: tau-b, as scipy gives it
+    assert bench.kendall_tau(x, y) == pytest.approx(2 / 3)
+    assert bench.within([1.05, 1.2, 0.95], [1.0, 1.0, 1.0]) == pytest.approx(2 / 3)
+    true = np.linspace(1, 2, 40)
+    e = bench.evaluate(lut=true / 1.15, macs=true ** 2, true=true, n_calib=10)
+    assert e["lut_within10"] == 0 and e["calibrated_within10"] == 1 and e["lut_tau"] == 1
+    assert e["n_test"] == 30
+
+
+@pytest.mark.skipif(_has_cuda(), reason="this machine has a CUDA GPU")
+def test_benchmark_without_gpu_writes_nothing(tmp_path, capsys):
+    md = tmp_path / "BENCHMARKS.md"
+    code = _gpu_bench().main(["--benchmarks", str(md), "--out", str(tmp_path / "out")])
+    assert code == 2 and not md.exists() and not (tmp_path / "out").exists()
+    assert "no CUDA GPU visible" in capsys.readouterr().err

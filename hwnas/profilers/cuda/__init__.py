@@ -128,9 +128,13 @@ class CudaProfiler:
         # torch's defaults differ (cuDNN allows TF32, matmul does not): set all three, always
         b.cudnn.benchmark = self.cfg.cudnn_benchmark
         b.cudnn.allow_tf32 = b.cuda.matmul.allow_tf32 = self.cfg.precision == "tf32"
-        self._open_nvml()
-        if self.ort is not None:
-            self.call_overhead_ms = self._ort_overhead()
+        try:
+            self._open_nvml()
+            if self.ort is not None:
+                self.call_overhead_ms = self._ort_overhead()
+        except BaseException:
+            self.__exit__()  # a failed entry must not leave torch's flags changed
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

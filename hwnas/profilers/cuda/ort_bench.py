@@ -11,15 +11,12 @@ code run on a machine without a GPU. No config selects it.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
 from hwnas.errors import ProfileError
-
-log = logging.getLogger(__name__)
 
 
 def provider_options(backend: str, precision: str, *, cudnn_benchmark: bool, device_id: int,
