@@ -3,7 +3,8 @@
 For batch 1 and 32 in fp32 and fp16 it profiles every elasticvit block at one resolution,
 measures sampled subnets end to end, and compares three predictors of the subnet latency on
 held-out subnets: the raw LUT sum, the LUT calibrated by a line fitted on a few subnets, and
-a FLOPs baseline (a line in MACs fitted on the same subnets). It writes the ``gpu`` section of
+a FLOPs baseline (a line in MACs fitted on the same subnets). Kendall's tau is scipy's
+(tau-b), through hwnas.predictors.metrics. It writes the ``gpu`` section of
 BENCHMARKS.md and the raw numbers to ``--out``/results.json.
 
 Run on a machine with an NVIDIA GPU, from the repository root:
@@ -35,49 +36,27 @@ SETTINGS = ((1, "fp32"), (1, "fp16"), (32, "fp32"), (32, "fp16"))
 log = logging.getLogger("benchmarks.gpu")
 
 
-# --- metrics (plain numpy, so the script needs nothing the package does not) ----------------
-def kendall_tau(x, y) -> float:
-    """Kendall's tau-b (ties in either ranking are accounted for)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    dx = np.sign(x[:, None] - x[None, :])
-    dy = np.sign(y[:, None] - y[None, :])
-    iu = np.triu_indices(len(x), 1)
-    dx, dy = dx[iu], dy[iu]
-    denom = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
-    return float((dx * dy).sum() / denom) if denom else float("nan")
+# --- scores ---------------------------------------------------------------------------------
+def evaluate(raw, calibrated, macs, true, n_calib: int) -> dict:
+    """Scores on the subnets after the first ``n_calib`` (which calibrated the LUT predictor and
+    fit the FLOPs line, a * MACs + b)."""
+    from hwnas.predictors.metrics import kendall, within
 
-
-def within(pred, true, tol: float = 0.10) -> float:
-    """Fraction of predictions within ``tol`` (relative) of the truth."""
-    pred, true = np.asarray(pred, float), np.asarray(true, float)
-    return float(np.mean(np.abs(pred - true) <= tol * np.abs(true)))
-
-
-def fit_line(x, y) -> tuple[float, float]:
-    slope, intercept = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
-    return float(slope), float(intercept)
-
-
-def evaluate(lut, macs, true, n_calib: int) -> dict:
-    """Scores on the subnets after the first ``n_calib``, which calibrate the two lines."""
-    lut, macs, true = (np.asarray(v, float) for v in (lut, macs, true))
-    cal, test = slice(0, n_calib), slice(n_calib, None)
-    a, b = fit_line(lut[cal], true[cal])
-    fa, fb = fit_line(macs[cal], true[cal])
-    calibrated, flops = a * lut[test] + b, fa * macs[test] + fb
+    raw, calibrated, macs, true = (np.asarray(v, float) for v in (raw, calibrated, macs, true))
+    test = slice(n_calib, None)
+    fa, fb = np.polyfit(macs[:n_calib], true[:n_calib], 1)
+    flops = fa * macs[test] + fb
     return {
-        "n_test": int(len(true[test])), "lut_within10": within(lut[test], true[test]),
-        "calibrated_within10": within(calibrated, true[test]),
-        "flops_within10": within(flops, true[test]),
-        "lut_tau": kendall_tau(lut[test], true[test]),
-        "flops_tau": kendall_tau(macs[test], true[test]),
-        "lut_over_true_median": float(np.median(lut[test] / true[test])),
-        "calibration": [a, b],
+        "n_test": int(true[test].size), "lut_within10": within(raw[test], true[test], 0.10),
+        "calibrated_within10": within(calibrated[test], true[test], 0.10),
+        "flops_within10": within(flops, true[test], 0.10),
+        "lut_tau": kendall(raw[test], true[test]), "flops_tau": kendall(macs[test], true[test]),
+        "lut_over_true_median": float(np.median(raw[test] / true[test])),
     }
 
 
 # --- measuring -------------------------------------------------------------------------------
-def run_setting(space, archs, cfg, res: int, out: Path, progress: bool) -> dict:
+def run_setting(space, archs, cfg, res: int, n_calib: int, out: Path, progress: bool) -> dict:
     from hwnas.profilers import make_profiler
     from hwnas.profilers.run import profile_ops
 
@@ -90,12 +69,15 @@ def run_setting(space, archs, cfg, res: int, out: Path, progress: bool) -> dict:
                             drift_tolerance=cfg.drift_tolerance)
         profile_s = time.perf_counter() - t0
         nets = [prof.measure_model_full(space.build_model(a), (1, 3, res, res)) for a in archs]
-    overhead = float(table.meta.get("call_overhead_ms", 0.0))
-    lut = [float(table.lookup(space.op_keys(a)).sum()) + overhead for a in archs]
+    from hwnas.predictors.lut import LUTPredictor
+
     true = [m.stats.median_ms for m in nets]
+    lut = LUTPredictor(table, space).fit(archs[:n_calib], true[:n_calib])
     row = {"batch": cfg.batch, "precision": cfg.precision, "ops": len(ops),
-           "profile_s": profile_s, "lut_ms": lut, "true_ms": true,
-           "flagged_ops": len(table.flags), "meta": table.meta}
+           "profile_s": profile_s, "lut_ms": lut.predict_raw(archs).tolist(),
+           "calibrated_ms": lut.predict(archs).tolist(), "true_ms": true,
+           "calibration": [lut.coef_, lut.intercept_], "flagged_ops": len(table.flags),
+           "meta": table.meta}
     if len(table.energy) == len(table.entries) and all(m.energy for m in nets):
         row["lut_mj"] = [float(table.lookup_energy(space.op_keys(a)).sum()) for a in archs]
         row["true_mj"] = [m.energy.mj_per_call for m in nets]
@@ -115,8 +97,9 @@ def _markdown(rows: list[dict], args, command: str) -> str:
         "", f"    {command}", "",
         f"Space `elasticvit` at {args.resolution} px: every block profiled per setting "
         f"({rows[0]['ops']} blocks), then {len(rows[0]['true_ms'])} sampled subnets (seed "
-        f"{args.seed}) timed end to end. The first {args.calib} subnets fit the calibration "
-        f"line of the LUT (a·sum + b) and the FLOPs baseline (a·MACs + b); the scores are on "
+        f"{args.seed}) timed end to end. The first {args.calib} subnets calibrate the LUT "
+        f"predictor (a·(sum of blocks + call overhead) + b, hwnas.predictors.lut) and fit the "
+        f"FLOPs baseline (a·MACs + b); the scores are on "
         f"the other {len(rows[0]['true_ms']) - args.calib}. Latency is per batch "
         f"(per image = / batch). Energy: {m.get('energy')}.",
         "",
@@ -179,10 +162,13 @@ def main(argv=None) -> int:
         cfg = load_device(args.device).with_overrides(batch=batch, precision=precision,
                                                       backend=args.backend, energy=args.energy)
         log.info("profiling batch %d %s on %s", batch, precision, args.backend)
-        row = run_setting(space, archs, cfg, args.resolution, args.out, sys.stderr.isatty())
-        row["eval"] = evaluate(row["lut_ms"], macs, row["true_ms"], args.calib)
-        if "lut_mj" in row:
-            row["energy_eval"] = evaluate(row["lut_mj"], macs, row["true_mj"], args.calib)
+        row = run_setting(space, archs, cfg, args.resolution, args.calib, args.out,
+                          sys.stderr.isatty())
+        row["eval"] = evaluate(row["lut_ms"], row["calibrated_ms"], macs, row["true_ms"],
+                               args.calib)
+        if "lut_mj" in row:  # energy: the raw sum only (the LUT predictor is for latency)
+            row["energy_eval"] = evaluate(row["lut_mj"], row["lut_mj"], macs, row["true_mj"],
+                                          args.calib)
         rows.append(row)
         log.info("  %.1f min, %s", row["profile_s"] / 60, row["eval"])
     (args.out / "results.json").write_text(json.dumps(rows, indent=1, default=str))

@@ -347,17 +347,14 @@ def _gpu_bench():
     return mod
 
 
-def test_benchmark_metrics():
-    bench = _gpu_bench()
-    assert bench.kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
-    assert bench.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    x, y = [1, 2, 2, 3, 4], [1, 3, 2, 2, 5]  # ties on both sides: tau-b, as scipy gives it
-    assert bench.kendall_tau(x, y) == pytest.approx(2 / 3)
-    assert bench.within([1.05, 1.2, 0.95], [1.0, 1.0, 1.0]) == pytest.approx(2 / 3)
+def test_benchmark_scores_on_held_out_subnets():
     true = np.linspace(1, 2, 40)
-    e = bench.evaluate(lut=true / 1.15, macs=true ** 2, true=true, n_calib=10)
-    assert e["lut_within10"] == 0 and e["calibrated_within10"] == 1 and e["lut_tau"] == 1
-    assert e["n_test"] == 30
+    e = _gpu_bench().evaluate(raw=true / 1.15, calibrated=true * 1.01, macs=true ** 2,
+                              true=true, n_calib=10)
+    assert e["n_test"] == 30 and e["lut_within10"] == 0 and e["calibrated_within10"] == 1
+    assert e["lut_tau"] == pytest.approx(1) and e["flops_tau"] == pytest.approx(1)
+    assert e["flops_within10"] < 1  # a line in MACs cannot follow a square root
+    assert e["lut_over_true_median"] == pytest.approx(1 / 1.15)
 
 
 @pytest.mark.skipif(_has_cuda(), reason="this machine has a CUDA GPU")
@@ -366,3 +363,17 @@ def test_benchmark_without_gpu_writes_nothing(tmp_path, capsys):
     code = _gpu_bench().main(["--benchmarks", str(md), "--out", str(tmp_path / "out")])
     assert code == 2 and not md.exists() and not (tmp_path / "out").exists()
     assert "no CUDA GPU visible" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(_has_cuda(), reason="this machine has a CUDA GPU")
+def test_cli_profile_without_gpu_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HWNAS_HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "hwnas.cli", "profile", "--device", "h100"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err
+    assert "h100: no CUDA GPU visible (torch.cuda.is_available() is False" in err
