@@ -22,7 +22,8 @@ class Measurement:
     """Everything one measurement produced: what the optional ``measure_op_full`` returns.
 
     Profilers that can say more than Stats (energy, a warm-up that never settled) implement
-    ``measure_op_full(op) -> Measurement``; the driver uses it when present.
+    ``measure_op_full(op) -> Measurement``; the driver uses it when present, so a wrapper that
+    changes ``measure_op`` must change (or hide) ``measure_op_full`` too.
     """
 
     stats: Stats
