@@ -53,7 +53,8 @@ def context(device: str, space: str = "elasticvit", resolutions: Sequence[int] |
     if overrides:
         cfg = cfg.with_overrides(**overrides)
     res = tuple(resolutions or ()) or (cfg.resolutions if space == "elasticvit" else ())
-    return Context(cfg, get_space(space, res or None), device_paths(device, home), home)
+    paths = device_paths(device, home, cfg.batch, cfg.precision)
+    return Context(cfg, get_space(space, res or None), paths, home)
 
 
 def load_table(ctx: Context) -> LatencyTable:
@@ -159,7 +160,7 @@ def import_table(fmt: str, path: str | Path, device: str, home: Path | None = No
         raise HwnasError(f"unknown import format {fmt!r}; known: {', '.join(IMPORTERS)}")
     cfg = load_device(device)
     table = IMPORTERS[fmt](path, cfg)
-    table.save(device_paths(device, home).table)
+    table.save(device_paths(device, home, cfg.batch, cfg.precision).table)
     return table
 
 

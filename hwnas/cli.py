@@ -49,7 +49,8 @@ def devices(as_json: bool) -> None:
 
     rows = []
     for name in device_names():
-        cfg, paths = load_device(name), device_paths(name)
+        cfg = load_device(name)
+        paths = device_paths(name, batch=cfg.batch, precision=cfg.precision)
         rows.append({"device": name, "profiler": cfg.profiler, "table": paths.table.exists(),
                      "description": cfg.description})
     if as_json:
@@ -68,14 +69,25 @@ def devices(as_json: bool) -> None:
               help="Time blocks in network-like context (flush) or alone (isolated).")
 @click.option("--warmup", type=int, default=None, help="Warm-up runs per op (config default).")
 @click.option("--runs", type=int, default=None, help="Timed runs per op (config default).")
+@click.option("--batch", type=int, default=None, help="Batch size (GPU devices; config default).")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "fp16", "bf16"]), default=None,
+              help="Precision (GPU devices; config default).")
+@click.option("--backend", type=click.Choice(["torch", "ort-cuda", "ort-trt"]), default=None,
+              help="GPU runtime (cuda devices; config default).")
 @click.option("--budget", type=float, default=None,
               help="Measure only this fraction of the ops (coverage, then where kernel "
                    "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest.")
-def profile(device, space, resolutions, fresh, context, warmup, runs, budget) -> None:
-    """Measure every op of the space on DEVICE into its latency table (resumes)."""
+def profile(device, space, resolutions, fresh, context, warmup, runs, batch, precision, backend,
+            budget) -> None:
+    """Measure every op of the space on DEVICE into its latency table (resumes).
+
+    GPU tables are kept per batch and precision, so --batch 32 --precision fp16 and the
+    defaults live side by side.
+    """
     from hwnas import api
 
-    ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs)
+    ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs,
+                      batch=batch, precision=precision, backend=backend)
     table = api.profile(ctx, fresh=fresh, budget=budget)
     click.echo(f"{device}: {len(table)} ops in {ctx.paths.table} "
                f"(resolutions {table.meta.get('resolutions')})")
@@ -265,10 +277,10 @@ def records() -> None:
 @click.option("--csv", "csv_path", required=True, type=click.Path())
 def records_export(device, csv_path) -> None:
     """Write DEVICE's records as CSV (one row per subnet, per-pass medians)."""
-    from hwnas.home import device_paths
+    from hwnas import api
     from hwnas.latency.records import Records
 
-    recs = Records.load(device_paths(device).records, device)
+    recs = Records.load(api.context(device).paths.records, device)
     recs.to_frame().to_csv(csv_path, index=False)
     click.echo(f"wrote {len(recs)} records to {csv_path}")
 
