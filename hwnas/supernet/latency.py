@@ -33,11 +33,12 @@ def load_latency_fn(device: str, space) -> LatencyFn:
 
     Raises HwnasError (TableError) naming what to do when the device has no table yet.
     """
-    from hwnas import api
-    from hwnas.device_configs import load_device
-    from hwnas.home import device_paths
+    from dataclasses import replace
 
-    ctx = api.Context(load_device(device), space, device_paths(device))
+    from hwnas import api
+
+    # The device's own context (its table and records paths), with the supernet's space.
+    ctx = replace(api.context(device), space=space)
     predictor = api.lut_predictor(ctx)
     log.info("latency of %s: LUT predictor (calibrated on %d records)", device,
              predictor.n_calibration_)
