@@ -174,11 +174,35 @@ def export(space, arch_file, fmt, out) -> None:
 @RESOLUTION
 @click.option("--target-latency", "target", type=float, required=True, help="Budget in ms.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(), help="Write the result (arch, latencies) as JSON.")
+@click.option("--out", type=click.Path(),
+              help="Write the result as JSON (with --supernet: a folder for arch.json and "
+                   "subnet.pt).")
 @click.option("--no-remeasure", is_flag=True, help="Skip re-measuring the chosen subnet.")
+@click.option("--supernet", type=click.Path(), default=None,
+              help="Score candidates by this supernet checkpoint's held-out top-1 instead of "
+                   "the MACs proxy (the space comes from the checkpoint).")
+@click.option("--data", default=None, help="With --supernet: the dataset (default: the "
+              "checkpoint's).")
+@click.option("--population", type=int, default=16, show_default=True,
+              help="With --supernet: evolution population.")
+@click.option("--generations", type=int, default=4, show_default=True,
+              help="With --supernet: evolution generations.")
+@click.option("--calib-batches", type=int, default=8, show_default=True,
+              help="With --supernet: batches for BatchNorm recalibration per candidate.")
+@click.option("--max-eval-images", type=int, default=None,
+              help="With --supernet: cap on held-out images per candidate.")
+@click.option("--eval-batch-size", type=int, default=64, show_default=True)
+@click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="With --supernet: where to evaluate candidates.")
 @JSON
-def search(device, space, resolutions, target, seed, out, no_remeasure, as_json) -> None:
+def search(device, space, resolutions, target, seed, out, no_remeasure, supernet, data,
+           population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
+           as_json) -> None:
     """Find the best subnet whose predicted latency on DEVICE is at or under the target."""
+    if supernet:
+        return _search_supernet(device, target, seed, out, no_remeasure, supernet, data,
+                                population, generations, calib_batches, max_eval_images,
+                                eval_batch_size, run_on, as_json)
     from hwnas import api
     from hwnas.latency.safeio import atomic_write_text
 
@@ -196,6 +220,31 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, as_json)
     if as_json:
         return _echo_json(doc)
     _print_search(doc, target)
+
+
+def _search_supernet(device, target, seed, out, no_remeasure, supernet, data, population,
+                     generations, calib_batches, max_eval_images, eval_batch_size, run_on,
+                     as_json) -> None:
+    from hwnas.search.evolution import EvolutionConfig
+    from hwnas.supernet.search import AccuracySearchConfig
+    from hwnas.supernet.workflows import search_from_checkpoint
+
+    cfg = AccuracySearchConfig(
+        EvolutionConfig(population=population, generations=generations,
+                        parents=max(2, population // 4)),
+        batch_size=eval_batch_size, calib_batches=calib_batches,
+        max_eval_images=max_eval_images, seed=seed)
+    res = search_from_checkpoint(supernet, device=device, target_ms=target,
+                                 out_dir=out or f"search-{device}-{target:g}ms", data=data,
+                                 cfg=cfg, measure=not no_remeasure,
+                                 run_on=None if run_on == "auto" else run_on)
+    if res.arch_path is None:  # a non-zero torchrun rank: rank 0 reports
+        return
+    doc = json.loads(res.arch_path.read_text())
+    if as_json:
+        return _echo_json(doc)
+    click.echo(json.dumps(doc, indent=2))
+    click.echo(f"wrote {res.arch_path}")
 
 
 def _print_search(doc: dict, target: float) -> None:
@@ -283,6 +332,17 @@ def records_export(device, csv_path) -> None:
     recs = Records.load(api.context(device).paths.records, device)
     recs.to_frame().to_csv(csv_path, index=False)
     click.echo(f"wrote {len(recs)} records to {csv_path}")
+
+
+def _register_extra_commands() -> None:
+    """Commands that live beside their library (they import only click at load time)."""
+    from hwnas.cli_supernet import COMMANDS as SUPERNET_COMMANDS
+
+    for cmd in SUPERNET_COMMANDS:
+        cli.add_command(cmd)
+
+
+_register_extra_commands()
 
 
 def main(argv=None) -> None:
