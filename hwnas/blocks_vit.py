@@ -129,3 +129,19 @@ class TokenHead(nn.Module):
     def forward(self, t):
         # LayerNorm is per token, so normalising only the class token gives the same logits
         return self.fc(self.norm(t[:, 0]))
+
+
+class TokenNet(nn.Module):
+    """A whole single-stage ViT: embedding, blocks[i] = (attention, MLP), head."""
+
+    def __init__(self, embed: nn.Module, blocks, head: nn.Module):
+        super().__init__()
+        self.embed = embed
+        self.blocks = nn.ModuleList(nn.Sequential(attn, mlp) for attn, mlp in blocks)
+        self.head = head
+
+    def forward(self, x):
+        t = self.embed(x)
+        for block in self.blocks:
+            t = block(t)
+        return self.head(t)
