@@ -63,7 +63,8 @@ class PoolHead(nn.Module):
 
 class BaseParts(nn.Module):
     """TF-NAS's 'base' timed as one op: stem and second stem on the image, and the head on a
-    slice of the image's own values, reshaped to the head's input (cheap, and not foldable)."""
+    slice of the image's own values, reshaped to the head's input (cheap, and not foldable).
+    Returns (B, classes)."""
 
     def __init__(self, stem: nn.Module, second: nn.Module, head: nn.Module, head_shape):
         super().__init__()
@@ -75,4 +76,6 @@ class BaseParts(nn.Module):
         for d in self.head_shape:
             n *= d
         head_in = x.reshape(x.shape[0], -1)[:, :n].reshape(x.shape[0], *self.head_shape)
-        return self.second(self.stem(x)), self.head(head_in)
+        stem = self.second(self.stem(x))
+        # one output, as every op has: the logits plus one stem value keeps the stem computed
+        return self.head(head_in) + stem.reshape(x.shape[0], -1)[:, :1]
