@@ -57,7 +57,7 @@ class ViTArch(FlatArch):
         pending = None
         for row in rows[1:]:
             count, kind, h, dim = _vitas_row(row)
-            if kind == "mhsa":
+            if kind == "mhsa" and pending is None:
                 if dim % (3 * h):
                     raise ArchError(f"MHSA output dim {dim} is not 3 x {h} heads x head dim")
                 pending = (count, h, dim // (3 * h))
