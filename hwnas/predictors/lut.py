@@ -26,6 +26,17 @@ class LUTPredictor:
         self.calibrate = calibrate
         self.coef_, self.intercept_ = 1.0, 0.0
         self.n_calibration_ = 0
+        self._compiled = None  # vectorised form of the table, built on first use
+
+    def _fast(self):
+        """The compiled LUT when the space has one (ElasticViT), else None."""
+        from hwnas.spaces.elasticvit import ElasticViTSpace
+
+        if self._compiled is None and isinstance(self.space, ElasticViTSpace):
+            from hwnas.predictors.fastlut import CompiledElasticViTLUT
+
+            self._compiled = CompiledElasticViTLUT(self.space, self.table)
+        return self._compiled
 
     @property
     def overhead_ms(self) -> float:
@@ -35,6 +46,15 @@ class LUTPredictor:
         return {"table": self.table, "space": self.space, "calibrate": self.calibrate}
 
     def predict_raw(self, archs) -> np.ndarray:
+        fast = self._fast()
+        if fast is not None and len(archs):
+            out = fast.predict_encoded(np.stack([self.space.encode(a) for a in archs]))
+            if not np.isnan(out).any():
+                return out
+        return self._predict_walk(archs)
+
+    def _predict_walk(self, archs) -> np.ndarray:
+        """The plain walk over each arch's ops; lists every missing key."""
         medians = self.table.entries
         out = np.empty(len(archs))
         missing: list[str] = []
