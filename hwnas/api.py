@@ -154,12 +154,12 @@ def calibration_set(ctx: Context, table: LatencyTable) -> tuple[list, np.ndarray
         return [], np.empty(0)
     archs, ys = [], []
     for rec in Records.load(ctx.paths.records, ctx.cfg.name).records:
-        if rec.arch.get("space") != ctx.space.name:
-            continue
+        # no name check: presets (vit-autoformer-t, ...) share their family's arch type ("vit"),
+        # so the space's own validation decides what belongs to it
         try:
             arch = ctx.space.arch_from_obj(rec.arch)
         except HwnasError:
-            continue  # another resolution or a wider space
+            continue  # another space, another resolution or a wider space
         if not table.missing(ctx.space.op_keys(arch)):
             archs.append(arch)
             ys.append(rec.pooled_ms)
