@@ -59,7 +59,8 @@ class FixedSpace(SearchSpace):
 
     def _at(self, resolution: int) -> FixedArch:
         if resolution not in self.resolutions:
-            raise ArchError(f"resolution={resolution} not allowed; allowed: {{{self.resolutions[0]}}}")
+            raise ArchError(f"resolution={resolution} not allowed; "
+                            f"allowed: {{{self.resolutions[0]}}}")
         return self.arch
 
     def encode(self, arch) -> np.ndarray:
