@@ -42,9 +42,11 @@ class ViTArch(FlatArch):
         """Rows as ViTAS prints them: ``[number, type, patch size or heads, output dim]``.
 
         ``[[1, "Embedding", 16, 230], [12, "MHSA", 3, 432], ["--", "MLP", "-", 720]]`` is ViTAS-C
-        (1.3G). An MHSA's output dim is the width of its q/k/v projection (q, k and v together),
-        so head_dim = dim / (3 * heads): 432 / 9 = 48. That reading gives 1.27 GMACs, matching
-        the published 1.3G; reading 432 as heads x head_dim (144 per head) would give 2.1G.
+        (1.3G). An MHSA's output dim is the width of its q/k/v projection, q, k and v together
+        (ViTAS's ``core/search_space/ops.py``: ``qkv = Linear(dim, at_temp)``, reshaped to
+        (3, heads, at_temp / 3 / heads), ``proj = Linear(at_temp / 3, ...)``), so head_dim =
+        dim / (3 * heads) = 432 / 9 = 48. This gives 1.27 GMACs, as published (1.3G); reading
+        432 as heads x head_dim (144 per head) would give 2.1G.
         An MLP row applies to the blocks of the MHSA row above it.
         """
         if not isinstance(rows, (list, tuple)) or len(rows) < 3:
