@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._report import BENCHMARKS, machine_line, write_section  # noqa: E402
 from hwnas import api  # noqa: E402
 from hwnas.device_configs import load_device  # noqa: E402
+from hwnas.errors import HwnasError  # noqa: E402
 from hwnas.latency.sampling import stratified_sample  # noqa: E402
 from hwnas.predictors.baselines import MIN_FIT, FlopsPredictor  # noqa: E402
 from hwnas.predictors.lut import LUTPredictor  # noqa: E402
-from hwnas.search.evolution import EvolutionConfig, evolve  # noqa: E402
+from hwnas.search.evolution import EvolutionConfig, evolve, feasible_range  # noqa: E402
 from hwnas.spaces import SPACES  # noqa: E402
 
 DEVICE = "local-cpu"
@@ -103,7 +104,11 @@ def bench_space(name: str, home: Path, b: Budget, quick: bool) -> dict:
     return row
 
 
-def search_once(ctx, net_ctx, lut, target: float, b: Budget) -> dict:
+def search_once(ctx, net_ctx, lut, median_ms: float, b: Budget) -> dict:
+    """Search at the held-out median latency, kept inside the range the predictor thinks
+    feasible (a poorly calibrated predictor would otherwise refuse the target)."""
+    lo, hi = feasible_range(ctx.space, lut.predict)
+    target = float(np.clip(median_ms, lo + 0.1 * (hi - lo), hi))
     t0 = time.perf_counter()
     res = evolve(ctx.space, lut.predict, target, np.random.default_rng(0), cfg=b.evolution)
     t_search = time.perf_counter() - t0
@@ -204,7 +209,11 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="hwnas-bench-spaces-"))
     rows = []
     for name in args.spaces.split(","):
-        rows.append(bench_space(name, home / name, b, args.quick))
+        try:
+            rows.append(bench_space(name, home / name, b, args.quick))
+        except HwnasError as e:  # report it and go on with the other spaces
+            print(f"{name}: {e}", file=sys.stderr, flush=True)
+            continue
         print(space_table(rows)[-1], flush=True)
     names = (args.models or ",".join(QUICK_MODELS if args.quick else list_models())).split(",")
     fitted = {r["space"]: r for r in rows}
