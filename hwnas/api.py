@@ -53,7 +53,8 @@ def context(device: str, space: str = "elasticvit", resolutions: Sequence[int] |
     if overrides:
         cfg = cfg.with_overrides(**overrides)
     res = tuple(resolutions or ()) or (cfg.resolutions if space == "elasticvit" else ())
-    return Context(cfg, get_space(space, res or None), device_paths(device, home), home)
+    paths = device_paths(device, home, cfg.batch, cfg.precision)
+    return Context(cfg, get_space(space, res or None), paths, home)
 
 
 def load_table(ctx: Context) -> LatencyTable:
@@ -72,15 +73,31 @@ def _profiler(ctx: Context, serials: tuple[str, ...] = ()):
 
 
 def profile(ctx: Context, fresh: bool = False, progress: bool = True,
-            serials: tuple[str, ...] = ()) -> LatencyTable:
-    """Measure every op of the space at its resolutions that the table lacks (resumable)."""
+            serials: tuple[str, ...] = (), budget: float | None = None) -> LatencyTable:
+    """Measure the ops of the space at its resolutions that the table lacks (resumable).
+
+    With ``budget`` (a fraction), only that share of the ops is measured, chosen for coverage
+    and then where kernel regressors are least sure; ``hwnas fit --kind kernel`` fills the rest.
+    """
+    from hwnas.predictors.kernel import select_ops
     from hwnas.profilers.run import profile_ops
 
     ops = [op for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
     with _profiler(ctx, serials) as prof:
-        table = profile_ops(prof, ops, ctx.paths.table, fresh=fresh,
-                            sentinel_every=ctx.cfg.sentinel_every,
-                            drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+        def run(subset, fresh_table=False):
+            return profile_ops(prof, subset, ctx.paths.table, fresh=fresh_table,
+                               sentinel_every=ctx.cfg.sentinel_every,
+                               drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+
+        if budget is None:
+            table = run(ops, fresh)
+        else:
+            if fresh:
+                ctx.paths.table.unlink(missing_ok=True)
+            select_ops(ops, budget, lambda subset: run(subset).medians())
+            table = LatencyTable.load(ctx.paths.table)
+            table.meta["budget"] = {"fraction": budget, "measured": len(table),
+                                    "of": len({o.key for o in ops})}
     done = set(table.meta.get("resolutions", [])) | set(ctx.space.resolutions)
     table.meta["resolutions"] = sorted(done)
     table.save(ctx.paths.table)
@@ -143,7 +160,7 @@ def import_table(fmt: str, path: str | Path, device: str, home: Path | None = No
         raise HwnasError(f"unknown import format {fmt!r}; known: {', '.join(IMPORTERS)}")
     cfg = load_device(device)
     table = IMPORTERS[fmt](path, cfg)
-    table.save(device_paths(device, home).table)
+    table.save(device_paths(device, home, cfg.batch, cfg.precision).table)
     return table
 
 
@@ -193,6 +210,7 @@ class SearchOutcome:
     result: SearchResult
     predictor: LUTPredictor
     measured: Stats | None  # re-measured end to end on the device, when it is local
+    plot: Path | None = None  # the Pareto front PNG
 
 
 def ensure_ready(ctx: Context, progress: bool = True) -> LatencyTable:
@@ -222,4 +240,61 @@ def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvi
     pred = lut_predictor(ctx, table)
     result = evolve(ctx.space, pred.predict, target_ms, np.random.default_rng(seed), cfg=cfg)
     measured = measure_arch(ctx, result.best.arch) if (remeasure and ctx.live) else None
-    return SearchOutcome(result, pred, measured)
+    from hwnas.search.evolution import plot_pareto
+
+    ctx.paths.plots.mkdir(parents=True, exist_ok=True)
+    png = plot_pareto(result, ctx.paths.plots / f"pareto_{target_ms:g}ms.png",
+                      f"{ctx.space.name} on {device}, target {target_ms:g} ms",
+                      measured.median_ms if measured else None)
+    return SearchOutcome(result, pred, measured, png)
+
+
+# --- predictors: fit and evaluate against end-to-end records ---------------------------------
+def _dataset(ctx: Context, records_path: str | Path | None):
+    from hwnas.predictors.fitting import load_dataset
+
+    recs = Records.load(records_path or ctx.paths.records, ctx.cfg.name)
+    return load_dataset(ctx.space, recs)
+
+
+def fit(ctx: Context, kind: str, model: str | None = None,
+        records_path: str | Path | None = None, test_fraction: float = 0.5, seed: int = 0):
+    """Fit a predictor of ``kind`` on the training share of the records and save it."""
+    from hwnas.predictors.fitting import fit_and_save
+
+    data = _dataset(ctx, records_path)
+    table = load_table(ctx) if kind not in ("flops", "flops+blocks") else None
+    return fit_and_save(ctx.paths.predictor(kind), kind, ctx.cfg.name, ctx.space, table, data,
+                        model, test_fraction, seed)
+
+
+@dataclass
+class Evaluation:
+    kind: str
+    scores: dict
+    noise: dict | None
+    plots: list
+
+
+def evaluate(ctx: Context, kind: str, records_path: str | Path | None = None,
+             plots_dir: Path | None = None) -> Evaluation:
+    """Score a fitted predictor on the records it was not trained on."""
+    from hwnas.predictors import metrics
+    from hwnas.predictors.fitting import arch_key, load_fitted, noise_floor, plot
+
+    data = _dataset(ctx, records_path)
+    table = load_table(ctx) if kind not in ("flops", "flops+blocks") else None
+    if kind == "lut-raw":
+        from hwnas.predictors.fitting import restore
+
+        pred, seen = restore(kind, ctx.space, table, {}), set()
+    else:
+        pred, seen = load_fitted(ctx.paths.predictor(kind), kind, ctx.cfg.name, ctx.space, table)
+    held = data.subset([arch_key(a.to_dict()) not in seen for a in data.archs])
+    if len(held.archs) < 5:
+        raise HwnasError(f"only {len(held.archs)} held-out subnets to score on; measure more "
+                         f"with 'hwnas measure --sample N'")
+    p = pred.predict(held.archs)
+    pngs = plot(p, held.pooled_ms, f"{kind} on {ctx.cfg.name}", plots_dir or ctx.paths.plots,
+                kind.replace("+", "_"))
+    return Evaluation(kind, metrics.score(p, held.pooled_ms), noise_floor(held), pngs)

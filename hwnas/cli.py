@@ -49,7 +49,8 @@ def devices(as_json: bool) -> None:
 
     rows = []
     for name in device_names():
-        cfg, paths = load_device(name), device_paths(name)
+        cfg = load_device(name)
+        paths = device_paths(name, batch=cfg.batch, precision=cfg.precision)
         rows.append({"device": name, "profiler": cfg.profiler, "table": paths.table.exists(),
                      "description": cfg.description})
     if as_json:
@@ -68,12 +69,26 @@ def devices(as_json: bool) -> None:
               help="Time blocks in network-like context (flush) or alone (isolated).")
 @click.option("--warmup", type=int, default=None, help="Warm-up runs per op (config default).")
 @click.option("--runs", type=int, default=None, help="Timed runs per op (config default).")
-def profile(device, space, resolutions, fresh, context, warmup, runs) -> None:
-    """Measure every op of the space on DEVICE into its latency table (resumes)."""
+@click.option("--batch", type=int, default=None, help="Batch size (GPU devices; config default).")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "fp16", "bf16"]), default=None,
+              help="Precision (GPU devices; config default).")
+@click.option("--backend", type=click.Choice(["torch", "ort-cuda", "ort-trt"]), default=None,
+              help="GPU runtime (cuda devices; config default).")
+@click.option("--budget", type=float, default=None,
+              help="Measure only this fraction of the ops (coverage, then where kernel "
+                   "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest.")
+def profile(device, space, resolutions, fresh, context, warmup, runs, batch, precision, backend,
+            budget) -> None:
+    """Measure every op of the space on DEVICE into its latency table (resumes).
+
+    GPU tables are kept per batch and precision, so --batch 32 --precision fp16 and the
+    defaults live side by side.
+    """
     from hwnas import api
 
-    ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs)
-    table = api.profile(ctx, fresh=fresh)
+    ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs,
+                      batch=batch, precision=precision, backend=backend)
+    table = api.profile(ctx, fresh=fresh, budget=budget)
     click.echo(f"{device}: {len(table)} ops in {ctx.paths.table} "
                f"(resolutions {table.meta.get('resolutions')})")
 
@@ -173,7 +188,7 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, as_json)
     doc = res.result.to_dict()
     doc.update(device=device, predicted_ms=best.latency_ms,
                measured_ms=res.measured.median_ms if res.measured else None,
-               calibrated_on=res.predictor.n_calibration_)
+               calibrated_on=res.predictor.n_calibration_, pareto_plot=str(res.plot))
     if hasattr(best.arch, "to_elasticvit_list"):
         doc["elasticvit_list"] = best.arch.to_elasticvit_list()
     if out:
@@ -197,7 +212,59 @@ def _print_search(doc: dict, target: float) -> None:
         click.echo(f"measured:  {doc['measured_ms']:.3f} ms "
                    f"({100 * (doc['measured_ms'] / target - 1):+.1f}% vs target, re-measured "
                    f"end to end on {doc['device']})")
-    click.echo(f"Pareto set: {len(doc['pareto'])} subnets")
+    click.echo(f"Pareto set: {len(doc['pareto'])} subnets; plot: {doc['pareto_plot']}")
+
+
+@cli.command(name="fit")
+@DEVICE
+@SPACE
+@RESOLUTION
+@click.option("--kind", required=True,
+              type=click.Choice(["flops", "flops+blocks", "lut", "kernel", "e2e"]))
+@click.option("--model", default=None, help="kernel: rf|gbr|xgb; e2e: xgb|mlp.")
+@click.option("--records", "records_path", type=click.Path(), help="Default: DEVICE's records.")
+@click.option("--test-fraction", type=float, default=0.5, show_default=True,
+              help="Share of subnets held out for evaluate (chosen by arch hash).")
+def fit_(device, space, resolutions, kind, model, records_path, test_fraction) -> None:
+    """Fit a latency predictor on DEVICE's end-to-end records and save it."""
+    from hwnas import api
+
+    ctx = api.context(device, space, resolutions)
+    _, train = api.fit(ctx, kind, model, records_path, test_fraction)
+    click.echo(f"{device}: fitted {kind} on {len(train.archs)} subnets -> "
+               f"{ctx.paths.predictor(kind)}")
+
+
+@cli.command()
+@DEVICE
+@SPACE
+@RESOLUTION
+@click.option("--predictor", "kind", required=True,
+              type=click.Choice(["flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e"]))
+@click.option("--records", "records_path", type=click.Path(), help="Default: DEVICE's records.")
+@click.option("--plots", "plots_dir", type=click.Path(), help="Where to write the PNG plots.")
+@JSON
+def evaluate(device, space, resolutions, kind, records_path, plots_dir, as_json) -> None:
+    """Score a fitted predictor on held-out subnets, against the noise floor."""
+    from pathlib import Path
+
+    from hwnas import api
+
+    ctx = api.context(device, space, resolutions)
+    ev = api.evaluate(ctx, kind, records_path, Path(plots_dir) if plots_dir else None)
+    if as_json:
+        return _echo_json({"kind": kind, "scores": ev.scores, "noise_floor": ev.noise,
+                           "plots": [str(p) for p in ev.plots]})
+    rows = [("predictor " + kind, ev.scores)] + ([("noise floor", ev.noise)] if ev.noise else [])
+    click.echo(f"{'':<22}{'n':>5}{'±5%':>8}{'±10%':>8}{'RMSE ms':>9}{'RMSPE%':>8}"
+               f"{'tau':>7}{'rho':>7}")
+    for name, s in rows:
+        click.echo(f"{name:<22}{s['n']:>5}{100 * s['within5']:>7.1f}%{100 * s['within10']:>7.1f}%"
+                   f"{s['rmse_ms']:>9.3f}{s['rmspe']:>8.2f}{s['kendall']:>7.3f}"
+                   f"{s['spearman']:>7.3f}")
+    if ev.noise:
+        click.echo(f"RMSPE is {ev.scores['rmspe'] / ev.noise['rmspe']:.2f}x the noise floor")
+    click.echo("plots: " + ", ".join(str(p) for p in ev.plots))
 
 
 @cli.group()
@@ -210,10 +277,10 @@ def records() -> None:
 @click.option("--csv", "csv_path", required=True, type=click.Path())
 def records_export(device, csv_path) -> None:
     """Write DEVICE's records as CSV (one row per subnet, per-pass medians)."""
-    from hwnas.home import device_paths
+    from hwnas import api
     from hwnas.latency.records import Records
 
-    recs = Records.load(device_paths(device).records, device)
+    recs = Records.load(api.context(device).paths.records, device)
     recs.to_frame().to_csv(csv_path, index=False)
     click.echo(f"wrote {len(recs)} records to {csv_path}")
 

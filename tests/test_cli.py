@@ -63,7 +63,7 @@ def test_help_everywhere(hwnas_home):
 
 def test_unknown_device_and_space(hwnas_home, arch_file):
     assert_one_line_error(hwnas("search", "--device", "nope", "--target-latency", 5,
-                                home=hwnas_home), "unknown device 'nope'; known devices: local-cpu")
+                                home=hwnas_home), "unknown device 'nope'; known devices: .*local-cpu")
     f = arch_file(elasticvit_named()["elastic_T1"].to_dict())
     assert_one_line_error(hwnas("predict", "--device", "pixel6", "--space", "nope", "--arch", f,
                                 home=hwnas_home), "unknown search space 'nope'")

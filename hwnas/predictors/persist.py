@@ -40,7 +40,7 @@ _ESTIMATORS = {
     ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer"),
     ("sklearn.pipeline", "Pipeline"), ("sklearn.preprocessing._data", "StandardScaler"),
     ("sklearn.tree._classes", "DecisionTreeRegressor"), ("sklearn.tree._tree", "Tree"),
-    ("xgboost.sklearn", "XGBRegressor"), ("xgboost.core", "Booster"),
+    ("xgboost.sklearn", "XGBRegressor"), ("xgboost.core", "Booster"), ("builtins", "bytearray"),
 }
 PREDICTOR_GLOBALS = frozenset(SAFE_GLOBALS | _ESTIMATORS)
 

@@ -51,6 +51,7 @@ class SearchResult:
     objective: str
     evaluated: int
     history: list[float] = field(default_factory=list)  # best score per generation
+    feasible: list[Candidate] = field(default_factory=list, repr=False)  # for plots, not saved
 
     def to_dict(self) -> dict:
         return {"target_ms": self.target_ms, "objective": self.objective,
@@ -145,7 +146,33 @@ def evolve(space: SearchSpace, latency_fn: LatencyFn, target_ms: float,
     feasible = ev.feasible()
     best = max(feasible, key=lambda c: (c.score, -c.latency_ms))
     return SearchResult(best, pareto_front(feasible), target_ms, getattr(
-        objective, "name", "objective"), len(ev.seen), history)
+        objective, "name", "objective"), len(ev.seen), history, feasible)
+
+
+def plot_pareto(result: SearchResult, path, title: str = "", measured_ms: float | None = None):
+    """Every feasible subnet the search scored, its Pareto front, the target and the pick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pts = np.array([(c.latency_ms, c.score) for c in result.feasible])
+    front = np.array([(c.latency_ms, c.score) for c in result.pareto])
+    ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.3, label="feasible subnets scored")
+    ax.step(front[:, 0], front[:, 1], where="post", color="tab:red", label="Pareto front")
+    ax.axvline(result.target_ms, color="k", ls="--", lw=1, label="target")
+    ax.scatter([result.best.latency_ms], [result.best.score], marker="*", s=150,
+               color="tab:orange", zorder=3, label="chosen (predicted)")
+    if measured_ms is not None:
+        ax.scatter([measured_ms], [result.best.score], marker="x", s=80, color="k", zorder=3,
+                   label="chosen (re-measured)")
+    ax.set(xlabel="predicted latency (ms)", ylabel=result.objective.split(":")[-1].strip(),
+           title=title)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _initial_population(space, ev, rng, cfg) -> list[Candidate]:
