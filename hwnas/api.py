@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from hwnas.device_configs import DeviceConfig, load_device
-from hwnas.errors import HwnasError, MissingKeysError, TableError
+from hwnas.errors import DeviceError, HwnasError, MissingKeysError, TableError
 from hwnas.home import DevicePaths, device_paths, export_cache
 from hwnas.latency.importers import IMPORTERS
 from hwnas.latency.records import Records
@@ -227,8 +227,18 @@ def ensure_ready(ctx: Context, progress: bool = True) -> LatencyTable:
     if table is None or table.missing(needed):
         table = profile(ctx, progress=progress)
     if len(calibration_set(ctx, table)[1]) < CALIBRATION_SUBNETS:
-        measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
+        try:
+            measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
+        except DeviceError as e:
+            if not _imported(table):
+                raise
+            # an imported table (TF-NAS's titan-rtx) prices the space without the device
+            log.warning("%s; using the imported table uncalibrated", e)
     return table
+
+
+def _imported(table: LatencyTable) -> bool:
+    return bool(table.meta.get("source_format"))
 
 
 def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvit",
@@ -239,7 +249,14 @@ def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvi
     table = ensure_ready(ctx, progress)
     pred = lut_predictor(ctx, table)
     result = evolve(ctx.space, pred.predict, target_ms, np.random.default_rng(seed), cfg=cfg)
-    measured = measure_arch(ctx, result.best.arch) if (remeasure and ctx.live) else None
+    measured = None
+    if remeasure and ctx.live:
+        try:
+            measured = measure_arch(ctx, result.best.arch)
+        except DeviceError as e:
+            if not _imported(table):
+                raise
+            log.warning("%s; the chosen subnet is not re-measured", e)
     from hwnas.search.evolution import plot_pareto
 
     ctx.paths.plots.mkdir(parents=True, exist_ok=True)
