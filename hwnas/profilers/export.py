@@ -41,3 +41,83 @@ def onnx_for_op(op: OpSpec, cache_dir: Path) -> Path:
         module, shape = op.build()
         export_onnx(module, shape, path)
     return path
+
+
+# --- TFLite ----------------------------------------------------------------------------------
+# Conv-like blocks take NHWC tensors inside a TFLite network (TFLite convolutions are NHWC), so
+# they are exported with channel-last input and output: with NCHW I/O every block would carry two
+# TRANSPOSE ops that the network does not run (they doubled a 3x3 stem's time here). Attention
+# and FFN blocks work on tokens; with NCHW I/O they carry the fewest transposes.
+CHANNEL_LAST_KINDS = frozenset({"firstconv", "conv", "transds", "mbpool"})
+TFLITE_EXPORT_HINT = ("TFLite export needs litert-torch (PyTorch to TFLite, no TensorFlow): "
+                      "pip install 'hwnas[tflite-export]'")
+
+
+def channels_last_io(op: OpSpec) -> bool:
+    return op.kind in CHANNEL_LAST_KINDS
+
+
+def _litert_torch():
+    """Import litert-torch, hiding torchao's warnings about its CUDA kernels (this is a CPU build)."""
+    torchao_log = logging.getLogger("torchao")
+    level = torchao_log.level
+    torchao_log.setLevel(logging.ERROR)
+    try:
+        import litert_torch
+    except ImportError as e:
+        from hwnas.errors import ProfileError
+
+        raise ProfileError(f"{TFLITE_EXPORT_HINT} ({e})") from None
+    finally:
+        torchao_log.setLevel(level)
+    return litert_torch
+
+
+def tflite_export_available() -> bool:
+    """Whether litert-torch can be imported (tests and benchmarks skip TFLite export without it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("litert_torch") is not None
+
+
+def tflite_input_shape(input_shape, channels_last: bool) -> tuple[int, ...]:
+    n, c, *spatial = input_shape
+    return (n, *spatial, c) if channels_last and spatial else tuple(input_shape)
+
+
+def export_tflite(module, input_shape, path: str | Path, channels_last: bool = False) -> Path:
+    """Convert an eval-mode module with a fixed batch-1 NCHW input to a float32 .tflite.
+
+    With ``channels_last`` the model takes (and, for 4-d outputs, returns) NHWC tensors.
+    litert-torch's progress report is captured and sent to the debug log, not the terminal.
+    """
+    import contextlib
+    import io
+
+    import torch
+
+    lt = _litert_torch()
+    path = Path(path)
+    module = module.eval()
+    x = torch.randn(*input_shape)
+    if channels_last and x.dim() == 4:
+        with torch.no_grad():
+            four_d_out = module(x).dim() == 4
+        module = lt.to_channel_last_io(module, args=[0], outputs=[0] if four_d_out else [])
+        x = x.permute(0, 2, 3, 1).contiguous()
+    chatter = io.StringIO()
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(chatter):
+        warnings.simplefilter("ignore")
+        flat = lt.convert(module.eval(), (x,)).model_content()
+    log.debug("litert-torch: %s", chatter.getvalue())
+    atomic_write_bytes(path, bytes(flat))
+    return path
+
+
+def tflite_for_op(op: OpSpec, cache_dir: Path) -> Path:
+    """The op's .tflite, exported once and cached by key (cache_dir/tflite/{key}.tflite)."""
+    path = Path(cache_dir) / "tflite" / f"{op.key}.tflite"
+    if not path.exists():
+        module, shape = op.build()
+        export_tflite(module, shape, path, channels_last=channels_last_io(op))
+    return path
