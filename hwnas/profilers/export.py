@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
@@ -57,19 +58,29 @@ def channels_last_io(op: OpSpec) -> bool:
     return op.kind in CHANNEL_LAST_KINDS
 
 
-def _litert_torch():
-    """Import litert-torch, hiding torchao's warnings about its CUDA kernels (this is a CPU build)."""
-    torchao_log = logging.getLogger("torchao")
-    level = torchao_log.level
-    torchao_log.setLevel(logging.ERROR)
+@contextlib.contextmanager
+def _quiet(*names: str, level: int = logging.WARNING):
+    """Raise some loggers' levels for a while: litert-torch logs every lowering at INFO on the
+    root logger, and torchao warns at import that its CUDA kernels are missing (a CPU build)."""
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(level, lg.getEffectiveLevel()))
     try:
-        import litert_torch
+        yield
+    finally:
+        for lg, lv in zip(loggers, saved):
+            lg.setLevel(lv)
+
+
+def _litert_torch():
+    try:
+        with _quiet("torchao", "torch.utils._pytree", level=logging.ERROR):
+            import litert_torch
     except ImportError as e:
         from hwnas.errors import ProfileError
 
         raise ProfileError(f"{TFLITE_EXPORT_HINT} ({e})") from None
-    finally:
-        torchao_log.setLevel(level)
     return litert_torch
 
 
@@ -91,7 +102,6 @@ def export_tflite(module, input_shape, path: str | Path, channels_last: bool = F
     With ``channels_last`` the model takes (and, for 4-d outputs, returns) NHWC tensors.
     litert-torch's progress report is captured and sent to the debug log, not the terminal.
     """
-    import contextlib
     import io
 
     import torch
@@ -106,7 +116,8 @@ def export_tflite(module, input_shape, path: str | Path, channels_last: bool = F
         module = lt.to_channel_last_io(module, args=[0], outputs=[0] if four_d_out else [])
         x = x.permute(0, 2, 3, 1).contiguous()
     chatter = io.StringIO()
-    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(chatter):
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(chatter), \
+            _quiet("", "jax", "jax._src.xla_bridge"):
         warnings.simplefilter("ignore")
         flat = lt.convert(module.eval(), (x,)).model_content()
     log.debug("litert-torch: %s", chatter.getvalue())
