@@ -50,12 +50,10 @@ def assert_matches_torch(module, path, shape, channels_last):
 
 @needs_export
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.key)
-def test_every_op_kind_exports_and_matches_torch(op, cache):
-    (cache / "tflite" / f"{op.key}.tflite").unlink(missing_ok=True)  # really export it here
-    torch.manual_seed(0)  # build() draws random weights: draw the same ones twice
-    path = tflite_for_op(op, cache)  # (and leave it in the shared cache for later tests)
+def test_every_op_kind_exports_and_matches_torch(op, cache, export_seeded):
+    path = export_seeded(op)  # tflite_for_op under seed 0, once per session (shared cache)
     assert path == cache / "tflite" / f"{op.key}.tflite"
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # the same random weights again
     module, shape = op.build()
     assert_matches_torch(module, path, shape, channels_last_io(op))
 

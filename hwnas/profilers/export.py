@@ -73,6 +73,35 @@ def _quiet(*names: str, level: int = logging.WARNING):
             lg.setLevel(lv)
 
 
+@contextlib.contextmanager
+def _native_stderr_to_log():
+    """Send what native code writes to fd 2 (the converter's C++ logging: a line per model)
+    to the debug log. Other threads' stderr in this window goes there too, not lost."""
+    import os
+    import sys
+    import tempfile
+
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured by a test)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode(errors="replace").strip()
+            if text:
+                log.debug("converter: %s", text)
+
+
 def _litert_torch():
     try:
         with _quiet("torchao", "torch.utils._pytree", level=logging.ERROR):
@@ -117,7 +146,7 @@ def export_tflite(module, input_shape, path: str | Path, channels_last: bool = F
         x = x.permute(0, 2, 3, 1).contiguous()
     chatter = io.StringIO()
     with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(chatter), \
-            _quiet("", "jax", "jax._src.xla_bridge"):
+            _quiet("", "jax", "jax._src.xla_bridge"), _native_stderr_to_log():
         warnings.simplefilter("ignore")
         flat = lt.convert(module.eval(), (x,)).model_content()
     log.debug("litert-torch: %s", chatter.getvalue())
