@@ -34,12 +34,12 @@ class UnsafePickleError(TableError):
 class MissingKeysError(HwnasError, KeyError):
     """A latency table lacks some op keys. Never answered with 0 ms."""
 
-    def __init__(self, missing: list[str], table: str = "table") -> None:
+    def __init__(self, missing: list[str], table: str = "table", what: str = "latency") -> None:
         self.missing = sorted(set(missing))
         shown = ", ".join(self.missing[:5])
         more = f" (+{len(self.missing) - 5} more)" if len(self.missing) > 5 else ""
         super().__init__(
-            f"{table} has no latency for {len(self.missing)} op key(s): {shown}{more}; "
+            f"{table} has no {what} for {len(self.missing)} op key(s): {shown}{more}; "
             f"profile them (hwnas profile) or use a predictor that fills gaps"
         )
 

@@ -28,27 +28,31 @@ def hwnas_home(env: dict | None = None) -> Path:
 @dataclass(frozen=True)
 class DevicePaths:
     root: Path
+    # "" for batch 1 fp32; "-b32-fp16" otherwise, so that one GPU keeps a table per setting
+    variant: str = ""
 
     @property
     def table(self) -> Path:
-        return self.root / "table.pkl"
+        return self.root / f"table{self.variant}.pkl"
 
     @property
     def records(self) -> Path:
-        return self.root / "records.json"
+        return self.root / f"records{self.variant}.json"
 
     def predictor(self, kind: str) -> Path:
-        return self.root / "predictors" / f"{kind}.pkl"
+        return self.root / "predictors" / f"{kind}{self.variant}.pkl"
 
     @property
     def plots(self) -> Path:
         return self.root / "plots"
 
 
-def device_paths(device: str, home: Path | None = None) -> DevicePaths:
+def device_paths(device: str, home: Path | None = None, batch: int = 1,
+                 precision: str = "fp32") -> DevicePaths:
     if not _SAFE_NAME.fullmatch(device):
         raise DeviceError(f"bad device name {device!r}: use letters, digits, '.', '_' and '-'")
-    return DevicePaths((home or hwnas_home()) / "devices" / device)
+    variant = "" if (batch, precision) == (1, "fp32") else f"-b{batch}-{precision}"
+    return DevicePaths((home or hwnas_home()) / "devices" / device, variant)
 
 
 def export_cache(home: Path | None = None) -> Path:

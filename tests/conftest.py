@@ -1,6 +1,50 @@
-"""Shared test fixtures."""
+"""Shared fixtures. Tests run with their own HWNAS_HOME and never touch the user's tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def hwnas_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "hwnas-home"
+    monkeypatch.setenv("HWNAS_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def export_cache_dir(tmp_path_factory) -> Path:
+    """One ONNX export cache for the whole session: keys are stable, exports are reusable."""
+    return tmp_path_factory.mktemp("export-cache")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real tables measured by others are not here ({SHARED_DATA} is absent)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tests share 2 cores; keep torch from spawning a thread per core."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def hwnas_env(home: Path) -> dict:
+    env = dict(os.environ, HWNAS_HOME=str(home))
+    return env
 
 
 @pytest.fixture(scope="session")

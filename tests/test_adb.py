@@ -10,12 +10,7 @@ and prints benchmark_model's output. Numbers measured here say nothing about a p
 Tests against a real phone are marked ``device`` and skip when none is attached.
 """
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +23,7 @@ adbutils = pytest.importorskip("adbutils", reason="adb tests need adbutils (pip 
 pytest.importorskip("ai_edge_litert", reason="the benchmark stand-in runs models with LiteRT")
 
 from adbd_standin import set_cpu, set_zone  # noqa: E402
+from standin_harness import AdbServer, StandinPhone, standin_bin  # noqa: E402
 
 from hwnas.cli_adb import devices_adb, format_devices_adb  # noqa: E402
 from hwnas.device_configs import load_device  # noqa: E402
@@ -41,105 +37,21 @@ from hwnas.profilers.run import profile_ops  # noqa: E402
 
 needs_export = pytest.mark.skipif(not tflite_export_available(),
                                   reason="litert-torch is not installed: no .tflite to push")
-HERE = Path(__file__).parent
 # the blocks test_tflite.py exports and checks against torch (shared export cache)
 OPS = [MBConv(16, 24, 24, 4, 1, 3, 1), TransDS(16, 32, 48, 2), Attention(8, 64, 2),
        FFN(8, 64, 3), MBConv(15, 16, 24, 4, 2, 5, 1)]
-PEAKS = [1803000] * 4 + [2253000] * 2 + [2802000] * 2  # Google Tensor's three clusters
-PIXEL6 = {
-    "props": {"ro.product.name": "oriole", "ro.product.model": "Pixel 6",
-              "ro.product.device": "oriole", "ro.product.manufacturer": "Google",
-              "ro.soc.manufacturer": "Google", "ro.soc.model": "Tensor",
-              "ro.build.version.release": "14", "ro.build.version.sdk": "34",
-              "ro.product.cpu.abi": "arm64-v8a",
-              "ro.build.fingerprint": "hwnas/standin/oriole:14/STANDIN/1:user/test-keys"},
-    "cpus": [["schedutil", k, k, k] for k in PEAKS],
-    "zones": [["BIG", 38000], ["MID", 36000], ["LITTLE", 35000], ["battery", 31000]],
-}
-
-
-def free_port() -> int:
-    """A loopback port outside 5555-5585 (adb scans those for emulators) and not 5037."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not 5037 <= port <= 5585:
-            return port
-
-
-class AdbServer:
-    def __init__(self, port: int, env: dict):
-        self.port, self.env = port, env
-        self.exe = adbutils.adb_path()
-
-    def adb(self, *args, timeout: float = 30) -> str:
-        r = subprocess.run([self.exe, "-P", str(self.port), *args], env=self.env,
-                           capture_output=True, text=True, timeout=timeout)
-        return r.stdout + r.stderr
 
 
 @pytest.fixture(scope="module")
 def adb_server(tmp_path_factory):
     """A private adb server (its own port and HOME), killed at the end."""
-    port, home = free_port(), tmp_path_factory.mktemp("adb-home")
-    env = dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port))
-    server = AdbServer(port, env)
-    server.adb("start-server", timeout=60)
+    server = AdbServer.start(tmp_path_factory.mktemp("adb-home"))
     mp = pytest.MonkeyPatch()
-    mp.setenv("ANDROID_ADB_SERVER_PORT", str(port))  # what hwnas's adb client reads
+    mp.setenv("ANDROID_ADB_SERVER_PORT", str(server.port))  # what hwnas's adb client reads
     mp.delenv("ANDROID_SERIAL", raising=False)
     yield server
     mp.undo()
-    server.adb("kill-server")
-
-
-class StandinPhone:
-    """A stand-in phone process; ``kill`` is pulling the cable, ``start`` plugging it back."""
-
-    def __init__(self, server: AdbServer, root: Path):
-        self.server, self.root, self.port = server, root, free_port()
-        self.spec_path = root.parent / f"{root.name}-spec.json"
-        self.spec_path.write_text(json.dumps(PIXEL6))
-        self.proc = None
-
-    @property
-    def serial(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> "StandinPhone":
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "adbd_standin.py"), "--port", str(self.port),
-             "--root", str(self.root), "--spec", str(self.spec_path)],
-            stdout=subprocess.PIPE, text=True, start_new_session=True)
-        assert self.proc.stdout.readline().strip() == "READY"
-        assert "connected" in self.server.adb("connect", self.serial)
-        deadline = time.monotonic() + 20
-        while f"{self.serial}\tdevice" not in self.server.adb("devices"):
-            assert time.monotonic() < deadline, self.server.adb("devices")
-            time.sleep(0.1)
-        return self
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the daemon and whatever it runs
-            self.proc.wait()
-        self.server.adb("disconnect", self.serial)  # as adb forgets an unplugged phone
-
-    def runs(self) -> int:
-        """Benchmark runs started on this phone (its taskset logs one line per run)."""
-        log = self.root / "taskset.log"
-        return len(log.read_text().splitlines()) if log.exists() else 0
-
-    def kill_when(self, runs: int) -> threading.Thread:
-        def watch():
-            while self.proc.poll() is None and self.runs() < runs:
-                time.sleep(0.02)
-            self.kill()
-
-        t = threading.Thread(target=watch, daemon=True)
-        t.start()
-        return t
+    server.stop()
 
 
 @pytest.fixture
@@ -163,15 +75,6 @@ def phones(adb_server, tmp_path, exported):
         p.kill()
 
 
-def standin_bin(tmp_path: Path, generation: str = "new") -> Path:
-    """The 'benchmark_bin' a user would download, here a wrapper around the stand-in."""
-    path = tmp_path / f"benchmark_model_{generation}"
-    path.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "benchmark_model_standin.py"} '
-                    f'--standin_generation={generation} "$@"\n')
-    path.chmod(0o755)
-    return path
-
-
 def pixel6(tmp_path: Path, generation: str = "new", **changes):
     changes = dict(dict(warmup=2, runs=5, cool_poll_s=0.2, cool_max_s=20.0), **changes)
     return load_device("pixel6").with_overrides(
@@ -183,7 +86,7 @@ def test_profile_a_table_over_adb(phones, tflite_cache, tmp_path):
     phone = phones()
     path = tmp_path / "pixel6.pkl"
     with make_profiler(pixel6(tmp_path), tflite_cache) as prof:
-        table = profile_ops(prof, OPS[:3], path, progress=False)
+        assert len(profile_ops(prof, OPS[:3], path, progress=False)) == 3
         chain = torch.nn.Sequential(OPS[0].module(), OPS[0].module()).eval()
         whole = prof.measure_model(chain, OPS[0].input_shape())
     assert whole.n == 5 and whole.median_ms > 0

@@ -14,6 +14,11 @@ import yaml
 from hwnas.errors import DeviceError
 
 PROFILERS = ("onnxruntime", "tflite", "adb", "cuda", "imported")
+# The cuda profiler's runtimes and precisions. "tf32" is fp32 storage with TensorFloat-32 math in
+# matmuls and convolutions: on Ampere and later cuDNN uses it for "fp32" convolutions unless told
+# not to, so hwnas names it and keeps plain "fp32" strict.
+CUDA_BACKENDS = ("torch", "ort-cuda", "ort-trt")
+CUDA_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,14 @@ class DeviceConfig:
     resolutions: tuple[int, ...] = ()  # resolutions the main job profiles by default
     source: str = ""  # where an imported table comes from
     notes: str = ""
+    # --- cuda profiler only (ignored by the others) ---
+    backend: str = "torch"  # one of CUDA_BACKENDS
+    include_copies: bool = False  # time host->device input and device->host output copies too
+    cudnn_benchmark: bool = True  # let cuDNN (or ORT's conv search) pick the fastest algorithms
+    warmup_max: int = 1000  # warm up at least `warmup` calls, until stable, at most this many
+    warmup_tolerance: float = 0.02  # stable: the median of the last window moved less than this
+    energy: bool = True  # also measure energy per call from NVML's total-energy counter
+    energy_min_s: float = 1.0  # the counter ticks coarsely: integrate over at least this long
     # --- TFLite (local-tflite and adb devices) ---------------------------------------------
     use_xnnpack: bool = True  # the XNNPACK delegate (TFLite's default CPU path since 2.3)
     # --- adb (Android phones) ----------------------------------------------------------------
@@ -65,6 +78,26 @@ class DeviceConfig:
                 raise DeviceError(f"device {self.name}: {name} must be a non-negative number")
         if not 0 <= self.freq_drop < 1:
             raise DeviceError(f"device {self.name}: freq_drop must be a fraction in [0, 1)")
+        if self.profiler == "cuda":
+            self._check_cuda()
+
+    def _check_cuda(self) -> None:
+        if self.backend not in CUDA_BACKENDS:
+            raise DeviceError(f"device {self.name}: backend {self.backend!r} unknown; "
+                              f"one of {', '.join(CUDA_BACKENDS)}")
+        if self.precision not in CUDA_PRECISIONS:
+            raise DeviceError(f"device {self.name}: precision {self.precision!r} unknown; "
+                              f"one of {', '.join(CUDA_PRECISIONS)}")
+        for name in ("include_copies", "cudnn_benchmark", "energy"):
+            if not isinstance(getattr(self, name), bool):
+                raise DeviceError(f"device {self.name}: {name} must be true or false")
+        if not isinstance(self.warmup_max, int) or self.warmup_max < self.warmup:
+            raise DeviceError(f"device {self.name}: warmup_max must be an integer >= warmup "
+                              f"({self.warmup})")
+        if not 0 < self.warmup_tolerance < 1:
+            raise DeviceError(f"device {self.name}: warmup_tolerance must be in (0, 1)")
+        if not self.energy_min_s > 0:
+            raise DeviceError(f"device {self.name}: energy_min_s must be > 0 seconds")
 
     def with_overrides(self, **changes) -> "DeviceConfig":
         """A copy with some fields changed (from the command line), re-validated."""

@@ -37,6 +37,12 @@ class Stats:
         return Stats(self.median_ms + delta_ms, self.mean_ms + delta_ms, self.std_ms,
                      self.p10_ms + delta_ms, self.p90_ms + delta_ms, self.n)
 
+    def per_image(self, batch: int) -> "Stats":
+        """Per-image figures of a per-batch measurement (all hwnas tables store per batch)."""
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, not {batch!r}")
+        return Stats(*(v / batch for v in astuple(self)[:5]), self.n)
+
     @property
     def spread(self) -> float:
         """(p90 - p10) / median: a robust relative spread."""
@@ -51,3 +57,10 @@ class Stats:
             raise ValueError("Stats needs 6 values")
         *floats, n = values
         return cls(*(float(v) for v in floats), int(n))
+
+
+def per_image_ms(per_batch_ms, batch: int):
+    """ms per image from ms per batch (a float or an array), for tables with ``batch`` > 1."""
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, not {batch!r}")
+    return per_batch_ms / batch

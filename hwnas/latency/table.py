@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from hwnas.errors import MissingKeysError, TableError
+from hwnas.latency.energy import Energy
 from hwnas.latency.safeio import dump_pickle, safe_load
 from hwnas.latency.stats import Stats
 
@@ -30,10 +31,18 @@ class LatencyTable:
     # key -> reason, for numbers kept as the source gave them but not to be trusted blindly
     # (e.g. TF-NAS's negative interpolated entries)
     flags: dict[str, str] = field(default_factory=dict)
+    # key -> energy per call, measured beside the latency (GPUs with NVML). Optional: a key
+    # without a measured energy is absent, never 0. Old tables load with this empty.
+    energy: dict[str, Energy] = field(default_factory=dict)
 
     @property
     def device(self) -> str:
         return self.meta.get("device", "?")
+
+    @property
+    def batch(self) -> int:
+        """Images per timed call: every latency and energy in the table is per batch."""
+        return int(self.meta.get("batch", 1))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -52,6 +61,30 @@ class LatencyTable:
             raise MissingKeysError(missing, f"latency table of {self.device}")
         return np.array([self.entries[k].median_ms for k in keys], dtype=np.float64)
 
+    def lookup_per_image(self, keys: Iterable[str]) -> np.ndarray:
+        """Medians of ``keys`` in ms per image (per batch / batch)."""
+        return self.lookup(keys) / self.batch
+
+    def lookup_energy(self, keys: Iterable[str]) -> np.ndarray:
+        """Energy of ``keys`` in mJ per batch. Raises MissingKeysError for keys without one."""
+        keys = list(keys)
+        missing = [k for k in keys if k not in self.energy]
+        if missing:
+            raise MissingKeysError(missing, f"latency table of {self.device}", what="energy")
+        return np.array([self.energy[k].mj_per_call for k in keys], dtype=np.float64)
+
+    def put(self, key: str, stats: Stats, energy: Energy | None = None, flag: str = "") -> None:
+        """Store a fresh measurement; it replaces the old one's energy and flag too."""
+        self.entries[key] = stats
+        if energy is None:
+            self.energy.pop(key, None)
+        else:
+            self.energy[key] = energy
+        if flag:
+            self.flags[key] = flag
+        else:
+            self.flags.pop(key, None)
+
     def medians(self) -> dict[str, float]:
         return {k: s.median_ms for k, s in self.entries.items()}
 
@@ -63,6 +96,8 @@ class LatencyTable:
             "meta": self.meta,
             "entries": {k: s.to_list() for k, s in self.entries.items()},
             "flags": dict(self.flags),
+            # an optional field: readers that predate it ignore it, so the schema stays 1
+            "energy": {k: e.to_list() for k, e in self.energy.items()},
         }
 
     @classmethod
@@ -76,12 +111,17 @@ class LatencyTable:
         try:
             entries = {str(k): Stats.from_list(v) for k, v in obj["entries"].items()}
             meta, flags = dict(obj["meta"]), dict(obj.get("flags", {}))
+            energy = {str(k): Energy.from_list(v) for k, v in obj.get("energy", {}).items()}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise TableError(f"{source} is corrupt ({type(e).__name__}: {e})") from None
         bad = [k for k, s in entries.items() if math.isnan(s.median_ms)]
         if bad:
             raise TableError(f"{source} has NaN latency for {len(bad)} key(s), e.g. {bad[0]}")
-        return cls(meta, entries, flags)
+        stray = sorted(set(energy) - set(entries))
+        if stray:
+            raise TableError(f"{source} has energy without latency for {len(stray)} key(s), "
+                             f"e.g. {stray[0]}")
+        return cls(meta, entries, flags, energy)
 
     def save(self, path: str | Path) -> None:
         dump_pickle(path, self.to_obj())

@@ -6,13 +6,29 @@ the predictors and the search never care which runtime measured a number.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from hwnas.device_configs import DeviceConfig
 from hwnas.errors import DeviceError
+from hwnas.latency.energy import Energy
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything one measurement produced: what the optional ``measure_op_full`` returns.
+
+    Profilers that can say more than Stats (energy, a warm-up that never settled) implement
+    ``measure_op_full(op) -> Measurement``; the driver uses it when present, so a wrapper that
+    changes ``measure_op`` must change (or hide) ``measure_op_full`` too.
+    """
+
+    stats: Stats
+    energy: Energy | None = None  # None: not measured or unavailable; never a zero
+    flag: str = ""  # why this number deserves a second look; "" when nothing is amiss
 
 
 class Profiler(Protocol):
@@ -51,6 +67,10 @@ def make_profiler(cfg: DeviceConfig, cache_dir: Path, serials: tuple[str, ...] =
         return LiteRTProfiler(cfg, cache_dir)
     if cfg.profiler == "adb":
         return _adb_profiler(cfg, cache_dir, serials)
+    if cfg.profiler == "cuda":
+        from hwnas.profilers.cuda import CudaProfiler
+
+        return CudaProfiler(cfg, cache_dir)  # raises DeviceError at once when no GPU is visible
     if cfg.profiler == "imported":
         raise DeviceError(f"{cfg.name} has no live profiler in hwnas yet; import its table with "
                           f"'hwnas import' ({cfg.source or 'see hwnas devices'})")

@@ -32,7 +32,7 @@ from hwnas.device_configs import DeviceConfig
 from hwnas.errors import DeviceError, ProfileError
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
-from hwnas.profilers import android
+from hwnas.profilers import Measurement, android
 from hwnas.profilers.adb_conn import AdbLink, connect
 from hwnas.profilers.benchmark_output import BenchmarkOutput, parse_benchmark_output
 from hwnas.profilers.export import export_tflite, tflite_for_op
@@ -217,9 +217,18 @@ class AdbProfiler:
 
     # --- measuring ---------------------------------------------------------------------------
     def measure_op(self, op: OpSpec) -> Stats:
+        return self.measure_op_full(op).stats
+
+    def measure_op_full(self, op: OpSpec) -> Measurement:
+        """The op's Stats, flagged when the phone was still throttling (the driver keeps the
+        flag in the table: a number measured hot is kept, never hidden)."""
         with self.export_lock:  # litert-torch conversion is not made for several threads
             path = tflite_for_op(op, self.cache_dir)
-        return self._run(path).stats().shifted(-self.call_overhead_ms)
+        hot_before = len(self._events)
+        stats = self._run(path).stats().shifted(-self.call_overhead_ms)
+        hot = [e for e in self._events[hot_before:] if not e["cooled"]]
+        flag = f"measured while throttling: {hot[-1]['still']}" if hot else ""
+        return Measurement(stats, None, flag)
 
     def measure_model(self, module, input_shape) -> Stats:
         """A whole network with NHWC input, end to end (overhead included)."""

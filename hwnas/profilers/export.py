@@ -14,8 +14,11 @@ log = logging.getLogger(__name__)
 OPSET = 17
 
 
-def export_onnx(module, input_shape, path: str | Path) -> Path:
-    """Export an eval-mode module with a fixed batch-1 input to ONNX (written atomically).
+def export_onnx(module, input_shape, path: str | Path, dtype: str = "float32") -> Path:
+    """Export an eval-mode module with a fixed input shape to ONNX (written atomically).
+
+    ``dtype`` ("float32", "float16") is the torch dtype of the weights and the input: a float16
+    graph is what onnxruntime's CUDA provider runs in fp16.
 
     The TorchScript-based exporter is used on purpose: it is ~100x faster than the dynamo one
     (0.03 s vs 3.7 s per block here), which is what makes profiling 670 blocks take minutes.
@@ -25,8 +28,8 @@ def export_onnx(module, input_shape, path: str | Path) -> Path:
     import torch
 
     path = Path(path)
-    module = module.eval()
-    x = torch.randn(*input_shape)
+    module = module.eval().to(getattr(torch, dtype))
+    x = torch.randn(*input_shape).to(getattr(torch, dtype))
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")

@@ -22,6 +22,7 @@ from hwnas.errors import ProfileError
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.ops import OpSpec
+from hwnas.profilers import Measurement
 from hwnas.profilers.run import SAVE_EVERY, _now, _Sentinel, open_table, pick_sentinel, sync_meta
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,9 @@ class _Shared:
         with self.lock:
             return self.todo.popleft() if self.todo and not self.stop.is_set() else None
 
-    def put(self, op: OpSpec, stats: Stats, serial: str, bar) -> None:
+    def put(self, op: OpSpec, m: Measurement, serial: str, bar) -> None:
         with self.lock:
-            self.table.entries[op.key] = stats
+            self.table.put(op.key, m.stats, m.energy, m.flag)
             self.by_phone[serial] += 1
             self.done += 1
             bar.update(1)
@@ -113,8 +114,7 @@ def _worker(phone, shared: _Shared, sentinel_op: OpSpec, sentinel_every: int,
         sentinel = _Sentinel(phone, sentinel_op, tolerance)
         recent: list[OpSpec] = []
         while (op := shared.take()) is not None:
-            stats = phone.measure_op(op)
-            shared.put(op, stats, phone.serial, bar)
+            shared.put(op, _measure(phone, op), phone.serial, bar)
             recent.append(op)
             op = None
             if len(recent) >= sentinel_every:
@@ -127,6 +127,11 @@ def _worker(phone, shared: _Shared, sentinel_op: OpSpec, sentinel_every: int,
             shared.failures[phone.serial] = e
             if not isinstance(e, ProfileError):
                 shared.stop.set()  # a bug or Ctrl-C: stop everyone
+
+
+def _measure(phone, op: OpSpec) -> Measurement:
+    full = getattr(phone, "measure_op_full", None)
+    return full(op) if full is not None else Measurement(phone.measure_op(op))
 
 
 def _check_drift(phone, sentinel: _Sentinel, recent: list[OpSpec], cooldown_s: float,
@@ -142,14 +147,15 @@ def _check_drift(phone, sentinel: _Sentinel, recent: list[OpSpec], cooldown_s: f
     event = {"at": _now(), "serial": phone.serial, "drift": round(drift, 4),
              "after_cooldown": round(again, 4), "ops_since_check": len(recent)}
     if abs(again) <= sentinel.tolerance:
-        fresh = {op.key: phone.measure_op(op) for op in recent}
+        fresh = {op.key: _measure(phone, op) for op in recent}
         event["action"] = "re-measured"
     else:
         fresh = {}
         event["action"] = "kept; new baseline"
         sentinel.baseline *= 1.0 + again
     with shared.lock:
-        shared.table.entries.update(fresh)
+        for key, m in fresh.items():
+            shared.table.put(key, m.stats, m.energy, m.flag)
         shared.table.meta.setdefault("drift_events", []).append(event)
 
 

@@ -20,7 +20,7 @@ from typing import Sequence
 from hwnas.errors import ProfileError
 from hwnas.latency.table import LatencyTable
 from hwnas.ops import OpSpec
-from hwnas.profilers import Profiler
+from hwnas.profilers import Measurement, Profiler
 
 log = logging.getLogger(__name__)
 SAVE_EVERY = 20
@@ -58,9 +58,10 @@ def sync_meta(table: LatencyTable, profiler: Profiler) -> None:
 
 
 def pick_sentinel(ops: Sequence[OpSpec]) -> OpSpec:
-    """A mid-sized op: big enough to time stably, small enough to re-time often."""
+    """An op at the 75th percentile of MACs: big enough that its median is stable (small ops
+    swing by 10-20% on a shared box), small enough to re-time often."""
     by_macs = sorted(ops, key=lambda o: (o.macs(), o.key))
-    return by_macs[len(by_macs) // 2]
+    return by_macs[len(by_macs) * 3 // 4]
 
 
 class _Sentinel:
@@ -100,7 +101,7 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
                leave=False)
     try:
         for i, op in enumerate(bar, 1):
-            table.entries[op.key] = profiler.measure_op(op)
+            _record(table, profiler, op)
             since_check.append(op)
             if i % sentinel_every == 0:
                 _check_drift(table, sentinel, since_check, cooldown_s)
@@ -120,6 +121,13 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
     return table
 
 
+def _record(table: LatencyTable, profiler: Profiler, op: OpSpec) -> None:
+    """Measure one op into the table, with its energy and flag where the profiler gives them."""
+    full = getattr(profiler, "measure_op_full", None)
+    m = full(op) if full is not None else Measurement(profiler.measure_op(op))
+    table.put(op.key, m.stats, m.energy, m.flag)
+
+
 def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],
                  cooldown_s: float) -> None:
     drift = sentinel.drift()
@@ -133,7 +141,7 @@ def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],
              "ops_since_check": len(recent)}
     if abs(again) <= sentinel.tolerance:
         for op in recent:  # timed during the disturbance: measure them again
-            table.entries[op.key] = sentinel.profiler.measure_op(op)
+            _record(table, sentinel.profiler, op)
         event["action"] = "re-measured"
     else:
         event["action"] = "kept; new baseline"

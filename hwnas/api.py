@@ -1,0 +1,300 @@
+"""The Python API behind the CLI: every command is one call here, with explicit arguments.
+
+The pieces (space, device config, table, records, profiler, predictor, search) are passed
+around as values; nothing is global. A typical session::
+
+    from hwnas import api
+    res = api.search("local-cpu", target_ms=8.0, seed=0)
+    print(res.result.best.arch, res.result.best.latency_ms, res.measured.median_ms)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from hwnas.device_configs import DeviceConfig, load_device
+from hwnas.errors import HwnasError, MissingKeysError, TableError
+from hwnas.home import DevicePaths, device_paths, export_cache
+from hwnas.latency.importers import IMPORTERS
+from hwnas.latency.records import Records
+from hwnas.latency.sampling import stratified_sample
+from hwnas.latency.stats import Stats
+from hwnas.latency.table import LatencyTable
+from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
+from hwnas.search.evolution import EvolutionConfig, SearchResult, evolve
+from hwnas.spaces import SearchSpace, get_space
+
+log = logging.getLogger(__name__)
+CALIBRATION_SUBNETS = 12
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a command needs about one device, resolved once."""
+
+    cfg: DeviceConfig
+    space: SearchSpace
+    paths: DevicePaths
+    home: Path | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.cfg.profiler != "imported"
+
+
+def context(device: str, space: str = "elasticvit", resolutions: Sequence[int] | None = None,
+            home: Path | None = None, **overrides) -> Context:
+    cfg = load_device(device)
+    if overrides:
+        cfg = cfg.with_overrides(**overrides)
+    res = tuple(resolutions or ()) or (cfg.resolutions if space == "elasticvit" else ())
+    paths = device_paths(device, home, cfg.batch, cfg.precision)
+    return Context(cfg, get_space(space, res or None), paths, home)
+
+
+def load_table(ctx: Context) -> LatencyTable:
+    if not ctx.paths.table.exists():
+        hint = ("run 'hwnas profile --device %s'" % ctx.cfg.name if ctx.live
+                else "import one with 'hwnas import'")
+        raise TableError(f"no latency table for {ctx.cfg.name} at {ctx.paths.table}; {hint}")
+    return LatencyTable.load(ctx.paths.table)
+
+
+# --- profiling and measuring -----------------------------------------------------------------
+def _profiler(ctx: Context, serials: tuple[str, ...] = ()):
+    from hwnas.profilers import make_profiler
+
+    return make_profiler(ctx.cfg, export_cache(ctx.home), serials=serials)
+
+
+def profile(ctx: Context, fresh: bool = False, progress: bool = True,
+            serials: tuple[str, ...] = (), budget: float | None = None) -> LatencyTable:
+    """Measure the ops of the space at its resolutions that the table lacks (resumable).
+
+    With ``budget`` (a fraction), only that share of the ops is measured, chosen for coverage
+    and then where kernel regressors are least sure; ``hwnas fit --kind kernel`` fills the rest.
+    """
+    from hwnas.predictors.kernel import select_ops
+    from hwnas.profilers.run import profile_ops
+
+    ops = [op for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
+    with _profiler(ctx, serials) as prof:
+        def run(subset, fresh_table=False):
+            return profile_ops(prof, subset, ctx.paths.table, fresh=fresh_table,
+                               sentinel_every=ctx.cfg.sentinel_every,
+                               drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+
+        if budget is None:
+            table = run(ops, fresh)
+        else:
+            if fresh:
+                ctx.paths.table.unlink(missing_ok=True)
+            select_ops(ops, budget, lambda subset: run(subset).medians())
+            table = LatencyTable.load(ctx.paths.table)
+            table.meta["budget"] = {"fraction": budget, "measured": len(table),
+                                    "of": len({o.key for o in ops})}
+    done = set(table.meta.get("resolutions", [])) | set(ctx.space.resolutions)
+    table.meta["resolutions"] = sorted(done)
+    table.save(ctx.paths.table)
+    return table
+
+
+def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes: int = 1,
+            seed: int = 0, progress: bool = True) -> Records:
+    """Measure whole subnets end to end into the device's records file (resumable).
+
+    With ``sample``, picks that many subnets stratified over the latency range (the LUT sum if
+    the table covers the space, else MACs). Each pass over all subnets is a separate set of
+    sessions, so passes give independent measurements (the noise floor).
+    """
+    from tqdm import tqdm
+
+    records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+    todo = list(archs or [])
+    if sample:
+        todo += stratified_sample(ctx.space, sample, np.random.default_rng(seed),
+                                  _cheap_estimate(ctx))
+    with _profiler(ctx) as prof:
+        records.meta.update(prof.meta())
+        jobs = [(p, a) for p in range(passes) for a in todo]
+        for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
+                            disable=not progress, leave=False):
+            rec = records.find(arch.to_dict())
+            if rec is not None and len(rec.passes) > p:
+                continue  # measured by an earlier, interrupted run
+            stats = prof.measure_model(ctx.space.build_model(arch), ctx.space.input_shape(arch))
+            records.add(arch.to_dict(), stats)
+            records.save(ctx.paths.records)
+    return records
+
+
+def _cheap_estimate(ctx: Context):
+    if ctx.paths.table.exists():
+        pred = LUTPredictor(load_table(ctx), ctx.space, calibrate=False)
+        try:
+            pred.predict_raw([ctx.space.smallest(r) for r in ctx.space.resolutions])
+            return pred.predict_raw
+        except MissingKeysError:
+            pass
+    return lambda archs: np.array([ctx.space.macs(a) for a in archs], dtype=float)
+
+
+def measure_arch(ctx: Context, arch, passes: int = 3) -> Stats:
+    """Pooled end-to-end latency of one subnet: the median over passes of per-pass medians."""
+    with _profiler(ctx) as prof:
+        runs = [prof.measure_model(ctx.space.build_model(arch), ctx.space.input_shape(arch))
+                for _ in range(passes)]
+    med = [s.median_ms for s in runs]
+    return Stats.from_samples(med) if passes > 1 else runs[0]
+
+
+# --- importing -------------------------------------------------------------------------------
+def import_table(fmt: str, path: str | Path, device: str, home: Path | None = None,
+                 ) -> LatencyTable:
+    if fmt not in IMPORTERS:
+        raise HwnasError(f"unknown import format {fmt!r}; known: {', '.join(IMPORTERS)}")
+    cfg = load_device(device)
+    table = IMPORTERS[fmt](path, cfg)
+    table.save(device_paths(device, home, cfg.batch, cfg.precision).table)
+    return table
+
+
+# --- predicting ------------------------------------------------------------------------------
+def calibration_set(ctx: Context, table: LatencyTable) -> tuple[list, np.ndarray]:
+    """Recorded subnets of this space and these resolutions that the table fully covers."""
+    if not ctx.paths.records.exists():
+        return [], np.empty(0)
+    archs, ys = [], []
+    for rec in Records.load(ctx.paths.records, ctx.cfg.name).records:
+        if rec.arch.get("space") != ctx.space.name:
+            continue
+        try:
+            arch = ctx.space.arch_from_obj(rec.arch)
+        except HwnasError:
+            continue  # another resolution or a wider space
+        if not table.missing(ctx.space.op_keys(arch)):
+            archs.append(arch)
+            ys.append(rec.pooled_ms)
+    return archs, np.asarray(ys)
+
+
+def lut_predictor(ctx: Context, table: LatencyTable | None = None) -> LUTPredictor:
+    """The device's LUT predictor, calibrated on its records when there are enough."""
+    table = table or load_table(ctx)
+    archs, ys = calibration_set(ctx, table)
+    pred = LUTPredictor(table, ctx.space, calibrate=len(ys) >= MIN_CALIBRATION)
+    return pred.fit(archs, ys) if len(ys) >= MIN_CALIBRATION else pred
+
+
+def predict(ctx: Context, archs: Sequence) -> np.ndarray:
+    return lut_predictor(ctx).predict([ctx.space.validate(a) for a in archs])
+
+
+# --- exporting -------------------------------------------------------------------------------
+def export(space: SearchSpace, arch, fmt: str, out: str | Path) -> Path:
+    if fmt != "onnx":
+        raise HwnasError(f"unknown export format {fmt!r}; supported: onnx")
+    from hwnas.profilers.export import export_onnx
+
+    return export_onnx(space.build_model(arch), space.input_shape(arch), out)
+
+
+# --- the main job ----------------------------------------------------------------------------
+@dataclass
+class SearchOutcome:
+    result: SearchResult
+    predictor: LUTPredictor
+    measured: Stats | None  # re-measured end to end on the device, when it is local
+    plot: Path | None = None  # the Pareto front PNG
+
+
+def ensure_ready(ctx: Context, progress: bool = True) -> LatencyTable:
+    """Profile what the table lacks and measure a few subnets for calibration (live devices)."""
+    if not ctx.live:
+        table = load_table(ctx)
+        missing = table.missing(k for r in ctx.space.resolutions
+                                for k in (op.key for op in ctx.space.enumerate_ops(r)))
+        if missing:
+            log.warning("%s's table lacks %d op keys of this space", ctx.cfg.name, len(missing))
+        return table
+    needed = [op.key for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
+    table = LatencyTable.load(ctx.paths.table) if ctx.paths.table.exists() else None
+    if table is None or table.missing(needed):
+        table = profile(ctx, progress=progress)
+    if len(calibration_set(ctx, table)[1]) < CALIBRATION_SUBNETS:
+        measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
+    return table
+
+
+def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvit",
+           resolutions: Sequence[int] | None = None, remeasure: bool = True,
+           progress: bool = True, cfg: EvolutionConfig = EvolutionConfig(),
+           home: Path | None = None) -> SearchOutcome:
+    ctx = context(device, space, resolutions, home)
+    table = ensure_ready(ctx, progress)
+    pred = lut_predictor(ctx, table)
+    result = evolve(ctx.space, pred.predict, target_ms, np.random.default_rng(seed), cfg=cfg)
+    measured = measure_arch(ctx, result.best.arch) if (remeasure and ctx.live) else None
+    from hwnas.search.evolution import plot_pareto
+
+    ctx.paths.plots.mkdir(parents=True, exist_ok=True)
+    png = plot_pareto(result, ctx.paths.plots / f"pareto_{target_ms:g}ms.png",
+                      f"{ctx.space.name} on {device}, target {target_ms:g} ms",
+                      measured.median_ms if measured else None)
+    return SearchOutcome(result, pred, measured, png)
+
+
+# --- predictors: fit and evaluate against end-to-end records ---------------------------------
+def _dataset(ctx: Context, records_path: str | Path | None):
+    from hwnas.predictors.fitting import load_dataset
+
+    recs = Records.load(records_path or ctx.paths.records, ctx.cfg.name)
+    return load_dataset(ctx.space, recs)
+
+
+def fit(ctx: Context, kind: str, model: str | None = None,
+        records_path: str | Path | None = None, test_fraction: float = 0.5, seed: int = 0):
+    """Fit a predictor of ``kind`` on the training share of the records and save it."""
+    from hwnas.predictors.fitting import fit_and_save
+
+    data = _dataset(ctx, records_path)
+    table = load_table(ctx) if kind not in ("flops", "flops+blocks") else None
+    return fit_and_save(ctx.paths.predictor(kind), kind, ctx.cfg.name, ctx.space, table, data,
+                        model, test_fraction, seed)
+
+
+@dataclass
+class Evaluation:
+    kind: str
+    scores: dict
+    noise: dict | None
+    plots: list
+
+
+def evaluate(ctx: Context, kind: str, records_path: str | Path | None = None,
+             plots_dir: Path | None = None) -> Evaluation:
+    """Score a fitted predictor on the records it was not trained on."""
+    from hwnas.predictors import metrics
+    from hwnas.predictors.fitting import arch_key, load_fitted, noise_floor, plot
+
+    data = _dataset(ctx, records_path)
+    table = load_table(ctx) if kind not in ("flops", "flops+blocks") else None
+    if kind == "lut-raw":
+        from hwnas.predictors.fitting import restore
+
+        pred, seen = restore(kind, ctx.space, table, {}), set()
+    else:
+        pred, seen = load_fitted(ctx.paths.predictor(kind), kind, ctx.cfg.name, ctx.space, table)
+    held = data.subset([arch_key(a.to_dict()) not in seen for a in data.archs])
+    if len(held.archs) < 5:
+        raise HwnasError(f"only {len(held.archs)} held-out subnets to score on; measure more "
+                         f"with 'hwnas measure --sample N'")
+    p = pred.predict(held.archs)
+    pngs = plot(p, held.pooled_ms, f"{kind} on {ctx.cfg.name}", plots_dir or ctx.paths.plots,
+                kind.replace("+", "_"))
+    return Evaluation(kind, metrics.score(p, held.pooled_ms), noise_floor(held), pngs)

@@ -1,0 +1,114 @@
+"""A vectorised LUT sum for the ElasticViT space: thousands of subnets per numpy call.
+
+The per-arch walk (``space.ops``) builds ~30 OpSpecs and key strings per subnet, ~50 µs. Search
+and pool building score hundreds of thousands of subnets, so the table is compiled once into
+dense arrays indexed by (resolution, widths, per-layer choices), and a batch of encoded subnets
+(``space.encode``) is priced with fancy indexing. The arrays are filled through the same
+``OpSpec`` constructors the walk uses, so both paths read the same keys (tested to agree).
+A key the table lacks becomes NaN, and a NaN prediction is answered by the slow path, which
+raises MissingKeysError naming the keys.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwnas.latency.table import LatencyTable
+from hwnas.ops import FFN, Attention, Head, MBConv, StemConv, TransDS
+from hwnas.spaces.elasticvit import ElasticViTSpace
+
+
+def _index(choices) -> dict[int, int]:
+    return {v: i for i, v in enumerate(choices)}
+
+
+class CompiledElasticViTLUT:
+    def __init__(self, space: ElasticViTSpace, table: LatencyTable):
+        self.space = space
+        self.overhead = float(table.meta.get("call_overhead_ms", 0.0))
+        med = {k: s.median_ms for k, s in table.entries.items()}
+        self._get = lambda op: med.get(op.key, np.nan)
+        self.res_idx = _index(space.resolutions)
+        self.stage_tables = [self._compile_stage(i) for i in range(len(space.stages))]
+        st0, st_last = space.stages[0], space.stages[-1]
+        self.stem = np.array([[self._get(StemConv(r, c)) for c in st0.widths]
+                              for r in space.resolutions])
+        self.head = np.array([[self._get(Head(space.stage_hw(r)[-1][1], c, classes=space.classes))
+                               for c in st_last.widths] for r in space.resolutions])
+        # column layout of space.encode: res, 7 widths, 7 depths, then (a, b) pairs per layer
+        n = len(space.stages)
+        self.depth_col = 1 + n
+        starts, col = [], 1 + 2 * n
+        for st in space.stages:
+            starts.append(col)
+            col += 2 * max(st.depths)
+        self.pair_start = starts
+
+    def _compile_stage(self, i: int) -> dict:
+        sp, st = self.space, self.space.stages[i]
+        cins = sp.stages[i - 1].widths if i else st.widths
+        R = len(sp.resolutions)
+        shape_first = (R, len(cins), len(st.widths))
+        out = {"cins": cins}
+        if st.kind == "conv":
+            first = np.full(shape_first + (len(st.choice_a), len(st.choice_b)), np.nan)
+            rest = np.full((R, len(st.widths), len(st.choice_a), len(st.choice_b)), np.nan)
+            for ri, r in enumerate(sp.resolutions):
+                hw_in, hw_out = sp.stage_hw(r)[i]
+                for ci, cin in enumerate(cins):
+                    for oi, cout in enumerate(st.widths):
+                        for ai, a in enumerate(st.choice_a):
+                            for bi, b in enumerate(st.choice_b):
+                                first[ri, ci, oi, ai, bi] = self._get(
+                                    MBConv(hw_in, cin, cout, a, st.stride, b, int(st.se)))
+                                if ci == 0:
+                                    rest[ri, oi, ai, bi] = self._get(
+                                        MBConv(hw_out, cout, cout, a, 1, b, int(st.se)))
+            out.update(first=first, rest=rest)
+        else:
+            ds = np.full(shape_first, np.nan)
+            ffn = np.full((R, len(st.widths), len(st.choice_a)), np.nan)
+            att = np.full((R, len(st.widths), len(st.choice_b)), np.nan)
+            for ri, r in enumerate(sp.resolutions):
+                hw_in, hw_out = sp.stage_hw(r)[i]
+                for oi, cout in enumerate(st.widths):
+                    for ci, cin in enumerate(cins):
+                        ds[ri, ci, oi] = self._get(TransDS(hw_in, cin, cout, st.stride))
+                    for ai, a in enumerate(st.choice_a):
+                        ffn[ri, oi, ai] = self._get(FFN(hw_out, cout, a))
+                    for bi, b in enumerate(st.choice_b):
+                        att[ri, oi, bi] = self._get(Attention(hw_out, cout, b))
+            out.update(ds=ds, ffn=ffn, att=att)
+        return out
+
+    @staticmethod
+    def _lookup(values: np.ndarray, choices) -> np.ndarray:
+        """Index of each value in choices (values of padded layers map to 0; masked later)."""
+        ch = np.asarray(choices)
+        return np.clip(np.searchsorted(ch, values), 0, len(ch) - 1)
+
+    def predict_encoded(self, X: np.ndarray) -> np.ndarray:
+        """Raw LUT sums (ms) for a batch of ``space.encode`` rows (validated subnets)."""
+        X = np.asarray(X)
+        sp = self.space
+        ri = self._lookup(X[:, 0], sp.resolutions)
+        widx = [self._lookup(X[:, 1 + i], st.widths) for i, st in enumerate(sp.stages)]
+        total = self.stem[ri, widx[0]] + self.head[ri, widx[-1]] + self.overhead
+        for i, st in enumerate(sp.stages):
+            t = self.stage_tables[i]
+            cin_idx = widx[i - 1] if i else widx[0]
+            depth = X[:, self.depth_col + i]
+            c0 = self.pair_start[i]
+            for j in range(max(st.depths)):
+                a = self._lookup(X[:, c0 + 2 * j], st.choice_a)
+                b = self._lookup(X[:, c0 + 2 * j + 1], st.choice_b)
+                on = depth > j
+                if st.kind == "conv":
+                    cost = (t["first"][ri, cin_idx, widx[i], a, b] if j == 0
+                            else t["rest"][ri, widx[i], a, b])
+                else:
+                    cost = t["ffn"][ri, widx[i], a] + t["att"][ri, widx[i], b]
+                    if j == 0:
+                        cost = cost + t["ds"][ri, cin_idx, widx[i]]
+                total = total + np.where(on, cost, 0.0)
+        return total

@@ -1,0 +1,179 @@
+"""Fit, save, load and score every predictor kind against a device's end-to-end records.
+
+Records are split into train and held-out subnets by a hash of the architecture, so the split
+is stable across runs and machines, and a predictor file remembers which subnets it saw:
+``evaluate`` scores only the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.errors import HwnasError, PredictorError
+from hwnas.latency.records import Records
+from hwnas.latency.table import LatencyTable
+from hwnas.predictors import metrics
+from hwnas.predictors.baselines import FlopsPredictor
+from hwnas.predictors.e2e import E2EPredictor
+from hwnas.predictors.kernel import KernelModel
+from hwnas.predictors.lut import LUTPredictor
+from hwnas.predictors.persist import load_predictor_file, save_predictor
+
+KINDS = ("flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e")
+DEFAULT_MODEL = {"kernel": "rf", "e2e": "xgb"}
+
+
+def arch_key(arch_dict: dict) -> str:
+    return json.dumps(arch_dict, sort_keys=True)
+
+
+def is_held_out(arch_dict: dict, test_fraction: float = 0.5) -> bool:
+    h = int(hashlib.sha256(arch_key(arch_dict).encode()).hexdigest()[:8], 16)
+    return h / 0xFFFFFFFF < test_fraction
+
+
+@dataclass
+class Dataset:
+    archs: list
+    pooled_ms: np.ndarray
+    records: list  # the Record objects, for per-pass noise
+
+    def subset(self, mask) -> "Dataset":
+        idx = np.flatnonzero(mask)
+        return Dataset([self.archs[i] for i in idx], self.pooled_ms[idx],
+                       [self.records[i] for i in idx])
+
+
+def load_dataset(space, records: Records) -> Dataset:
+    """The recorded subnets that belong to ``space`` (other resolutions are skipped)."""
+    archs, ys, recs = [], [], []
+    for r in records.records:
+        if r.arch.get("space") != space.name:
+            continue
+        try:
+            archs.append(space.arch_from_obj(r.arch))
+        except HwnasError:
+            continue
+        ys.append(r.pooled_ms)
+        recs.append(r)
+    return Dataset(archs, np.asarray(ys, dtype=float), recs)
+
+
+def split(data: Dataset, test_fraction: float) -> tuple[Dataset, Dataset]:
+    held = np.array([is_held_out(a.to_dict(), test_fraction) for a in data.archs], dtype=bool)
+    return data.subset(~held), data.subset(held)
+
+
+def kernel_filled(table: LatencyTable, space, model: str, seed: int = 0):
+    """The table with every op of the space that it lacks predicted by kernel regressors."""
+    keys = [op.key for r in space.resolutions for op in space.enumerate_ops(r)]
+    measured = [k for k in table.entries if k in set(keys)]
+    km = KernelModel(model, seed).fit(measured, [table.entries[k].median_ms for k in measured])
+    return km.fill(table, keys), km
+
+
+def build(kind: str, space, table: LatencyTable | None, train: Dataset, model: str | None,
+          seed: int = 0):
+    """A fitted predictor of ``kind`` plus the state to persist."""
+    if kind not in KINDS:
+        raise PredictorError(f"unknown predictor kind {kind!r}; one of {', '.join(KINDS)}")
+    if kind in ("flops", "flops+blocks"):
+        p = FlopsPredictor(space, kind).fit(train.archs, train.pooled_ms)
+        return p, {"flops": p.state()}
+    if table is None:
+        raise PredictorError(f"the {kind} predictor needs the device's latency table")
+    model = model or DEFAULT_MODEL.get(kind)
+    if kind == "lut-raw":
+        return LUTPredictor(table, space, calibrate=False), {}
+    if kind == "lut":
+        p = LUTPredictor(table, space).fit(train.archs, train.pooled_ms)
+        return p, {"calibration": [p.coef_, p.intercept_]}
+    filled, km = kernel_filled(table, space, model if kind == "kernel" else "rf", seed)
+    if kind == "kernel":
+        p = LUTPredictor(filled, space).fit(train.archs, train.pooled_ms)
+        return p, {"kernel": km.state(), "calibration": [p.coef_, p.intercept_]}
+    base = LUTPredictor(filled, space, calibrate=False)
+    p = E2EPredictor(base, model, seed).fit(train.archs, train.pooled_ms)
+    return p, {"kernel": km.state(), "e2e": p.state()}
+
+
+def restore(kind: str, space, table: LatencyTable | None, state: dict):
+    if kind in ("flops", "flops+blocks"):
+        return FlopsPredictor.from_state(space, state["flops"])
+    if kind == "lut-raw":
+        return LUTPredictor(table, space, calibrate=False)
+    if kind == "lut":
+        p = LUTPredictor(table, space)
+        p.coef_, p.intercept_ = state["calibration"]
+        return p
+    km = KernelModel.from_state(state["kernel"])
+    keys = [op.key for r in space.resolutions for op in space.enumerate_ops(r)]
+    filled = km.fill(table, keys)
+    if kind == "kernel":
+        p = LUTPredictor(filled, space)
+        p.coef_, p.intercept_ = state["calibration"]
+        return p
+    return E2EPredictor.from_state(LUTPredictor(filled, space, calibrate=False), state["e2e"])
+
+
+def fit_and_save(path: Path, kind: str, device: str, space, table, data: Dataset,
+                 model: str | None, test_fraction: float, seed: int = 0):
+    train, _ = split(data, test_fraction)
+    pred, state = build(kind, space, table, train, model, seed)
+    save_predictor(path, kind=kind, device=device, space=space.name,
+                   resolutions=list(space.resolutions), state=state,
+                   trained_on=[arch_key(a.to_dict()) for a in train.archs])
+    return pred, train
+
+
+def load_fitted(path: Path, kind: str, device: str, space, table):
+    obj = load_predictor_file(path, device, space.name)
+    if obj["kind"] != kind:
+        raise PredictorError(f"{path} holds a {obj['kind']} predictor, not {kind}")
+    return restore(kind, space, table, obj["state"]), set(obj["trained_on"])
+
+
+def noise_floor(data: Dataset) -> dict | None:
+    """Metrics between two independent passes over the same subnets (the best achievable)."""
+    two = [r for r in data.records if len(r.passes) >= 2]
+    if len(two) < 5:
+        return None
+    a = np.array([r.passes[0].median_ms for r in two])
+    b = np.array([r.passes[1].median_ms for r in two])
+    return metrics.score(b, a)
+
+
+def plot(pred, true, title: str, out_dir: Path, stem: str) -> list[Path]:
+    """Predicted vs measured with ±10% bands, and the error histogram (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pred, true = np.asarray(pred), np.asarray(true)
+    lo, hi = min(pred.min(), true.min()) * 0.95, max(pred.max(), true.max()) * 1.05
+    xs = np.linspace(lo, hi, 10)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.fill_between(xs, 0.9 * xs, 1.1 * xs, color="tab:green", alpha=0.15, label="±10%")
+    ax.plot(xs, xs, "k--", lw=1)
+    ax.scatter(true, pred, s=10)
+    ax.set(xlabel="measured ms", ylabel="predicted ms", title=title, xlim=(lo, hi), ylim=(lo, hi))
+    ax.legend()
+    p1 = out_dir / f"{stem}_pred_vs_measured.png"
+    fig.savefig(p1, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(100 * (pred / true - 1), bins=30)
+    ax.axvline(-10, color="r", ls=":")
+    ax.axvline(10, color="r", ls=":")
+    ax.set(xlabel="error %", ylabel="subnets", title=title)
+    p2 = out_dir / f"{stem}_error_hist.png"
+    fig.savefig(p2, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return [p1, p2]

@@ -1,0 +1,95 @@
+"""The LUT predictor: the sum of per-op medians, plus an affine calibration.
+
+Raw prediction = sum of the table's medians over ``space.ops(arch)`` + the runtime's per-call
+overhead (subtracted from every op when profiling, so it must come back once per network).
+Calibration fits ``a * raw + b`` on end-to-end measurements, when there are any. A key the table
+lacks raises MissingKeysError: a missing op is never 0 ms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwnas.errors import PredictorError
+from hwnas.latency.table import LatencyTable
+from hwnas.spaces.base import SearchSpace
+
+MIN_CALIBRATION = 3
+
+
+class LUTPredictor:
+    """scikit-learn style: parameters in ``__init__``, learned attributes end in ``_``."""
+
+    def __init__(self, table: LatencyTable, space: SearchSpace, calibrate: bool = True):
+        self.table = table
+        self.space = space
+        self.calibrate = calibrate
+        self.coef_, self.intercept_ = 1.0, 0.0
+        self.n_calibration_ = 0
+        self._compiled = None  # vectorised form of the table, built on first use
+
+    def _fast(self):
+        """The compiled LUT when the space has one (ElasticViT), else None."""
+        from hwnas.spaces.elasticvit import ElasticViTSpace
+
+        if self._compiled is None and isinstance(self.space, ElasticViTSpace):
+            from hwnas.predictors.fastlut import CompiledElasticViTLUT
+
+            self._compiled = CompiledElasticViTLUT(self.space, self.table)
+        return self._compiled
+
+    @property
+    def overhead_ms(self) -> float:
+        return float(self.table.meta.get("call_overhead_ms", 0.0))
+
+    def get_params(self, deep: bool = False) -> dict:
+        return {"table": self.table, "space": self.space, "calibrate": self.calibrate}
+
+    def predict_raw(self, archs) -> np.ndarray:
+        fast = self._fast()
+        if fast is not None and len(archs):
+            out = fast.predict_encoded(np.stack([self.space.encode(a) for a in archs]))
+            if not np.isnan(out).any():
+                return out
+        return self._predict_walk(archs)
+
+    def _predict_walk(self, archs) -> np.ndarray:
+        """The plain walk over each arch's ops; lists every missing key."""
+        medians = self.table.entries
+        out = np.empty(len(archs))
+        missing: list[str] = []
+        for i, arch in enumerate(archs):
+            total = 0.0
+            for key in self.space.op_keys(arch):
+                s = medians.get(key)
+                if s is None:
+                    missing.append(key)
+                else:
+                    total += s.median_ms
+            out[i] = total + self.overhead_ms
+        if missing:
+            self.table.lookup(missing)  # raises MissingKeysError listing them all
+        return out
+
+    def fit(self, archs, latencies_ms) -> "LUTPredictor":
+        y = np.asarray(latencies_ms, dtype=float)
+        if len(archs) != len(y):
+            raise PredictorError("archs and latencies differ in length")
+        if not np.all(np.isfinite(y)) or np.any(y <= 0):
+            raise PredictorError("latencies must be finite and positive (found NaN, 0 or < 0)")
+        if not self.calibrate:
+            return self
+        if len(y) < MIN_CALIBRATION:
+            raise PredictorError(f"calibration needs at least {MIN_CALIBRATION} measured "
+                                 f"subnets, got {len(y)}")
+        raw = self.predict_raw(archs)
+        a, b = np.polyfit(raw, y, 1)
+        self.coef_, self.intercept_ = float(a), float(b)
+        self.n_calibration_ = len(y)
+        return self
+
+    def predict(self, archs) -> np.ndarray:
+        return self.coef_ * self.predict_raw(archs) + self.intercept_
+
+    def predict_one(self, arch) -> float:
+        return float(self.predict([arch])[0])

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from hwnas.errors import InfeasibleTargetError
+from hwnas.latency.stats import Stats
+from hwnas.latency.table import LatencyTable
+from hwnas.predictors.lut import LUTPredictor
+from hwnas.search.evolution import EvolutionConfig, evolve, feasible_range, pareto_front
+from hwnas.spaces import get_space
+
+FAST = EvolutionConfig(population=32, generations=15, parents=8)
+
+
+def synthetic_predictor(space, seed=0):
+    """A LUT whose entries are a noisy function of each op's MACs (no measurement needed)."""
+    rng = np.random.default_rng(seed)
+    entries = {}
+    for r in space.resolutions:
+        for op in space.enumerate_ops(r):
+            entries[op.key] = Stats.single(0.02 + op.macs() / 5e7 * rng.uniform(0.7, 1.3))
+    return LUTPredictor(LatencyTable({"device": "synthetic"}, entries), space, calibrate=False)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    space = get_space("elasticvit", [160, 192])
+    return space, synthetic_predictor(space)
+
+
+def test_search_uses_the_budget_and_is_seeded(setup):
+    space, pred = setup
+    lo, hi = feasible_range(space, pred.predict)
+    target = lo + 0.4 * (hi - lo)
+    a = evolve(space, pred.predict, target, np.random.default_rng(0), cfg=FAST)
+    b = evolve(space, pred.predict, target, np.random.default_rng(0), cfg=FAST)
+    assert a.best.arch == b.best.arch
+    assert a.best.latency_ms <= target
+    assert a.best.latency_ms >= 0.95 * target  # uses the budget
+    assert pred.predict_one(a.best.arch) == pytest.approx(a.best.latency_ms)
+    front = a.pareto
+    assert all(c.latency_ms <= target for c in front)
+    lats = [c.latency_ms for c in front]
+    scores = [c.score for c in front]
+    assert lats == sorted(lats) and scores == sorted(scores)
+    assert a.history == sorted(a.history)  # elitist: never gets worse
+
+
+def test_target_near_the_fast_end_is_still_met(setup):
+    space, pred = setup
+    lo, _ = feasible_range(space, pred.predict)
+    r = evolve(space, pred.predict, lo * 1.05, np.random.default_rng(1), cfg=FAST)
+    assert r.best.latency_ms <= lo * 1.05
+
+
+@pytest.mark.parametrize("target", [-1.0, 0.0])
+def test_non_positive_target_is_refused(setup, target):
+    space, pred = setup
+    with pytest.raises(InfeasibleTargetError, match="must be positive"):
+        evolve(space, pred.predict, target, np.random.default_rng(0), cfg=FAST)
+
+
+def test_infeasible_target_gives_the_range(setup):
+    space, pred = setup
+    lo, hi = feasible_range(space, pred.predict)
+    with pytest.raises(InfeasibleTargetError, match=r"feasible range \d"):
+        evolve(space, pred.predict, lo / 2, np.random.default_rng(0), cfg=FAST)
+
+
+def test_pareto_front_drops_dominated():
+    from hwnas.search.evolution import Candidate
+
+    c = [Candidate("a", 1.0, 1.0), Candidate("b", 2.0, 0.5), Candidate("c", 2.0, 3.0),
+         Candidate("d", 3.0, 2.0)]
+    assert [x.arch for x in pareto_front(c)] == ["a", "c"]
+
+
+def test_calibration_is_affine_and_rejects_bad_latencies(setup):
+    from hwnas.errors import PredictorError
+
+    space, _ = setup
+    pred = synthetic_predictor(space)
+    pred.calibrate = True
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(20)]
+    raw = pred.predict_raw(archs)
+    pred.fit(archs, 1.1 * raw + 0.3)
+    np.testing.assert_allclose(pred.predict(archs), 1.1 * raw + 0.3, rtol=1e-9)
+    with pytest.raises(PredictorError, match="finite and positive"):
+        pred.fit(archs[:3], [1.0, float("nan"), 2.0])
+    with pytest.raises(PredictorError, match="at least 3"):
+        pred.fit(archs[:2], [1.0, 2.0])
