@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._report import machine_line, write_section  # noqa: E402
 from hwnas.device_configs import load_device  # noqa: E402
+from hwnas.predictors.lut import LUTPredictor  # noqa: E402
 from hwnas.profilers import make_profiler  # noqa: E402
 from hwnas.profilers.run import profile_ops  # noqa: E402
 from hwnas.spaces import get_space  # noqa: E402
@@ -59,10 +60,8 @@ def measure_runtime(device: str, space, archs, cache: Path, warmup: int, runs: i
         e2e = [prof.measure_model(space.build_model(a), space.input_shape(a)) for a in archs]
         probe = sorted(ops, key=lambda o: o.macs())[len(ops) // 2]
         medians = [prof.measure_op(probe).median_ms for _ in range(repeats)]
-    overhead = table.meta.get("call_overhead_ms", 0.0)
-    lut = [sum(table.entries[op.key].median_ms for op in space.ops(a)) + overhead
-           for a in archs]
-    return {"table": table.medians(), "e2e": e2e, "lut": lut, "overhead_ms": overhead,
+    lut = LUTPredictor(table, space, calibrate=False).predict_raw(archs)  # + call overhead
+    return {"table": table.medians(), "e2e": e2e, "lut": list(lut),
             "table_s": table_s, "n_ops": len(ops), "probe": probe.key,
             "probe_cv": float(np.std(medians, ddof=1) / np.mean(medians)),
             "version": table.meta.get("runtime_version", "?")}

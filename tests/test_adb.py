@@ -173,7 +173,8 @@ def test_hot_phone_waits_to_cool_and_records_it(phones, tflite_cache, tmp_path):
     phone, path = phones(), tmp_path / "hot.pkl"
     with make_profiler(pixel6(tmp_path, cool_max_s=0.5), tflite_cache) as prof:
         set_cpu(phone.root, 7, "schedutil", 1200000, 1200000, 2802000)  # throttled cap
-        prof.wait_until_cool()  # never cools within 0.5 s: measured anyway, and said so
+        m = prof.measure_op_full(OPS[0])  # never cools within 0.5 s: measured, and flagged
+        assert m.flag == "measured while throttling: cpu7 capped at 1200 of 2802 MHz"
         (event,) = prof.drain_events()
         assert event["cooled"] is False and "cpu7 capped at 1200 of 2802 MHz" in event["still"]
     set_cpu(phone.root, 7, "schedutil", 2802000, 2802000, 2802000)

@@ -113,7 +113,7 @@ class AdbProfiler:
         self.reference_khz = {c: cores[c].cur_khz for c in (self.cpus or [])}
         self.link.push(self.bin, self.remote_bin, mode=0o755)
         self.link.check(f"chmod 755 {shlex.quote(self.remote_bin)}")
-        probe = self._run(self._overhead_model())
+        probe, _ = self._run(self._overhead_model())
         self.call_overhead_ms = probe.stats().median_ms
         self.generation, self.has_median = probe.generation, probe.has_median
         return self
@@ -181,24 +181,26 @@ class AdbProfiler:
                 f"--num_runs={self.cfg.runs} --use_xnnpack={xnn} --enable_op_profiling=true "
                 f"--min_secs=0 --warmup_min_secs=0")
 
-    def _run(self, local_model: Path) -> BenchmarkOutput:
+    def _run(self, local_model: Path) -> tuple[BenchmarkOutput, dict | None]:
+        """Push, cool down if needed, run; the output and the cool-down event (None: none)."""
         if self.link is None:
             raise ProfileError("AdbProfiler used outside its 'with' block")
         remote = self._remote_model(local_model)
-        self.wait_until_cool()
+        wait = self.wait_until_cool()
         rc, out = self.link.shell(self.command(remote))
         if rc != 0:
             tail = " | ".join(line for line in out.strip().splitlines()[-4:])
             raise ProfileError(f"benchmark_model failed on {self.serial} for "
                                f"{local_model.name} (exit {rc}): {tail}")
-        return parse_benchmark_output(out)
+        return parse_benchmark_output(out), wait
 
-    def wait_until_cool(self) -> None:
-        """Read clocks and temperatures; while throttled, wait (bounded) and record the wait."""
+    def wait_until_cool(self) -> dict | None:
+        """Read clocks and temperatures; while throttled, wait (bounded) and record the wait.
+        Returns the recorded event, or None when the phone was cool."""
         cores, zones = android.read_state(self.link)
         reason = android.throttle_reason(cores, zones, self.cpus, self.reference_khz, self.cfg)
         if reason is None:
-            return
+            return None
         event = {"at": _now(), "serial": self.serial, "reason": reason,
                  "cur_khz": {f"cpu{c}": cores[c].cur_khz for c in self.cpus or [] if c in cores}}
         log.warning("%s is throttling (%s); waiting for it to cool", self.serial, reason)
@@ -214,6 +216,7 @@ class AdbProfiler:
             log.warning("%s still throttling after %.0f s (%s); measuring anyway, recorded in "
                         "the table's meta", self.serial, self.cfg.cool_max_s, reason)
         self._events.append(event)
+        return event
 
     # --- measuring ---------------------------------------------------------------------------
     def measure_op(self, op: OpSpec) -> Stats:
@@ -224,11 +227,10 @@ class AdbProfiler:
         flag in the table: a number measured hot is kept, never hidden)."""
         with self.export_lock:  # litert-torch conversion is not made for several threads
             path = tflite_for_op(op, self.cache_dir)
-        hot_before = len(self._events)
-        stats = self._run(path).stats().shifted(-self.call_overhead_ms)
-        hot = [e for e in self._events[hot_before:] if not e["cooled"]]
-        flag = f"measured while throttling: {hot[-1]['still']}" if hot else ""
-        return Measurement(stats, None, flag)
+        out, wait = self._run(path)
+        hot = wait is not None and not wait["cooled"]
+        flag = f"measured while throttling: {wait['still']}" if hot else ""
+        return Measurement(out.stats().shifted(-self.call_overhead_ms), None, flag)
 
     def measure_model(self, module, input_shape) -> Stats:
         """A whole network with NHWC input, end to end (overhead included)."""
@@ -236,7 +238,7 @@ class AdbProfiler:
             with self.export_lock:
                 path = export_tflite(module, input_shape, Path(tmp) / "model.tflite",
                                      channels_last=True)
-            stats = self._run(path).stats()
+            stats = self._run(path)[0].stats()
         remote = f"{self.cfg.remote_dir}/models/model-{self._hashes.pop(path)}.tflite"
         self.link.shell(f"rm -f {shlex.quote(remote)}")
         return stats
