@@ -120,7 +120,8 @@ def adb_timing(n_ops: int | None, resolution: int, cache: Path | None) -> dict:
         os.environ["ANDROID_ADB_SERVER_PORT"] = str(server.port)
         phone = None
         try:
-            phone = StandinPhone(server, tmp / "phone").start()
+            phone = StandinPhone(server, tmp / "phone")
+            phone.start()
             cfg = load_device("pixel6").with_overrides(
                 benchmark_bin=str(standin_bin(tmp)), warmup=10, runs=50)
             export_cache = cache or tmp / "cache"
@@ -152,7 +153,8 @@ def render(args, space, archs, res, cross, ratios, adb) -> str:
              f"_`python -m benchmarks.tflite{' --quick' if args.quick else ''}`: "
              f"{len(archs)} ElasticViT subnets at {args.resolution}px, 1 thread pinned, "
              f"warm-up {args.warmup}, {args.runs} timed runs each; "
-             f"{res['local-tflite']['version']}, {res['local-cpu']['version']}._", "",
+             f"LiteRT: {res['local-tflite']['version']}; onnxruntime "
+             f"{res['local-cpu']['version']}._", "",
              "| subnet | MMACs | local-cpu ms | spread | local-tflite ms | spread | "
              "LUT(cpu) ms | LUT(tflite) ms |", "|---|---|---|---|---|---|---|---|"]
     for i, a in enumerate(archs):
@@ -172,7 +174,8 @@ def render(args, space, archs, res, cross, ratios, adb) -> str:
               "|---|---|---|---|---|---|---|"]
     for (tab, tgt), m in cross.items():
         lines.append(f"| {tab} | {tgt} | {m['mape']:.1%} | {m['max_ape']:.1%} | "
-                     f"{m['scaled_mape']:.1%} | {m['scale']:.2f} | {m['tau']:.2f} |")
+                     f"{m['scaled_mape']:.1%} | {m['scale']:.2f} | "
+                     f"{'n/a' if math.isnan(m['tau']) else format(m['tau'], '.2f')} |")
     lines += ["", "LiteRT / onnxruntime block latency by kind (min / median / max): " +
               "; ".join(f"{k} {lo:.2f}/{med:.2f}/{hi:.2f}" for k, (lo, med, hi)
                         in ratios.items()) + ". The ratio differs by kind, so no single "

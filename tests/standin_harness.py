@@ -57,6 +57,7 @@ class AdbServer:
     @classmethod
     def start(cls, home: Path) -> "AdbServer":
         port = free_port()
+        home.mkdir(parents=True, exist_ok=True)
         server = cls(port, dict(os.environ, HOME=str(home), ANDROID_ADB_SERVER_PORT=str(port)))
         server.adb("start-server", timeout=60)
         return server
@@ -83,12 +84,17 @@ class StandinPhone:
             [sys.executable, str(HERE / "adbd_standin.py"), "--port", str(self.port),
              "--root", str(self.root), "--spec", str(self.spec_path)],
             stdout=subprocess.PIPE, text=True, start_new_session=True)
-        assert self.proc.stdout.readline().strip() == "READY"
-        assert "connected" in self.server.adb("connect", self.serial)
-        deadline = time.monotonic() + 20
-        while f"{self.serial}\tdevice" not in self.server.adb("devices"):
-            assert time.monotonic() < deadline, self.server.adb("devices")
-            time.sleep(0.1)
+        try:
+            assert self.proc.stdout.readline().strip() == "READY"
+            said = self.server.adb("connect", self.serial)
+            assert "connected" in said, said
+            deadline = time.monotonic() + 20
+            while f"{self.serial}\tdevice" not in self.server.adb("devices"):
+                assert time.monotonic() < deadline, self.server.adb("devices")
+                time.sleep(0.1)
+        except BaseException:
+            self.kill()  # never leave a stand-in behind
+            raise
         return self
 
     def kill(self) -> None:
