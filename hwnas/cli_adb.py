@@ -1,8 +1,8 @@
 """Command-line pieces for phones, for hwnas/cli.py to wire in (no logic lives in the CLI).
 
-* ``serial_option`` / ``benchmark_bin_option``: options of ``hwnas profile``;
-  ``adb_overrides`` turns them into device-config overrides and the ``serials`` tuple that
-  ``hwnas.profilers.make_profiler(cfg, cache_dir, serials=...)`` takes.
+* ``serial_option`` / ``benchmark_bin_option``: options of ``hwnas profile``. ``--serial``
+  gives the ``serials`` tuple of ``api.profile`` / ``make_profiler``; ``--benchmark-bin`` is a
+  device-config override (``api.context(..., benchmark_bin=...)``; None keeps the config's).
 * ``devices_adb()``: the rows of ``hwnas devices --adb`` (every attached phone and the facts a
   table records about it); ``format_devices_adb(rows)`` renders them.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import click
 
-from hwnas.device_configs import DeviceConfig
 from hwnas.errors import DeviceError, ProfileError
 
 serial_option = click.option(
@@ -22,11 +21,6 @@ serial_option = click.option(
 benchmark_bin_option = click.option(
     "--benchmark-bin", type=click.Path(exists=True, dir_okay=False), default=None,
     help="TFLite's android_aarch64_benchmark_model on this machine (overrides the config).")
-
-
-def adb_overrides(cfg: DeviceConfig, benchmark_bin: str | None) -> DeviceConfig:
-    """The config with the command line's benchmark binary, if one was given."""
-    return cfg.with_overrides(benchmark_bin=benchmark_bin) if benchmark_bin else cfg
 
 
 def _row(link) -> dict:

@@ -56,7 +56,7 @@ def make_profiler(cfg: DeviceConfig, cache_dir: Path, serials: tuple[str, ...] =
     attached; several = one profiler that shares the op list among the phones in parallel.
     """
     if serials and cfg.profiler != "adb":
-        raise DeviceError(f"--serial is for phones; {cfg.name} is a {cfg.profiler} device")
+        raise DeviceError(f"--serial is for phones; {cfg.name} is profiled with {cfg.profiler}")
     if cfg.profiler == "onnxruntime":
         from hwnas.profilers.onnxrt import OrtProfiler
 

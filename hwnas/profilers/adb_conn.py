@@ -123,8 +123,10 @@ class AdbLink:
         try:
             yield
         except self._errors as e:
+            detail = str(e.args[0]) if e.args else type(e).__name__  # not the whole command
             raise ProfileError(f"phone {self.serial} stopped answering during {what} "
-                               f"(unplugged?): {e or type(e).__name__}") from None
+                               f"(unplugged?): {detail}; what was measured is saved, run "
+                               f"the same command again to resume") from None
 
     def shell(self, cmd: str, timeout: float = SHELL_TIMEOUT_S) -> tuple[int, str]:
         """(exit code, stdout+stderr) of a shell command on the phone."""
