@@ -69,10 +69,10 @@ class AdbServer:
 class StandinPhone:
     """A stand-in phone process; ``kill`` is pulling the cable, ``start`` plugging it back."""
 
-    def __init__(self, server: AdbServer, root: Path):
+    def __init__(self, server: AdbServer, root: Path, spec: dict = PIXEL6):
         self.server, self.root, self.port = server, root, free_port()
         self.spec_path = root.parent / f"{root.name}-spec.json"
-        self.spec_path.write_text(json.dumps(PIXEL6))
+        self.spec_path.write_text(json.dumps(spec))
         self.proc = None
 
     @property

@@ -23,7 +23,7 @@ adbutils = pytest.importorskip("adbutils", reason="adb tests need adbutils (pip 
 pytest.importorskip("ai_edge_litert", reason="the benchmark stand-in runs models with LiteRT")
 
 from adbd_standin import set_cpu, set_zone  # noqa: E402
-from standin_harness import AdbServer, StandinPhone, standin_bin  # noqa: E402
+from standin_harness import PIXEL6, AdbServer, StandinPhone, standin_bin  # noqa: E402
 
 from hwnas.cli_adb import devices_adb, format_devices_adb  # noqa: E402
 from hwnas.device_configs import load_device  # noqa: E402
@@ -66,8 +66,8 @@ def exported(export_seeded):
 def phones(adb_server, tmp_path, exported):
     made = []
 
-    def make():
-        made.append(StandinPhone(adb_server, tmp_path / f"phone{len(made)}").start())
+    def make(spec=PIXEL6):
+        made.append(StandinPhone(adb_server, tmp_path / f"phone{len(made)}", spec).start())
         return made[-1]
 
     yield make
@@ -206,6 +206,15 @@ def test_two_phones_share_the_op_list_and_survive_a_dropout(phones, tflite_cache
     assert [d["serial"] for d in table.meta["phone_dropouts"]] == [b.serial]
     assert set(table.meta["phone"]) == {a.serial, b.serial}
     assert LatencyTable.load(path).meta["serials"] == [a.serial, b.serial]
+
+
+@needs_export
+def test_phones_of_two_models_cannot_share_a_table(phones, tflite_cache, tmp_path):
+    pixel7 = dict(PIXEL6, props=dict(PIXEL6["props"], **{"ro.product.model": "Pixel 7"}))
+    a, b = phones(), phones(pixel7)
+    with pytest.raises(ProfileError, match="cannot share a table.*Pixel 7"):
+        with make_profiler(pixel6(tmp_path), tflite_cache, serials=(a.serial, b.serial)):
+            pass
 
 
 @pytest.mark.device

@@ -35,7 +35,7 @@ from hwnas.ops import OpSpec
 from hwnas.profilers import Measurement, android
 from hwnas.profilers.adb_conn import AdbLink, connect
 from hwnas.profilers.benchmark_output import BenchmarkOutput, parse_benchmark_output
-from hwnas.profilers.export import export_tflite, tflite_for_op
+from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead_model
 
 log = logging.getLogger(__name__)
 BIN_NAME = "android_aarch64_benchmark_model"
@@ -154,17 +154,8 @@ class AdbProfiler:
 
     # --- running -----------------------------------------------------------------------------
     def _overhead_model(self) -> Path:
-        import torch
-
-        path = self.cache_dir / "tflite" / "_call_overhead.tflite"
         with self.export_lock:
-            if not path.exists():
-                class AddOne(torch.nn.Module):
-                    def forward(self, x):
-                        return x + 1.0
-
-                export_tflite(AddOne(), (1,), path)
-        return path
+            return tflite_overhead_model(self.cache_dir)
 
     def _remote_model(self, path: Path) -> str:
         if path not in self._hashes:

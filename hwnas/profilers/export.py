@@ -84,13 +84,13 @@ def _native_stderr_to_log():
     import sys
     import tempfile
 
+    fd = 2  # where native code writes, whatever sys.stderr is now
+    sys.stderr.flush()
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured by a test)
+        saved = os.dup(fd)
+    except OSError:  # no fd 2 at all
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), fd)
         try:
@@ -163,4 +163,19 @@ def tflite_for_op(op: OpSpec, cache_dir: Path) -> Path:
     if not path.exists():
         module, shape = op.build()
         export_tflite(module, shape, path, channels_last=channels_last_io(op))
+    return path
+
+
+def tflite_overhead_model(cache_dir: Path) -> Path:
+    """A one-op model (x + 1 on one float): what a call costs when the block costs nothing.
+    Profilers subtract its time from every block; the LUT adds it back once per network."""
+    import torch
+
+    path = Path(cache_dir) / "tflite" / "_call_overhead.tflite"
+    if not path.exists():
+        class AddOne(torch.nn.Module):
+            def forward(self, x):
+                return x + 1.0
+
+        export_tflite(AddOne(), (1,), path)
     return path

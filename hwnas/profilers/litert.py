@@ -27,7 +27,7 @@ from hwnas.errors import ProfileError
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
 from hwnas.profilers.affinity import pin
-from hwnas.profilers.export import export_tflite, tflite_for_op
+from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead_model
 from hwnas.profilers.onnxrt import _cpu_model
 
 log = logging.getLogger(__name__)
@@ -53,20 +53,6 @@ def load_interpreter():
         raise ProfileError(INTERPRETER_HINT) from None
 
 
-def _overhead_model(cache_dir: Path) -> Path:
-    """A one-op model (x + 1 on one float): what a call costs when the block costs nothing."""
-    import torch
-
-    path = Path(cache_dir) / "tflite" / "_call_overhead.tflite"
-    if not path.exists():
-        class AddOne(torch.nn.Module):
-            def forward(self, x):
-                return x + 1.0
-
-        export_tflite(AddOne(), (1,), path)
-    return path
-
-
 class LiteRTProfiler:
     """Use as a context manager: it pins the process on entry and restores it on exit."""
 
@@ -87,7 +73,7 @@ class LiteRTProfiler:
             self._saved_affinity = os.sched_getaffinity(0)
         self.cpus = pin(self.cfg.affinity, self.cfg.threads)
         self.call_overhead_ms = float(np.median(self._time(
-            self._interpreter(_overhead_model(self.cache_dir)))))
+            self._interpreter(tflite_overhead_model(self.cache_dir)))))
         return self
 
     def __exit__(self, *exc) -> None:
