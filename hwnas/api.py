@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from hwnas.device_configs import DeviceConfig, load_device
-from hwnas.errors import HwnasError, MissingKeysError, TableError
+from hwnas.errors import DeviceError, HwnasError, MissingKeysError, TableError
 from hwnas.home import DevicePaths, device_paths, export_cache
 from hwnas.latency.importers import IMPORTERS
 from hwnas.latency.records import Records
@@ -26,7 +26,7 @@ from hwnas.latency.sampling import stratified_sample
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
-from hwnas.search.evolution import EvolutionConfig, SearchResult, evolve
+from hwnas.search.evolution import EvolutionConfig, MacsObjective, SearchResult, evolve
 from hwnas.spaces import SearchSpace, get_space
 
 log = logging.getLogger(__name__)
@@ -179,12 +179,12 @@ def calibration_set(ctx: Context, table: LatencyTable) -> tuple[list, np.ndarray
         return [], np.empty(0)
     archs, ys = [], []
     for rec in Records.load(ctx.paths.records, ctx.cfg.name).records:
-        if rec.arch.get("space") != ctx.space.name:
-            continue
+        # no name check: presets (vit-autoformer-t, ...) share their family's arch type ("vit"),
+        # so the space's own validation decides what belongs to it
         try:
             arch = ctx.space.arch_from_obj(rec.arch)
         except HwnasError:
-            continue  # another resolution or a wider space
+            continue  # another space, another resolution or a wider space
         if not table.missing(ctx.space.op_keys(arch)):
             archs.append(arch)
             ys.append(rec.pooled_ms)
@@ -201,6 +201,27 @@ def lut_predictor(ctx: Context, table: LatencyTable | None = None) -> LUTPredict
 
 def predict(ctx: Context, archs: Sequence) -> np.ndarray:
     return lut_predictor(ctx).predict([ctx.space.validate(a) for a in archs])
+
+
+def model_context(device: str, model: str, home: Path | None = None):
+    """A Context whose space is the named model's own (hwnas.models), plus the model."""
+    from hwnas.models import named_model
+
+    m = named_model(model)
+    cfg = load_device(device)
+    return Context(cfg, m.space, device_paths(device, home, cfg.batch, cfg.precision), home), m
+
+
+def profile_model(device: str, model: str, home: Path | None = None,
+                  progress: bool = True) -> LatencyTable:
+    """Measure the blocks of one named model that the device's table lacks."""
+    from hwnas.profilers.run import profile_ops
+
+    ctx, m = model_context(device, model, home)
+    with _profiler(ctx) as prof:
+        return profile_ops(prof, m.ops(), ctx.paths.table,
+                           sentinel_every=ctx.cfg.sentinel_every,
+                           drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
 
 
 # --- exporting -------------------------------------------------------------------------------
@@ -235,19 +256,57 @@ def ensure_ready(ctx: Context, progress: bool = True) -> LatencyTable:
     if table is None or table.missing(needed):
         table = profile(ctx, progress=progress)
     if len(calibration_set(ctx, table)[1]) < CALIBRATION_SUBNETS:
-        measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
+        try:
+            measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
+        except DeviceError as e:
+            if not _imported(table):
+                raise
+            # an imported table (TF-NAS's titan-rtx) prices the space without the device
+            log.warning("%s; using the imported table uncalibrated", e)
     return table
+
+
+def _rescale_widths(ctx: Context, pred: LUTPredictor, result: SearchResult) -> SearchResult:
+    """TF-NAS's width elasticity: shrink then re-grow the pick's widths to sit under target."""
+    from dataclasses import replace
+
+    from hwnas.search.evolution import Candidate
+    from hwnas.spaces.elasticity import elasticity_scale
+
+    if not hasattr(ctx.space, "width_bounds"):
+        raise HwnasError(f"--elasticity needs a space with elastic widths (tfnas); "
+                         f"{ctx.space.name} has none")
+    fit = elasticity_scale(ctx.space, result.best.arch, pred.predict_one, result.target_ms)
+    if not fit.feasible or fit.latency_ms > result.target_ms:
+        log.warning("width elasticity could not improve the pick; keeping it")
+        return result
+    score = float(MacsObjective(ctx.space)([fit.arch])[0])
+    return replace(result, best=Candidate(fit.arch, fit.latency_ms, score),
+                   objective=result.objective + "; widths rescaled by TF-NAS elasticity")
+
+
+def _imported(table: LatencyTable) -> bool:
+    return bool(table.meta.get("source_format"))
 
 
 def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvit",
            resolutions: Sequence[int] | None = None, remeasure: bool = True,
            progress: bool = True, cfg: EvolutionConfig = EvolutionConfig(),
-           home: Path | None = None) -> SearchOutcome:
+           home: Path | None = None, elasticity: bool = False) -> SearchOutcome:
     ctx = context(device, space, resolutions, home)
     table = ensure_ready(ctx, progress)
     pred = lut_predictor(ctx, table)
     result = evolve(ctx.space, pred.predict, target_ms, np.random.default_rng(seed), cfg=cfg)
-    measured = measure_arch(ctx, result.best.arch) if (remeasure and ctx.live) else None
+    if elasticity:
+        result = _rescale_widths(ctx, pred, result)
+    measured = None
+    if remeasure and ctx.live:
+        try:
+            measured = measure_arch(ctx, result.best.arch)
+        except DeviceError as e:
+            if not _imported(table):
+                raise
+            log.warning("%s; the chosen subnet is not re-measured", e)
     from hwnas.search.evolution import plot_pareto
 
     ctx.paths.plots.mkdir(parents=True, exist_ok=True)

@@ -151,3 +151,9 @@ def load_arch(path: str | Path):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArchError(f"architecture file {path} is not valid JSON: {e}") from None
     return arch_from_obj(obj)
+
+
+# The other families' architecture types add themselves to ARCH_TYPES when imported; importing
+# them here (last, once ARCH_TYPES exists) lets arch_from_obj read every family's JSON.
+import hwnas.arch_mbnet  # noqa: E402,F401
+import hwnas.arch_vit  # noqa: E402,F401

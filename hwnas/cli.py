@@ -26,9 +26,21 @@ def _echo_json(obj) -> None:
 
 
 def _load_arch(space, path):
-    from hwnas.arch import load_arch
+    """An architecture file in any form the space has a codec for (hwnas JSON, ElasticViT's
+    list, ViTAS rows, a ViT-ResNAS network_def, a TF-NAS config), validated."""
+    from pathlib import Path
 
-    return space.validate(load_arch(path))
+    from hwnas.errors import ArchError
+
+    try:
+        text = Path(path).read_text()
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        raise ArchError(f"cannot read architecture file {path}") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        obj = text  # some seeds' formats are Python text (ViT-ResNAS's network_def)
+    return space.arch_from_obj(obj)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,11 +86,13 @@ def devices(as_json: bool) -> None:
               help="Precision (GPU devices; config default).")
 @click.option("--backend", type=click.Choice(["torch", "ort-cuda", "ort-trt"]), default=None,
               help="GPU runtime (cuda devices; config default).")
+@click.option("--model", default=None,
+              help="Profile only the blocks of this named reference model (deit-tiny, ...).")
 @click.option("--budget", type=float, default=None,
               help="Measure only this fraction of the ops (coverage, then where kernel "
                    "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest.")
 def profile(device, space, resolutions, fresh, context, warmup, runs, batch, precision, backend,
-            budget) -> None:
+            model, budget) -> None:
     """Measure every op of the space on DEVICE into its latency table (resumes).
 
     GPU tables are kept per batch and precision, so --batch 32 --precision fp16 and the
@@ -86,6 +100,10 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
     """
     from hwnas import api
 
+    if model:
+        table = api.profile_model(device, model)
+        click.echo(f"{device}: {len(table)} ops in its table (covers {model})")
+        return
     ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs,
                       batch=batch, precision=precision, backend=backend)
     table = api.profile(ctx, fresh=fresh, budget=budget)
@@ -133,14 +151,23 @@ def import_(fmt, file, device) -> None:
 @cli.command()
 @DEVICE
 @SPACE
-@click.option("--arch", "arch_file", required=True, type=click.Path())
+@click.option("--arch", "arch_file", type=click.Path(), help="An architecture file.")
+@click.option("--model", default=None,
+              help="A named reference model instead (deit-tiny, mobilenetv2, edgevit-xxs, ...).")
 @JSON
-def predict(device, space, arch_file, as_json) -> None:
-    """Predict the latency of an architecture on DEVICE."""
+def predict(device, space, arch_file, model, as_json) -> None:
+    """Predict the latency of an architecture (or a named model) on DEVICE."""
     from hwnas import api
+    from hwnas.errors import HwnasError
 
-    ctx = api.context(device, space, resolutions=None)
-    arch = _load_arch(ctx.space, arch_file)
+    if bool(arch_file) == bool(model):
+        raise HwnasError("give exactly one of --arch FILE or --model NAME")
+    if model:
+        ctx, m = api.model_context(device, model)
+        arch = m.arch
+    else:
+        ctx = api.context(device, space, resolutions=None)
+        arch = _load_arch(ctx.space, arch_file)
     pred = api.lut_predictor(ctx)
     out = {"device": device, "predicted_ms": float(pred.predict([arch])[0]),
            "raw_lut_ms": float(pred.predict_raw([arch])[0]),
@@ -174,16 +201,43 @@ def export(space, arch_file, fmt, out) -> None:
 @RESOLUTION
 @click.option("--target-latency", "target", type=float, required=True, help="Budget in ms.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(), help="Write the result (arch, latencies) as JSON.")
+@click.option("--out", type=click.Path(),
+              help="Write the result as JSON (with --supernet: a folder for arch.json and "
+                   "subnet.pt).")
 @click.option("--no-remeasure", is_flag=True, help="Skip re-measuring the chosen subnet.")
+@click.option("--elasticity", is_flag=True,
+              help="TF-NAS's width elasticity: rescale the pick's widths to sit just under the "
+                   "target (spaces with elastic widths, e.g. tfnas).")
+@click.option("--supernet", type=click.Path(), default=None,
+              help="Score candidates by this supernet checkpoint's held-out top-1 instead of "
+                   "the MACs proxy (the space comes from the checkpoint).")
+@click.option("--data", default=None, help="With --supernet: the dataset (default: the "
+              "checkpoint's).")
+@click.option("--population", type=int, default=16, show_default=True,
+              help="With --supernet: evolution population.")
+@click.option("--generations", type=int, default=4, show_default=True,
+              help="With --supernet: evolution generations.")
+@click.option("--calib-batches", type=int, default=8, show_default=True,
+              help="With --supernet: batches for BatchNorm recalibration per candidate.")
+@click.option("--max-eval-images", type=int, default=None,
+              help="With --supernet: cap on held-out images per candidate.")
+@click.option("--eval-batch-size", type=int, default=64, show_default=True)
+@click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="With --supernet: where to evaluate candidates.")
 @JSON
-def search(device, space, resolutions, target, seed, out, no_remeasure, as_json) -> None:
+def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
+           data, population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
+           as_json) -> None:
     """Find the best subnet whose predicted latency on DEVICE is at or under the target."""
+    if supernet:
+        return _search_supernet(device, target, seed, out, no_remeasure, supernet, data,
+                                population, generations, calib_batches, max_eval_images,
+                                eval_batch_size, run_on, as_json)
     from hwnas import api
     from hwnas.latency.safeio import atomic_write_text
 
     res = api.search(device, target, seed=seed, space=space, resolutions=resolutions,
-                     remeasure=not no_remeasure)
+                     remeasure=not no_remeasure, elasticity=elasticity)
     best = res.result.best
     doc = res.result.to_dict()
     doc.update(device=device, predicted_ms=best.latency_ms,
@@ -196,6 +250,31 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, as_json)
     if as_json:
         return _echo_json(doc)
     _print_search(doc, target)
+
+
+def _search_supernet(device, target, seed, out, no_remeasure, supernet, data, population,
+                     generations, calib_batches, max_eval_images, eval_batch_size, run_on,
+                     as_json) -> None:
+    from hwnas.search.evolution import EvolutionConfig
+    from hwnas.supernet.search import AccuracySearchConfig
+    from hwnas.supernet.workflows import search_from_checkpoint
+
+    cfg = AccuracySearchConfig(
+        EvolutionConfig(population=population, generations=generations,
+                        parents=max(2, population // 4)),
+        batch_size=eval_batch_size, calib_batches=calib_batches,
+        max_eval_images=max_eval_images, seed=seed)
+    res = search_from_checkpoint(supernet, device=device, target_ms=target,
+                                 out_dir=out or f"search-{device}-{target:g}ms", data=data,
+                                 cfg=cfg, measure=not no_remeasure,
+                                 run_on=None if run_on == "auto" else run_on)
+    if res.arch_path is None:  # a non-zero torchrun rank: rank 0 reports
+        return
+    doc = json.loads(res.arch_path.read_text())
+    if as_json:
+        return _echo_json(doc)
+    click.echo(json.dumps(doc, indent=2))
+    click.echo(f"wrote {res.arch_path}")
 
 
 def _print_search(doc: dict, target: float) -> None:
@@ -283,6 +362,17 @@ def records_export(device, csv_path) -> None:
     recs = Records.load(api.context(device).paths.records, device)
     recs.to_frame().to_csv(csv_path, index=False)
     click.echo(f"wrote {len(recs)} records to {csv_path}")
+
+
+def _register_extra_commands() -> None:
+    """Commands that live beside their library (they import only click at load time)."""
+    from hwnas.cli_supernet import COMMANDS as SUPERNET_COMMANDS
+
+    for cmd in SUPERNET_COMMANDS:
+        cli.add_command(cmd)
+
+
+_register_extra_commands()
 
 
 def main(argv=None) -> None:

@@ -352,3 +352,10 @@ def parse_key(key: str) -> OpSpec:
     if cls is None:
         raise HwnasError(f"unknown op key {key!r}: known kinds are {sorted(OP_KINDS)}")
     return cls.from_key(key)
+
+
+# The other families' op kinds live in their own modules and add themselves to OP_KINDS when
+# imported; importing them here (last, once OpSpec and OP_KINDS exist) lets parse_key see every kind.
+import hwnas.ops_edgevit  # noqa: E402,F401
+import hwnas.ops_mbnet  # noqa: E402,F401
+import hwnas.ops_vit  # noqa: E402,F401

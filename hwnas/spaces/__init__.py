@@ -6,10 +6,21 @@ from typing import Callable
 
 from hwnas.errors import SpaceError
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.edgevit import edgevit_space
 from hwnas.spaces.elasticvit import ElasticViTSpace
+from hwnas.spaces.tfnas import tfnas_space
+from hwnas.spaces.vit import autoformer_b, autoformer_s, autoformer_t, vit_space
+from hwnas.spaces.vitres import vit_res_space
 
 SPACES: dict[str, Callable[[], SearchSpace]] = {
     "elasticvit": ElasticViTSpace,
+    "vit": vit_space,
+    "vit-autoformer-t": autoformer_t,
+    "vit-autoformer-s": autoformer_s,
+    "vit-autoformer-b": autoformer_b,
+    "vit-res": vit_res_space,
+    "tfnas": tfnas_space,
+    "edgevit": edgevit_space,
 }
 
 

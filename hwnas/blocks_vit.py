@@ -1,0 +1,147 @@
+"""Torch modules behind the ViT OpSpecs (hwnas.ops_vit). Token blocks map (B, N, C) -> (B, N, C').
+
+Weights are laid out so that a smaller subnet's weights are the *leading slices* of a larger
+one's (AutoFormer-style weight entanglement): the q/k/v projection is head-major, i.e. its output
+features are ordered (head, q|k|v, head_dim), so dropping trailing heads drops trailing rows; widths
+(embed, MLP hidden) shrink by dropping trailing channels. A supernet can slice these tensors
+directly and hand back the static modules here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hwnas.ops_vit import CLS_TOKENS
+
+
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(2).transpose(1, 2)
+
+
+class _WithClassToken(nn.Module):
+    """Shared by the patch embeddings: class token plus learned positions."""
+
+    def __init__(self, grid: int, c: int):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, CLS_TOKENS, c))
+        self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + CLS_TOKENS, c))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+    def add_tokens(self, t: torch.Tensor) -> torch.Tensor:
+        cls = self.cls_token.expand(t.shape[0], -1, -1)
+        return torch.cat((cls, t), dim=1) + self.pos_embed
+
+
+class PatchEmbed(_WithClassToken):
+    def __init__(self, res: int, patch: int, c: int):
+        super().__init__(res // patch, c)
+        self.proj = nn.Conv2d(3, c, patch, patch)
+
+    def forward(self, x):
+        return self.add_tokens(_tokens(self.proj(x)))
+
+
+class _ConvBNReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU())
+
+
+class ConvPatchEmbed(_WithClassToken):
+    def __init__(self, res: int, patch: int, mid: int, c: int):
+        half = (res - 1) // 2 + 1
+        super().__init__(half // (patch // 2), c)
+        self.conv1 = _ConvBNReLU(3, mid, 2)
+        self.conv2 = _ConvBNReLU(mid, mid, 1)
+        self.conv3 = _ConvBNReLU(mid, mid, 1)
+        self.proj = nn.Conv2d(mid, c, patch // 2, patch // 2)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = x + self.conv3(self.conv2(x))
+        return self.add_tokens(_tokens(self.proj(x)))
+
+
+class TokenAttention(nn.Module):
+    """Explicit matmuls (no scaled_dot_product_attention), as in hwnas.blocks.MHSA, so that the
+    ONNX exporter, FLOP counters and every runtime see the same ops."""
+
+    def __init__(self, c: int, heads: int, head_dim: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        self.norm = nn.LayerNorm(c)
+        self.qkv = nn.Linear(c, 3 * heads * head_dim)  # head-major: (heads, 3, head_dim)
+        self.proj = nn.Linear(heads * head_dim, c)
+
+    def forward(self, t):
+        b, n, _ = t.shape
+        qkv = self.qkv(self.norm(t)).reshape(b, n, self.heads, 3, self.head_dim)
+        q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)
+        attn = torch.softmax((q * self.head_dim**-0.5) @ k.transpose(-2, -1), dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(b, n, self.heads * self.head_dim)
+        return t + self.proj(out)
+
+
+class TokenMLP(nn.Module):
+    def __init__(self, c: int, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(c)
+        self.fc1 = nn.Linear(c, hidden)
+        self.fc2 = nn.Linear(hidden, c)
+
+    def forward(self, t):
+        return t + self.fc2(F.gelu(self.fc1(self.norm(t))))
+
+
+class SpatialReduction(nn.Module):
+    def __init__(self, hw: int, cin: int, cout: int):
+        super().__init__()
+        if cout < cin:
+            raise ValueError(f"spatial reduction cannot narrow the width ({cin} -> {cout})")
+        self.hw, self.pad = hw, cout - cin
+        self.norm = nn.LayerNorm(cin)
+        self.reduce = nn.Conv2d(cin, cout, 3, 2, 1)
+        out = (hw - 1) // 2 + 1
+        self.pos_embed = nn.Parameter(torch.zeros(1, out * out, cout))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.token_proj = nn.Linear(cin, cout)
+
+    def _grid(self, t: torch.Tensor) -> torch.Tensor:
+        return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], self.hw, self.hw)
+
+    def forward(self, t):
+        normed = self.norm(t)
+        patches = _tokens(self.reduce(self._grid(normed[:, CLS_TOKENS:]))) + self.pos_embed
+        main = torch.cat((self.token_proj(normed[:, :CLS_TOKENS]), patches), dim=1)
+        pooled = _tokens(F.avg_pool2d(self._grid(t[:, CLS_TOKENS:]), 2))
+        residual = torch.cat((t[:, :CLS_TOKENS], pooled), dim=1)
+        return main + F.pad(residual, (0, self.pad))
+
+
+class TokenHead(nn.Module):
+    def __init__(self, c: int, classes: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(c)
+        self.fc = nn.Linear(c, classes)
+
+    def forward(self, t):
+        # LayerNorm is per token, so normalising only the class token gives the same logits
+        return self.fc(self.norm(t[:, 0]))
+
+
+class TokenNet(nn.Module):
+    """A whole single-stage ViT: embedding, blocks[i] = (attention, MLP), head."""
+
+    def __init__(self, embed: nn.Module, blocks, head: nn.Module):
+        super().__init__()
+        self.embed = embed
+        self.blocks = nn.ModuleList(nn.Sequential(attn, mlp) for attn, mlp in blocks)
+        self.head = head
+
+    def forward(self, x):
+        t = self.embed(x)
+        for block in self.blocks:
+            t = block(t)
+        return self.head(t)

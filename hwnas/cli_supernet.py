@@ -1,0 +1,136 @@
+"""Click commands for the supernet: ``train-supernet`` and ``build-pools``.
+
+The main CLI registers them (``for c in COMMANDS: main.add_command(c)``). Every command only
+parses its options and calls the library; torch is imported inside the commands so that
+``hwnas --help`` stays fast. ``hwnas search --supernet CKPT`` lives in the main CLI and calls
+``hwnas.supernet.workflows.search_from_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import click
+
+PRESETS = ("full", "tiny")
+
+
+def _ints(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def space_options(f):
+    """--preset/--resolutions/--max-depth: which (narrowed) elasticvit space."""
+    f = click.option("--max-depth", type=click.IntRange(min=1), default=None,
+                     help="Cap every stage's depth choices (CPU-sized supernets).")(f)
+    f = click.option("--resolutions", default=None,
+                     help="Comma-separated input resolutions (default: the preset's).")(f)
+    f = click.option("--preset", type=click.Choice(PRESETS), default=None,
+                     help="'full' ElasticViT stages (default) or 'tiny' (tests, demos).")(f)
+    return f
+
+
+def _spec(preset, resolutions, max_depth, classes):
+    from hwnas.supernet.spec import SpaceSpec
+
+    return SpaceSpec(preset or "full", _ints(resolutions), classes, max_depth)
+
+
+@click.command("build-pools")
+@click.option("--device", default=None, help="Named device whose latency predictor is used.")
+@click.option("--levels", required=True, help="Comma-separated levels: ms, or MMACs for flops.")
+@click.option("--metric", type=click.Choice(["latency", "flops"]), default="latency",
+              show_default=True)
+@click.option("--bound", type=float, default=None,
+              help="Accept archs within +/- bound of a level (default: a quarter of the "
+                   "closest level spacing).")
+@click.option("--per-level", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--classes", type=click.IntRange(min=2), default=1000, show_default=True,
+              help="Classifier width counted in FLOPs levels (latency tables use 1000).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pools JSON to write.")
+@space_options
+def build_pools(device, levels, metric, bound, per_level, seed, classes, out, preset,
+                resolutions, max_depth):
+    """Sample offline pools of architectures per latency (or FLOPs) level."""
+    from hwnas.supernet.workflows import build_pools_for
+
+    spec = _spec(preset, resolutions, max_depth, classes)
+    pools = build_pools_for(spec, metric=metric, levels=_floats(levels), out=out, device=device,
+                            bound=bound, per_level=per_level, seed=seed)
+    for lv, members in zip(pools.levels, pools.members):
+        costs = [c for _, c in members]
+        click.echo(f"level {lv:g} {pools.unit}: {len(members)} archs, "
+                   f"{min(costs):.3g}..{max(costs):.3g} {pools.unit}")
+    click.echo(f"wrote {out}")
+
+
+@click.command("train-supernet")
+@click.option("--data", default="digits", show_default=True,
+              help="'digits' (built in) or an ImageFolder root (train/ and optional val/).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder; checkpoint.pt is written there after every epoch.")
+@click.option("--pools", "pools_path", type=click.Path(dir_okay=False), default=None,
+              help="Pools JSON from build-pools (latency- or FLOPs-aware sampling).")
+@click.option("--sampling", type=click.Choice(["pools", "sandwich"]), default="pools",
+              show_default=True, help="'sandwich' = uniform sampling with the sandwich rule.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True,
+              help="Per process.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--warmup-epochs", type=float, default=1.0, show_default=True)
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None)
+@click.option("--subnets-per-step", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--bank-size", type=click.IntRange(min=2), default=16, show_default=True)
+@click.option("--distill/--no-distill", default=True, show_default=True)
+@click.option("--amp/--no-amp", default=True, show_default=True, help="fp16 autocast on CUDA.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--image-size", type=int, default=None,
+              help="ImageFolder decoding size (default: the largest resolution).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@space_options
+def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, warmup_epochs,
+                   steps_per_epoch, subnets_per_step, bank_size, distill, amp, seed, image_size,
+                   workers, run_on, resume, preset, resolutions, max_depth):
+    """Train the elasticvit supernet (works under torchrun for data parallelism)."""
+    from dataclasses import replace
+
+    from hwnas.data import count_classes
+    from hwnas.supernet.pools import Pools
+    from hwnas.supernet.sampling import SamplerConfig
+    from hwnas.supernet.train import DataSpec, TrainConfig, train_supernet as train
+
+    classes = count_classes(data)
+    pools = Pools.load(pools_path) if pools_path else None
+    spec = _spec(preset, resolutions, max_depth, classes)
+    if pools is not None and preset is None and not resolutions and max_depth is None:
+        spec = replace(pools.space, classes=classes)  # the space the pools were built for
+    space_res = spec.build().resolutions
+    data_spec = DataSpec(data, image_size or max(space_res), seed)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs,
+                      distill=distill, amp=amp, seed=seed, steps_per_epoch=steps_per_epoch,
+                      workers=workers)
+    scfg = SamplerConfig(method=sampling, subnets_per_step=subnets_per_step, bank_size=bank_size)
+    result = train(spec, data_spec, cfg, scfg, out_dir, pools=pools, resume=resume,
+                   device=None if run_on == "auto" else run_on)
+    if result.history:
+        last = result.history[-1]
+        click.echo(f"epoch {last['epoch']}: {last['images_per_s']:.1f} images/s, "
+                   f"loss(largest) {last['loss_largest']:.3f}")
+    click.echo(f"checkpoint: {result.checkpoint}")
+
+
+COMMANDS = [train_supernet, build_pools]

@@ -1,0 +1,152 @@
+"""The ElasticViT supernet: elastic blocks for the largest architecture of a space.
+
+``set_active(arch)`` selects a subnet. The blocks it runs, in order, are paired with the OpSpecs
+of ``space.ops(arch)``, the same walk that builds the static model and keys the latency tables,
+so ``extract(arch)`` is nothing more than loading the paired blocks' sliced weights into
+``space.build_model(arch)``. The extracted module is therefore exactly the model the profilers
+measure, and its outputs equal the supernet's (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import torch
+import torch.nn as nn
+
+from hwnas.errors import HwnasError
+from hwnas.ops import FFN, Attention, Head, MBConv, OpSpec, StemConv, TransDS
+from hwnas.supernet.blocks import (ElasticHead, ElasticInvertedResidual, ElasticMHSA, ElasticMLP,
+                                   ElasticStem, as_mbconv)
+
+# Which elastic block serves which op kind: checked when a subnet is selected.
+_BLOCK_FOR = {StemConv: ElasticStem, MBConv: ElasticInvertedResidual,
+              TransDS: ElasticInvertedResidual, Attention: ElasticMHSA, FFN: ElasticMLP,
+              Head: ElasticHead}
+# The fixed shapes of the transformer stages' opening block and of the head come from the op
+# definitions themselves, so they cannot drift apart from the static model.
+_TRANSDS = as_mbconv(TransDS(hw=8, cin=16, cout=16, stride=1))
+_HEAD = Head(hw=1, c=16)
+
+
+class ElasticViTSupernet(nn.Module):
+    """Weight-sharing supernet over an ``ElasticViTSpace`` (any narrowing of it)."""
+
+    def __init__(self, space):
+        super().__init__()
+        self.space = space
+        stages = space.stages
+        cin_max = max(stages[0].widths)
+        self.stem = ElasticStem(cin_max)
+        self.stages = nn.ModuleList()
+        for st in stages:
+            cout_max = max(st.widths)
+            self.stages.append(nn.ModuleList(
+                self._layer(st, j, cin_max if j == 0 else cout_max, cout_max)
+                for j in range(max(st.depths))))
+            cin_max = cout_max
+        self.head = ElasticHead(cin_max, _HEAD.expand, _HEAD.features_out, space.classes)
+        self._arch = None
+        self._plan: list[tuple[nn.Module, OpSpec]] = []
+
+    @staticmethod
+    def _layer(st, j: int, cin_max: int, cout_max: int) -> nn.Module:
+        stride = st.stride if j == 0 else 1
+        if st.kind == "conv":
+            return ElasticInvertedResidual(cin_max, cout_max, max(st.choice_a), max(st.choice_b),
+                                           stride, st.se)
+        layer = nn.ModuleDict()
+        if j == 0:
+            layer["ds"] = ElasticInvertedResidual(cin_max, cout_max, _TRANSDS.expand,
+                                                  _TRANSDS.kernel, stride, False)
+        layer["attn"] = ElasticMHSA(cout_max, max(st.choice_b))
+        layer["ffn"] = ElasticMLP(cout_max, max(st.choice_a))
+        return layer
+
+    # --- subnet selection ------------------------------------------------------------------
+    def _slots(self, arch) -> Iterator[nn.Module]:
+        """The blocks an architecture runs, in the order ``space.ops`` emits its ops."""
+        yield self.stem
+        for i, st in enumerate(self.space.stages):
+            for j in range(arch.depths[i]):
+                layer = self.stages[i][j]
+                if st.kind == "conv":
+                    yield layer
+                    continue
+                if j == 0:
+                    yield layer["ds"]
+                yield layer["attn"]
+                yield layer["ffn"]
+        yield self.head
+
+    def plan(self, arch) -> list[tuple[nn.Module, OpSpec]]:
+        """(elastic block, op) pairs for an architecture; validates it against the space."""
+        ops = self.space.ops(arch)
+        slots = list(self._slots(arch))
+        if len(slots) != len(ops) or any(
+                not isinstance(m, _BLOCK_FOR[type(op)]) for m, op in zip(slots, ops)):
+            raise HwnasError("the supernet's blocks do not line up with space.ops(arch); "
+                             "the space and the supernet disagree")
+        return list(zip(slots, ops))
+
+    def set_active(self, arch) -> None:
+        self._plan = self.plan(arch)
+        self._arch = arch
+
+    @property
+    def active(self):
+        return self._arch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._arch is None:
+            raise HwnasError("no subnet selected: call set_active(arch) first")
+        if x.shape[-1] != self._arch.resolution or x.shape[-2] != self._arch.resolution:
+            raise HwnasError(f"input is {tuple(x.shape[-2:])} but the active subnet runs at "
+                             f"{self._arch.resolution}x{self._arch.resolution}")
+        for block, op in self._plan:
+            x = block(x, op)
+        return x
+
+    # --- extraction --------------------------------------------------------------------------
+    def extract(self, arch=None) -> nn.Sequential:
+        """A plain static copy of a subnet: ``space.build_model(arch)`` with these weights."""
+        arch = self._arch if arch is None else arch
+        if arch is None:
+            raise HwnasError("extract needs an architecture (or an active subnet)")
+        plan = self.plan(arch)
+        # Build on the meta device: the random initialisation would be thrown away anyway.
+        with torch.device("meta"):
+            static = self.space.build_model(arch)
+        with torch.no_grad():
+            for static_block, (block, op) in zip(static, plan):
+                state = {k: v.detach().clone() for k, v in block.state_for(op).items()}
+                static_block.load_state_dict(state, strict=True, assign=True)
+        return static.eval()
+
+
+def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Reset every BatchNorm's running stats and re-estimate them on ``batches`` (no grad).
+
+    Shared BN statistics belong to no single subnet, so each subnet is re-calibrated before it
+    is evaluated. ``momentum=None`` makes the estimate a plain average over the batches.
+    Returns the number of batches used; the model is left in eval mode.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    n = 0
+    model.train()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x)
+                n += 1
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        model.eval()
+    if n == 0:
+        raise HwnasError("BatchNorm recalibration got no batches")
+    return n
