@@ -69,6 +69,8 @@ def load_table(ctx: Context) -> LatencyTable:
     if not ctx.paths.table.exists():
         hint = ("run 'hwnas profile --device %s'" % ctx.cfg.name if ctx.live
                 else "import one with 'hwnas import'")
+        if ctx.live and ctx.cfg.source:  # a phone nn-Meter measured: its table can be imported
+            hint += f", or import one with 'hwnas import' ({ctx.cfg.source})"
         raise TableError(f"no latency table for {ctx.cfg.name} at {ctx.paths.table}; {hint}")
     return LatencyTable.load(ctx.paths.table)
 
