@@ -44,7 +44,15 @@ class Context:
 
     @property
     def live(self) -> bool:
-        return self.cfg.profiler != "imported"
+        """Whether hwnas measures this device itself. Phones are live (adb), but a phone whose
+        table came from elsewhere (nn-Meter's, imported: no measuring protocol in its meta) is
+        used as imported: nothing is profiled or measured on the phone behind the user's back.
+        """
+        if self.cfg.profiler == "imported":
+            return False
+        if self.cfg.profiler == "adb" and self.paths.table.exists():
+            return "protocol" in LatencyTable.load(self.paths.table).meta
+        return True
 
 
 def context(device: str, space: str = "elasticvit", resolutions: Sequence[int] | None = None,
@@ -61,6 +69,8 @@ def load_table(ctx: Context) -> LatencyTable:
     if not ctx.paths.table.exists():
         hint = ("run 'hwnas profile --device %s'" % ctx.cfg.name if ctx.live
                 else "import one with 'hwnas import'")
+        if ctx.live and ctx.cfg.source:  # a phone nn-Meter measured: its table can be imported
+            hint += f", or import one with 'hwnas import' ({ctx.cfg.source})"
         raise TableError(f"no latency table for {ctx.cfg.name} at {ctx.paths.table}; {hint}")
     return LatencyTable.load(ctx.paths.table)
 

@@ -47,6 +47,17 @@ class DeviceConfig:
     warmup_tolerance: float = 0.02  # stable: the median of the last window moved less than this
     energy: bool = True  # also measure energy per call from NVML's total-energy counter
     energy_min_s: float = 1.0  # the counter ticks coarsely: integrate over at least this long
+    # --- TFLite (local-tflite and adb devices) ---------------------------------------------
+    use_xnnpack: bool = True  # the XNNPACK delegate (TFLite's default CPU path since 2.3)
+    # --- adb (Android phones) ----------------------------------------------------------------
+    serial: str = ""  # pick this phone when several are attached (--serial overrides)
+    benchmark_bin: str = ""  # host path of TFLite's android_aarch64 benchmark_model
+    remote_dir: str = "/data/local/tmp/hwnas"  # where models and the binary go on the phone
+    thermal_zones: str = "cpu|big|mid|little|soc|tsens"  # regex on thermal zone types to watch
+    thermal_limit_c: float = 50.0  # cool down before measuring when a watched zone is hotter
+    freq_drop: float = 0.10  # cool down when a pinned core's clock is this far under its peak
+    cool_poll_s: float = 5.0  # how often to re-read the phone while cooling down
+    cool_max_s: float = 300.0  # give up waiting (and record it) after this long
 
     def __post_init__(self):
         if self.profiler not in PROFILERS:
@@ -59,6 +70,14 @@ class DeviceConfig:
                     0 if name == "warmup" else 1):
                 raise DeviceError(f"device {self.name}: {name} must be a positive integer")
         object.__setattr__(self, "resolutions", tuple(self.resolutions))
+        if not isinstance(self.use_xnnpack, bool):
+            raise DeviceError(f"device {self.name}: use_xnnpack must be true or false")
+        for name in ("thermal_limit_c", "freq_drop", "cool_poll_s", "cool_max_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise DeviceError(f"device {self.name}: {name} must be a non-negative number")
+        if not 0 <= self.freq_drop < 1:
+            raise DeviceError(f"device {self.name}: freq_drop must be a fraction in [0, 1)")
         if self.profiler == "cuda":
             self._check_cuda()
 

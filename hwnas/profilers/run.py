@@ -47,6 +47,16 @@ def open_table(path: Path, profiler: Profiler, fresh: bool = False) -> LatencyTa
     return LatencyTable(meta)
 
 
+def sync_meta(table: LatencyTable, profiler: Profiler) -> None:
+    """Move what the profiler noticed since the last save (phones cooling down) into the meta.
+
+    Optional for profilers: those without ``drain_events`` have nothing to report."""
+    drain = getattr(profiler, "drain_events", None)
+    events = drain() if drain is not None else []
+    if events:
+        table.meta.setdefault("thermal_events", []).extend(events)
+
+
 def pick_sentinel(ops: Sequence[OpSpec]) -> OpSpec:
     """An op at the 75th percentile of MACs: big enough that its median is stable (small ops
     swing by 10-20% on a shared box), small enough to re-time often."""
@@ -66,9 +76,19 @@ class _Sentinel:
 def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
                 fresh: bool = False, sentinel_every: int = 50, drift_tolerance: float = 0.10,
                 cooldown_s: float = 2.0, progress: bool = True) -> LatencyTable:
-    """Measure every op not yet in the table at ``path``; returns the saved table."""
+    """Measure every op not yet in the table at ``path``; returns the saved table.
+
+    A profiler with ``members`` (several phones, see parallel.Fleet) shares the op list among
+    them, in parallel."""
     from tqdm import tqdm
 
+    if getattr(profiler, "members", None):
+        from hwnas.profilers.parallel import profile_ops_parallel
+
+        return profile_ops_parallel(profiler, ops, path, fresh=fresh,
+                                    sentinel_every=sentinel_every,
+                                    drift_tolerance=drift_tolerance, cooldown_s=cooldown_s,
+                                    progress=progress)
     path = Path(path)
     table = open_table(path, profiler, fresh)
     todo = [op for op in dict((op.key, op) for op in ops).values() if op.key not in table]
@@ -87,12 +107,15 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
                 _check_drift(table, sentinel, since_check, cooldown_s)
                 since_check = []
             if i % SAVE_EVERY == 0:
+                sync_meta(table, profiler)
                 table.save(path)
     except (KeyboardInterrupt, ProfileError):
+        sync_meta(table, profiler)
         table.save(path)  # nothing measured is lost; the next run resumes from here
         raise
     finally:
         bar.close()
+    sync_meta(table, profiler)
     table.meta["updated"] = _now()
     table.save(path)
     return table

@@ -1,0 +1,152 @@
+"""The LiteRT (TFLite) profiler behind ``local-tflite``: the phone's runtime, on this machine.
+
+It times the same exported ``.tflite`` blocks the adb profiler pushes to a phone, with the
+protocol of ``local-cpu`` (onnxrt.py): pin the process, warm up, time ``runs`` single
+``invoke()`` calls with ``perf_counter_ns``, and in ``flush`` context precede each timed call by a
+cache-evicting read and a run of a twin interpreter of the same block (see onnxrt.py for why a
+block timed alone is not the block inside a network). LiteRT interpreters cannot share one
+scratch arena, so here the twin warms the code and the XNNPACK microkernels, not the buffers.
+
+Threads and the XNNPACK delegate come from the device config. The per-call overhead, timed on a
+one-op model, is subtracted from each block; the LUT adds it back once per network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hwnas import __version__
+from hwnas.device_configs import DeviceConfig
+from hwnas.errors import ProfileError
+from hwnas.latency.stats import Stats
+from hwnas.ops import OpSpec
+from hwnas.profilers.affinity import pin
+from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead_model
+from hwnas.profilers.onnxrt import _cpu_model
+
+log = logging.getLogger(__name__)
+INTERPRETER_HINT = ("local-tflite needs the LiteRT interpreter: pip install 'hwnas[tflite]' "
+                    "(ai-edge-litert; tflite-runtime also works)")
+
+
+def load_interpreter():
+    """(Interpreter class, OpResolverType enum, "package version"): LiteRT, else tflite_runtime."""
+    try:
+        import ai_edge_litert
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        return Interpreter, OpResolverType, f"ai-edge-litert {ai_edge_litert.__version__}"
+    except ImportError:
+        pass
+    try:
+        import tflite_runtime
+        from tflite_runtime.interpreter import Interpreter, OpResolverType
+
+        return Interpreter, OpResolverType, f"tflite-runtime {tflite_runtime.__version__}"
+    except ImportError:
+        raise ProfileError(INTERPRETER_HINT) from None
+
+
+class LiteRTProfiler:
+    """Use as a context manager: it pins the process on entry and restores it on exit."""
+
+    runtime = "litert"
+
+    def __init__(self, cfg: DeviceConfig, cache_dir: Path):
+        self.Interpreter, self.resolvers, self.version = load_interpreter()
+        self.cfg = cfg
+        self.cache_dir = Path(cache_dir)
+        self._saved_affinity = None
+        self.cpus: list[int] | None = None
+        self.flush_buf = np.ones(cfg.flush_mb * (1 << 20) // 8) if cfg.context == "flush" else None
+        self.call_overhead_ms = 0.0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> "LiteRTProfiler":
+        if hasattr(os, "sched_getaffinity"):
+            self._saved_affinity = os.sched_getaffinity(0)
+        self.cpus = pin(self.cfg.affinity, self.cfg.threads)
+        self.call_overhead_ms = float(np.median(self._time(
+            self._interpreter(tflite_overhead_model(self.cache_dir)))))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._saved_affinity is not None:
+            os.sched_setaffinity(0, self._saved_affinity)
+
+    def meta(self) -> dict:
+        return {
+            "device": self.cfg.name, "runtime": self.runtime, "runtime_version": self.version,
+            "threads": self.cfg.threads, "affinity": self.cpus, "batch": 1, "precision": "fp32",
+            "use_xnnpack": self.cfg.use_xnnpack, "warmup": self.cfg.warmup,
+            "runs": self.cfg.runs, "context": self.cfg.context,
+            "flush_mb": self.cfg.flush_mb if self.cfg.context == "flush" else 0,
+            "call_overhead_ms": self.call_overhead_ms, "cpu": _cpu_model(),
+            "host": os.uname().nodename if hasattr(os, "uname") else "",
+            "hwnas_version": __version__, "latency_unit": "ms per batch",
+            "export": "litert-torch, conv blocks with NHWC I/O",
+        }
+
+    def protocol(self) -> dict:
+        """The settings that must match for two measurements to share one table."""
+        return {"runtime": self.runtime, "threads": self.cfg.threads,
+                "use_xnnpack": self.cfg.use_xnnpack, "context": self.cfg.context,
+                "batch": 1, "precision": "fp32"}
+
+    # --- interpreters ------------------------------------------------------------------------
+    def _interpreter(self, path: Path):
+        resolver = (self.resolvers.AUTO if self.cfg.use_xnnpack
+                    else self.resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        try:
+            it = self.Interpreter(model_path=str(path), num_threads=self.cfg.threads,
+                                  experimental_op_resolver_type=resolver)
+            it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ProfileError(f"LiteRT cannot run {path.name}: {e}") from None
+        return it
+
+    def _time(self, it, twin=None) -> np.ndarray:
+        """Per-call times of ``invoke()`` in ms; with a twin, each call runs in network context."""
+        inp = it.get_input_details()[0]
+        x = np.random.default_rng(0).standard_normal(inp["shape"]).astype(np.float32)
+        it.set_tensor(inp["index"], x)
+        if twin is not None:
+            twin.set_tensor(twin.get_input_details()[0]["index"], x.copy())
+        for _ in range(self.cfg.warmup):
+            it.invoke()
+            if twin is not None:
+                twin.invoke()
+        view = it.tensor(inp["index"])  # a live view of the input buffer, to touch it
+        out = np.empty(self.cfg.runs)
+        clock = time.perf_counter_ns
+        for i in range(self.cfg.runs):
+            if twin is not None:
+                self.flush_buf.sum()  # (1) evict this block's weights
+                twin.invoke()  # (2) warm the code paths, as the previous block of a network does
+                view().sum()  # (3) the input is hot: the previous block just wrote it
+            t0 = clock()
+            it.invoke()
+            out[i] = (clock() - t0) / 1e6
+        del view  # a live view must not outlive the interpreter's buffers
+        return out
+
+    # --- measuring ---------------------------------------------------------------------------
+    def measure_op(self, op: OpSpec) -> Stats:
+        """One block, in the config's context, with the per-call overhead subtracted."""
+        path = tflite_for_op(op, self.cache_dir)
+        it = self._interpreter(path)
+        twin = self._interpreter(path) if self.cfg.context == "flush" else None
+        return Stats.from_samples(self._time(it, twin)).shifted(-self.call_overhead_ms)
+
+    def measure_model(self, module, input_shape) -> Stats:
+        """A whole network with NHWC input, end to end (overhead included)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_tflite(module, input_shape, Path(tmp) / "model.tflite",
+                                 channels_last=True)
+            return Stats.from_samples(self._time(self._interpreter(path)))
