@@ -13,6 +13,7 @@ import sys
 import click
 
 from hwnas import __version__
+from hwnas.cli_adb import benchmark_bin_option, serial_option
 
 DEVICE = click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
 SPACE = click.option("--space", default="elasticvit", show_default=True, help="Search space.")
@@ -54,8 +55,14 @@ def cli(verbose: int) -> None:
 
 @cli.command()
 @JSON
-def devices(as_json: bool) -> None:
+@click.option("--adb", is_flag=True, help="List the Android phones attached over adb instead.")
+def devices(as_json: bool, adb: bool) -> None:
     """List named devices and whether a latency table exists for each."""
+    if adb:
+        from hwnas.cli_adb import devices_adb, format_devices_adb
+
+        rows = devices_adb()
+        return _echo_json(rows) if as_json else click.echo(format_devices_adb(rows))
     from hwnas.device_configs import device_names, load_device
     from hwnas.home import device_paths
 
@@ -91,8 +98,10 @@ def devices(as_json: bool) -> None:
 @click.option("--budget", type=float, default=None,
               help="Measure only this fraction of the ops (coverage, then where kernel "
                    "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest.")
+@serial_option
+@benchmark_bin_option
 def profile(device, space, resolutions, fresh, context, warmup, runs, batch, precision, backend,
-            model, budget) -> None:
+            model, budget, serials, benchmark_bin) -> None:
     """Measure every op of the space on DEVICE into its latency table (resumes).
 
     GPU tables are kept per batch and precision, so --batch 32 --precision fp16 and the
@@ -105,8 +114,9 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
         click.echo(f"{device}: {len(table)} ops in its table (covers {model})")
         return
     ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs,
-                      batch=batch, precision=precision, backend=backend)
-    table = api.profile(ctx, fresh=fresh, budget=budget)
+                      batch=batch, precision=precision, backend=backend,
+                      benchmark_bin=benchmark_bin)
+    table = api.profile(ctx, fresh=fresh, budget=budget, serials=tuple(serials))
     click.echo(f"{device}: {len(table)} ops in {ctx.paths.table} "
                f"(resolutions {table.meta.get('resolutions')})")
 
