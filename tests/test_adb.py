@@ -152,7 +152,9 @@ def test_none_or_several_phones(adb_server, phones):
 @needs_export
 def test_unplugged_mid_profile_loses_nothing_and_resumes(phones, tflite_cache, tmp_path):
     phone, path, cfg = phones(), tmp_path / "t.pkl", pixel6(tmp_path)
-    watcher = phone.kill_when(runs=5)  # probe, sentinel, 2 ops measured, pulled during the 3rd
+    # probe, 4 sentinel runs (a discarded cold one + 3 for the baseline), 2 ops measured,
+    # pulled during the 3rd
+    watcher = phone.kill_when(runs=8)
     with pytest.raises(ProfileError, match="stopped answering"):
         with make_profiler(cfg, tflite_cache) as prof:
             profile_ops(prof, OPS, path, progress=False)
@@ -165,7 +167,7 @@ def test_unplugged_mid_profile_loses_nothing_and_resumes(phones, tflite_cache, t
         table = profile_ops(prof, OPS, path, progress=False)
     assert set(table.entries) == {op.key for op in OPS}
     assert table.entries[OPS[0].key].to_list()[:3] == first.entries[OPS[0].key].to_list()[:3]
-    assert phone.runs() - before == 2 + len(OPS) - 2  # probe + sentinel + the 3 missing ops
+    assert phone.runs() - before == 5 + len(OPS) - 2  # probe + sentinel + the 3 missing ops
 
 
 @needs_export
@@ -198,7 +200,7 @@ def test_two_phones_share_the_op_list_and_survive_a_dropout(phones, tflite_cache
     a, b = phones(), phones()
     path = tmp_path / "fleet.pkl"
     with make_profiler(pixel6(tmp_path), tflite_cache, serials=(a.serial, b.serial)) as fleet:
-        b.kill_when(runs=4)  # probe, sentinel, one op done; pulled during its second op
+        b.kill_when(runs=7)  # probe, 4 sentinel runs, one op done; pulled during its second op
         table = profile_ops(fleet, OPS, path, progress=False)
     assert set(table.entries) == {op.key for op in OPS}  # a finished b's share
     by = table.meta["measured_by"]

@@ -63,15 +63,15 @@ def test_interrupted_profile_keeps_measurements_and_resumes(tmp_path, export_cac
     ops = list({op.key: op for op in ops}.values())
     path = tmp_path / "table.pkl"
     with OrtProfiler(_cfg(), export_cache_dir) as prof:
-        # the sentinel takes the first call; then 7 ops succeed before the "unplug"
+        # the sentinel baseline takes the first 4 calls; then 7 ops succeed before the "unplug"
         with pytest.raises(type(exc)):
-            profile_ops(_Unplugged(prof, 8, exc), ops, path, progress=False)
+            profile_ops(_Unplugged(prof, 11, exc), ops, path, progress=False)
         saved = LatencyTable.load(path)
         assert len(saved) == 7
         counting = _Unplugged(prof, 10**6, None)
         table = profile_ops(counting, ops, path, progress=False)
     assert len(table) == len(ops)
-    assert counting.calls == 1 + len(ops) - 7  # sentinel + only the ops still missing
+    assert counting.calls == 4 + len(ops) - 7  # sentinel baseline + only the missing ops
     assert all(table.entries[k] == v for k, v in saved.entries.items())
 
 
@@ -110,8 +110,8 @@ def test_drift_is_detected_and_recent_ops_remeasured(tmp_path):
         def measure_op(self, op):
             self.calls.append(op.key)
             ms = op.macs() / 1e7
-            # call 1 is the baseline, calls 2-6 the first five ops, call 7 the first check
-            if len(self.calls) == 7:
+            # calls 1-4 take the baseline, 5-9 the first five ops, call 10 is the first check
+            if len(self.calls) == 10:
                 assert op.key == sentinel.key
                 ms *= 1.5
             return Stats.from_samples([ms] * 3)
@@ -121,5 +121,5 @@ def test_drift_is_detected_and_recent_ops_remeasured(tmp_path):
                         cooldown_s=0.01, progress=False)
     (event,) = table.meta["drift_events"]
     assert event["action"] == "re-measured" and event["drift"] == pytest.approx(0.5)
-    assert prof.calls[7] == sentinel.key  # re-checked after the cool-down ...
-    assert prof.calls[8:13] == [o.key for o in ops[:5]]  # ... then the 5 ops re-measured
+    assert prof.calls[10] == sentinel.key  # re-checked after the cool-down ...
+    assert prof.calls[11:16] == [o.key for o in ops[:5]]  # ... then the 5 ops re-measured
