@@ -33,7 +33,8 @@ def _floats(text: str) -> tuple[float, ...]:
 def space_options(f):
     """--preset/--resolutions/--max-depth: which (narrowed) space, elasticvit or vit."""
     f = click.option("--max-depth", type=click.IntRange(min=1), default=None,
-                     help="Cap every stage's depth choices (CPU-sized supernets).")(f)
+                     help="Cap the depth choices, of every stage or of a ViT's "
+                          "blocks (CPU-sized supernets).")(f)
     f = click.option("--resolutions", default=None,
                      help="Comma-separated input resolutions (default: the preset's).")(f)
     f = click.option("--preset", type=click.Choice(PRESETS), default=None,
