@@ -20,6 +20,23 @@ def _tokens(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).transpose(1, 2)
 
 
+def with_class_token(t: torch.Tensor, cls_token: torch.Tensor,
+                     pos_embed: torch.Tensor) -> torch.Tensor:
+    """Prepend the class token and add the positions (shared with the elastic supernet)."""
+    return torch.cat((cls_token.expand(t.shape[0], -1, -1), t), dim=1) + pos_embed
+
+
+def head_major_attention(qkv: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
+    """(B, N, heads * 3 * head_dim) q/k/v in head-major order -> (B, N, heads * head_dim).
+
+    The one attention computation of TokenAttention, shared with the elastic supernet so that
+    the supernet and the extracted model run exactly the same ops."""
+    b, n, _ = qkv.shape
+    q, k, v = qkv.reshape(b, n, heads, 3, head_dim).permute(3, 0, 2, 1, 4).unbind(0)
+    attn = torch.softmax((q * head_dim**-0.5) @ k.transpose(-2, -1), dim=-1)
+    return (attn @ v).transpose(1, 2).reshape(b, n, heads * head_dim)
+
+
 class _WithClassToken(nn.Module):
     """Shared by the patch embeddings: class token plus learned positions."""
 
@@ -30,8 +47,7 @@ class _WithClassToken(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
     def add_tokens(self, t: torch.Tensor) -> torch.Tensor:
-        cls = self.cls_token.expand(t.shape[0], -1, -1)
-        return torch.cat((cls, t), dim=1) + self.pos_embed
+        return with_class_token(t, self.cls_token, self.pos_embed)
 
 
 class PatchEmbed(_WithClassToken):
@@ -76,12 +92,8 @@ class TokenAttention(nn.Module):
         self.proj = nn.Linear(heads * head_dim, c)
 
     def forward(self, t):
-        b, n, _ = t.shape
-        qkv = self.qkv(self.norm(t)).reshape(b, n, self.heads, 3, self.head_dim)
-        q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)
-        attn = torch.softmax((q * self.head_dim**-0.5) @ k.transpose(-2, -1), dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(b, n, self.heads * self.head_dim)
-        return t + self.proj(out)
+        qkv = self.qkv(self.norm(t))
+        return t + self.proj(head_major_attention(qkv, self.heads, self.head_dim))
 
 
 class TokenMLP(nn.Module):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import click
 
-PRESETS = ("full", "tiny")
+# hwnas.supernet.spec.PRESETS, repeated so that --help does not import the spaces (tested)
+PRESETS = ("full", "tiny", "vit", "vit-tiny")
 
 
 def _ints(text: str | None) -> tuple[int, ...]:
@@ -30,13 +31,15 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def space_options(f):
-    """--preset/--resolutions/--max-depth: which (narrowed) elasticvit space."""
+    """--preset/--resolutions/--max-depth: which (narrowed) space, elasticvit or vit."""
     f = click.option("--max-depth", type=click.IntRange(min=1), default=None,
-                     help="Cap every stage's depth choices (CPU-sized supernets).")(f)
+                     help="Cap the depth choices, of every stage or of a ViT's "
+                          "blocks (CPU-sized supernets).")(f)
     f = click.option("--resolutions", default=None,
                      help="Comma-separated input resolutions (default: the preset's).")(f)
     f = click.option("--preset", type=click.Choice(PRESETS), default=None,
-                     help="'full' ElasticViT stages (default) or 'tiny' (tests, demos).")(f)
+                     help="'full' ElasticViT stages (default), 'tiny' (tests, demos), 'vit' "
+                          "(single-stage AutoFormer/ViTAS-style space) or 'vit-tiny'.")(f)
     return f
 
 
@@ -105,7 +108,7 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
 def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, warmup_epochs,
                    steps_per_epoch, subnets_per_step, bank_size, distill, amp, seed, image_size,
                    workers, run_on, resume, preset, resolutions, max_depth):
-    """Train the elasticvit supernet (works under torchrun for data parallelism)."""
+    """Train an elasticvit or vit supernet (works under torchrun for data parallelism)."""
     from dataclasses import replace
 
     from hwnas.data import count_classes

@@ -35,13 +35,14 @@ class ElasticConv2d(nn.Module):
 
     ``depthwise=True`` gives a depthwise conv (groups = channels, one filter per channel); its
     output width is its input width. The padding is computed from the runtime input size with
-    nn-Meter's floor convention, because one supernet serves several resolutions.
+    nn-Meter's floor convention, because one supernet serves several resolutions, unless a fixed
+    ``padding`` is given (a ViT's patch embedding: kernel = stride, no padding).
     """
 
     def __init__(self, cin_max: int, cout_max: int, kernel_max: int = 1, stride: int = 1,
-                 depthwise: bool = False, bias: bool = False):
+                 depthwise: bool = False, bias: bool = False, padding: int | None = None):
         super().__init__()
-        self.stride, self.depthwise = stride, depthwise
+        self.stride, self.depthwise, self.padding = stride, depthwise, padding
         shape = (cout_max, 1 if depthwise else cin_max, kernel_max, kernel_max)
         self.weight = nn.Parameter(torch.empty(shape))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Conv2d's own default
@@ -60,7 +61,8 @@ class ElasticConv2d(nn.Module):
     def forward(self, x: torch.Tensor, cout: int | None = None, kernel: int = 1) -> torch.Tensor:
         cin = x.shape[1]
         w, b = self._slices(cin, cout if cout is not None else cin, kernel)
-        pad = same_floor_padding(x.shape[-1], kernel, self.stride)
+        pad = self.padding if self.padding is not None else \
+            same_floor_padding(x.shape[-1], kernel, self.stride)
         return F.conv2d(x, w, b, self.stride, pad, groups=cin if self.depthwise else 1)
 
     def state_for(self, cin: int, cout: int, kernel: int = 1) -> dict[str, torch.Tensor]:

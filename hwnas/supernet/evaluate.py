@@ -14,7 +14,7 @@ from hwnas import __version__
 from hwnas.data import Dataset, ImageFolder, iterate_batches, resize_batch
 from hwnas.errors import HwnasError
 from hwnas.latency.safeio import atomic_write_bytes
-from hwnas.supernet.model import ElasticViTSupernet, recalibrate_bn
+from hwnas.supernet.model import Supernet, make_supernet, recalibrate_bn
 from hwnas.supernet.spec import SpaceSpec
 
 CHECKPOINT_FORMAT = "hwnas-supernet-checkpoint"
@@ -49,11 +49,11 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return state
 
 
-def load_supernet(path: str | Path, map_location="cpu") -> tuple[ElasticViTSupernet, dict]:
+def load_supernet(path: str | Path, map_location="cpu") -> tuple[Supernet, dict]:
     """The trained supernet (eval mode) and its checkpoint dict."""
     state = load_checkpoint(path, map_location)
     space = SpaceSpec.from_dict(state["space"]).build()
-    model = ElasticViTSupernet(space)
+    model = make_supernet(space)
     model.load_state_dict(state["model"])
     return model.to(map_location).eval(), state
 
@@ -65,7 +65,7 @@ def without_augment(ds: Dataset) -> Dataset:
     return replace(ds, augment=False)
 
 
-def calibrate(model: ElasticViTSupernet, arch, calib: Dataset, *, batch_size: int, batches: int,
+def calibrate(model: Supernet, arch, calib: Dataset, *, batch_size: int, batches: int,
               seed: int, device) -> None:
     """Select ``arch`` and re-estimate its BN statistics on un-augmented training batches."""
     model.set_active(arch)

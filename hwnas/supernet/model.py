@@ -1,4 +1,4 @@
-"""The ElasticViT supernet: elastic blocks for the largest architecture of a space.
+"""Supernets: elastic blocks for the largest architecture of a space (ElasticViT here).
 
 ``set_active(arch)`` selects a subnet. The blocks it runs, in order, are paired with the OpSpecs
 of ``space.ops(arch)``, the same walk that builds the static model and keys the latency tables,
@@ -9,7 +9,7 @@ measure, and its outputs equal the supernet's (tested).
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import ClassVar, Iterable, Iterator
 
 import torch
 import torch.nn as nn
@@ -29,62 +29,35 @@ _TRANSDS = as_mbconv(TransDS(hw=8, cin=16, cout=16, stride=1))
 _HEAD = Head(hw=1, c=16)
 
 
-class ElasticViTSupernet(nn.Module):
-    """Weight-sharing supernet over an ``ElasticViTSpace`` (any narrowing of it)."""
+class Supernet(nn.Module):
+    """What every supernet shares: pair its blocks with ``space.ops(arch)``, run the pairs,
+    and load their sliced weights into ``space.build_model(arch)``.
+
+    A family supplies ``block_for`` ({op class: elastic block class}), ``_slots(arch)`` (the
+    blocks an arch runs, in the order of ``space.ops``) and ``_static_blocks(static)`` (the
+    matching modules of the static model, in the same order).
+    """
+
+    block_for: ClassVar[dict[type, type]] = {}
 
     def __init__(self, space):
         super().__init__()
         self.space = space
-        stages = space.stages
-        cin_max = max(stages[0].widths)
-        self.stem = ElasticStem(cin_max)
-        self.stages = nn.ModuleList()
-        for st in stages:
-            cout_max = max(st.widths)
-            self.stages.append(nn.ModuleList(
-                self._layer(st, j, cin_max if j == 0 else cout_max, cout_max)
-                for j in range(max(st.depths))))
-            cin_max = cout_max
-        self.head = ElasticHead(cin_max, _HEAD.expand, _HEAD.features_out, space.classes)
         self._arch = None
         self._plan: list[tuple[nn.Module, OpSpec]] = []
 
-    @staticmethod
-    def _layer(st, j: int, cin_max: int, cout_max: int) -> nn.Module:
-        stride = st.stride if j == 0 else 1
-        if st.kind == "conv":
-            return ElasticInvertedResidual(cin_max, cout_max, max(st.choice_a), max(st.choice_b),
-                                           stride, st.se)
-        layer = nn.ModuleDict()
-        if j == 0:
-            layer["ds"] = ElasticInvertedResidual(cin_max, cout_max, _TRANSDS.expand,
-                                                  _TRANSDS.kernel, stride, False)
-        layer["attn"] = ElasticMHSA(cout_max, max(st.choice_b))
-        layer["ffn"] = ElasticMLP(cout_max, max(st.choice_a))
-        return layer
-
-    # --- subnet selection ------------------------------------------------------------------
     def _slots(self, arch) -> Iterator[nn.Module]:
-        """The blocks an architecture runs, in the order ``space.ops`` emits its ops."""
-        yield self.stem
-        for i, st in enumerate(self.space.stages):
-            for j in range(arch.depths[i]):
-                layer = self.stages[i][j]
-                if st.kind == "conv":
-                    yield layer
-                    continue
-                if j == 0:
-                    yield layer["ds"]
-                yield layer["attn"]
-                yield layer["ffn"]
-        yield self.head
+        raise NotImplementedError
+
+    def _static_blocks(self, static: nn.Module) -> Iterable[nn.Module]:
+        raise NotImplementedError
 
     def plan(self, arch) -> list[tuple[nn.Module, OpSpec]]:
         """(elastic block, op) pairs for an architecture; validates it against the space."""
         ops = self.space.ops(arch)
         slots = list(self._slots(arch))
         if len(slots) != len(ops) or any(
-                not isinstance(m, _BLOCK_FOR[type(op)]) for m, op in zip(slots, ops)):
+                not isinstance(m, self.block_for[type(op)]) for m, op in zip(slots, ops)):
             raise HwnasError("the supernet's blocks do not line up with space.ops(arch); "
                              "the space and the supernet disagree")
         return list(zip(slots, ops))
@@ -107,8 +80,7 @@ class ElasticViTSupernet(nn.Module):
             x = block(x, op)
         return x
 
-    # --- extraction --------------------------------------------------------------------------
-    def extract(self, arch=None) -> nn.Sequential:
+    def extract(self, arch=None) -> nn.Module:
         """A plain static copy of a subnet: ``space.build_model(arch)`` with these weights."""
         arch = self._arch if arch is None else arch
         if arch is None:
@@ -117,11 +89,80 @@ class ElasticViTSupernet(nn.Module):
         # Build on the meta device: the random initialisation would be thrown away anyway.
         with torch.device("meta"):
             static = self.space.build_model(arch)
+        blocks = list(self._static_blocks(static))
+        if len(blocks) != len(plan):
+            raise HwnasError("the static model's blocks do not line up with space.ops(arch)")
         with torch.no_grad():
-            for static_block, (block, op) in zip(static, plan):
+            for static_block, (block, op) in zip(blocks, plan):
                 state = {k: v.detach().clone() for k, v in block.state_for(op).items()}
                 static_block.load_state_dict(state, strict=True, assign=True)
         return static.eval()
+
+
+class ElasticViTSupernet(Supernet):
+    """Weight-sharing supernet over an ``ElasticViTSpace`` (any narrowing of it)."""
+
+    block_for = _BLOCK_FOR
+
+    def __init__(self, space):
+        super().__init__(space)
+        stages = space.stages
+        cin_max = max(stages[0].widths)
+        self.stem = ElasticStem(cin_max)
+        self.stages = nn.ModuleList()
+        for st in stages:
+            cout_max = max(st.widths)
+            self.stages.append(nn.ModuleList(
+                self._layer(st, j, cin_max if j == 0 else cout_max, cout_max)
+                for j in range(max(st.depths))))
+            cin_max = cout_max
+        self.head = ElasticHead(cin_max, _HEAD.expand, _HEAD.features_out, space.classes)
+
+    @staticmethod
+    def _layer(st, j: int, cin_max: int, cout_max: int) -> nn.Module:
+        stride = st.stride if j == 0 else 1
+        if st.kind == "conv":
+            return ElasticInvertedResidual(cin_max, cout_max, max(st.choice_a), max(st.choice_b),
+                                           stride, st.se)
+        layer = nn.ModuleDict()
+        if j == 0:
+            layer["ds"] = ElasticInvertedResidual(cin_max, cout_max, _TRANSDS.expand,
+                                                  _TRANSDS.kernel, stride, False)
+        layer["attn"] = ElasticMHSA(cout_max, max(st.choice_b))
+        layer["ffn"] = ElasticMLP(cout_max, max(st.choice_a))
+        return layer
+
+    def _slots(self, arch) -> Iterator[nn.Module]:
+        """The blocks an architecture runs, in the order ``space.ops`` emits its ops."""
+        yield self.stem
+        for i, st in enumerate(self.space.stages):
+            for j in range(arch.depths[i]):
+                layer = self.stages[i][j]
+                if st.kind == "conv":
+                    yield layer
+                    continue
+                if j == 0:
+                    yield layer["ds"]
+                yield layer["attn"]
+                yield layer["ffn"]
+        yield self.head
+
+    def _static_blocks(self, static: nn.Module) -> Iterable[nn.Module]:
+        return iter(static)  # the static model is an nn.Sequential of the ops' modules
+
+
+def make_supernet(space) -> Supernet:
+    """The supernet class of a space's family (ElasticViT's stages, or a single-stage ViT)."""
+    # Imported here: model_vit builds on Supernet, so a top-level import would be circular.
+    from hwnas.spaces.vit import ViTSpace
+    from hwnas.supernet.model_vit import ViTSupernet
+
+    if isinstance(space, ViTSpace):
+        return ViTSupernet(space)
+    if hasattr(space, "stages"):
+        return ElasticViTSupernet(space)
+    raise HwnasError(f"no supernet for space {getattr(space, 'name', space)!r}; "
+                     f"supernets exist for elasticvit and vit spaces")
 
 
 def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
@@ -132,6 +173,9 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
     Returns the number of batches used; the model is left in eval mode.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:  # LayerNorm-only nets (the ViT spaces): nothing to re-estimate, skip the passes
+        model.eval()
+        return 0
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()

@@ -21,9 +21,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hwnas import __version__
-from hwnas.arch import ElasticViTArch
+from hwnas.arch import ElasticViTArch, arch_from_obj
 from hwnas.errors import HwnasError, InfeasibleTargetError
 from hwnas.latency.safeio import atomic_write_text
+from hwnas.spaces.vit import ViTSpace
+from hwnas.supernet.pools_vit import sample_sized_vit
 from hwnas.supernet.spec import SpaceSpec
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class Pools:
     space: SpaceSpec
     levels: tuple[float, ...]
     bound: float
-    members: tuple[tuple[tuple[ElasticViTArch, float], ...], ...]  # per level: (arch, cost)
+    members: tuple[tuple[tuple[object, float], ...], ...]  # per level: (arch, cost); any family
     meta: dict = field(default_factory=dict)
 
     @property
@@ -68,7 +70,7 @@ class Pools:
         if not isinstance(obj, dict) or obj.get("format") != FORMAT_TAG:
             raise HwnasError(f"{source} is not an hwnas pools file (make one with build-pools)")
         try:
-            members = tuple(tuple((ElasticViTArch.from_dict(m["arch"]), float(m["cost"]))
+            members = tuple(tuple((arch_from_obj(m["arch"]), float(m["cost"]))
                                   for m in level) for level in obj["members"])
             return cls(obj["metric"], obj["device"], SpaceSpec.from_dict(obj["space"]),
                        tuple(float(x) for x in obj["levels"]), float(obj["bound"]), members,
@@ -101,7 +103,7 @@ def assemble(resolution: int, stage_kinds: Sequence[str],
                           tuple(a for a, _ in trans), tuple(b for _, b in trans))
 
 
-def sample_sized(space, rng: np.random.Generator, size: float) -> ElasticViTArch:
+def sample_sized(space, rng: np.random.Generator, size: float):
     """A random arch whose every choice leans small (size near 0) or large (near 1).
 
     Uniform sampling piles architectures up in the middle of the cost range; drawing ``size``
@@ -109,10 +111,12 @@ def sample_sized(space, rng: np.random.Generator, size: float) -> ElasticViTArch
     """
     alpha, beta = 1 + 6 * size, 1 + 6 * (1 - size)
 
-    def pick(options):
-        options = sorted(options)
+    def pick(options, ordered: bool = False):
+        options = list(options) if ordered else sorted(options)
         return options[min(int(rng.beta(alpha, beta) * len(options)), len(options) - 1)]
 
+    if isinstance(space, ViTSpace):
+        return sample_sized_vit(space, lambda options: pick(options, ordered=True))
     stages = [(pick(st.widths), [(pick(st.choice_a), pick(st.choice_b))
                                  for _ in range(pick(st.depths))]) for st in space.stages]
     return assemble(pick(space.resolutions), [st.kind for st in space.stages], stages)

@@ -23,9 +23,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hwnas.arch import ElasticViTArch
+from hwnas.arch import ElasticViTArch, arch_from_obj
 from hwnas.errors import HwnasError
+from hwnas.spaces.vit import ViTSpace
 from hwnas.supernet.pools import Pools, assemble
+from hwnas.supernet.pools_vit import depth_over_width_vit
 
 ScoreFn = Callable[[Sequence[ElasticViTArch]], Sequence[float]]  # archs -> mean loss each
 
@@ -144,7 +146,7 @@ class PoolSampler:
     def load_state_dict(self, state: dict) -> None:
         self.level = int(state["level"])
         self.rng.bit_generator.state = state["rng"]
-        self.banks = [[[ElasticViTArch.from_dict(a), float(loss)] for a, loss in bank]
+        self.banks = [[[arch_from_obj(a), float(loss)] for a, loss in bank]
                       for bank in state["banks"]]
 
 
@@ -192,6 +194,8 @@ def depth_over_width(space, arch: ElasticViTArch, anchor: ElasticViTArch) -> flo
     puts into depth) minus MACs left when they shrink to the anchor's depths (the cost it puts
     into width): ElasticViT prefers subnets that are wide rather than deep.
     """
+    if isinstance(space, ViTSpace):
+        return depth_over_width_vit(space, arch, anchor)
     trans = [i for i, st in enumerate(space.stages) if st.kind == "trans"]
     narrow = _with_stages(space, arch, {i: (anchor.channels[i], arch.stage_layers(i))
                                         for i in trans})

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from hwnas.arch import ElasticViTArch
+from hwnas.arch import arch_from_obj
 from hwnas.latency.safeio import atomic_write_text
 from hwnas.search.evolution import EvolutionConfig, SearchResult, evolve
 from hwnas.supernet.distributed import DistContext, all_gather_objects
@@ -55,7 +55,7 @@ class SupernetAccuracy:
 
     name = "supernet top-1 on the held-out split (higher is better)"
 
-    def __init__(self, score_fn: Callable[[ElasticViTArch], float],
+    def __init__(self, score_fn: Callable[[object], float],
                  ctx: DistContext = DistContext()):
         self.score_fn, self.ctx = score_fn, ctx
 
@@ -65,7 +65,7 @@ class SupernetAccuracy:
         local = [(a.to_dict(), float(self.score_fn(a))) for a in mine]
         scores = {}
         for part in all_gather_objects(local, self.ctx):
-            scores.update({ElasticViTArch.from_dict(d): s for d, s in part})
+            scores.update({arch_from_obj(d): s for d, s in part})
         log.info("scored %d candidates (best of them %.4f)", len(archs),
                  max(scores.values(), default=float("nan")))
         return np.array([scores[a] for a in archs])
@@ -77,9 +77,9 @@ def search_by_accuracy(space, supernet, data, latency_fn, target_ms: float,
                        out_dir: str | Path | None = None, device="cpu") -> AccuracySearchResult:
     """Evolve under ``latency_fn(archs) <= target_ms`` by holdout top-1 of the supernet.
 
-    Writes (rank 0, when ``out_dir`` is given) ``arch.json`` (the arch, its ElasticViT list,
-    top-1, predicted and measured ms) and ``subnet.pt`` (the extracted static model's
-    state_dict, BN recalibrated; load it into ``space.build_model(arch)``).
+    Writes (rank 0, when ``out_dir`` is given) ``arch.json`` (the arch, its ElasticViT list for
+    ElasticViT archs, top-1, predicted and measured ms) and ``subnet.pt`` (the extracted static
+    model's state_dict, BN recalibrated; load it into ``space.build_model(arch)``).
     """
     from hwnas.supernet.evaluate import calibrate, evaluate_subnet, top1
 
@@ -114,13 +114,14 @@ def _write(result: AccuracySearchResult, static, space, out: Path) -> AccuracySe
 
     best = result.best
     arch_path, weights_path = out / "arch.json", out / "subnet.pt"
-    doc = {"arch": best.arch.to_dict(), "elasticvit_list": best.arch.to_elasticvit_list(),
-           "top1_holdout": best.score, "top1_test": result.test_top1,
+    doc = {"arch": best.arch.to_dict(), "top1_holdout": best.score, "top1_test": result.test_top1,
            "predicted_ms": best.latency_ms, "measured_ms": result.measured_ms,
            "target_ms": result.search.target_ms, "evaluated": result.search.evaluated,
            "objective": result.search.objective, "macs": space.macs(best.arch),
            "params": space.params(best.arch), "weights": weights_path.name,
            "pareto": [c.to_dict() for c in result.search.pareto]}
+    if hasattr(best.arch, "to_elasticvit_list"):  # ElasticViT's own format, for its tools
+        doc["elasticvit_list"] = best.arch.to_elasticvit_list()
     buf = io.BytesIO()
     torch.save(static.state_dict(), buf)
     atomic_write_bytes(weights_path, buf.getvalue())

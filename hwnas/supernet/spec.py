@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from hwnas.errors import HwnasError
+from hwnas.spaces.base import SearchSpace
 from hwnas.spaces.elasticvit import KERNELS, ElasticViTSpace, StageDef
+from hwnas.spaces.vit import VIT, ViTChoices, ViTSpace
 
 # A CPU-sized version of ElasticViT's stages for tests and quick demos: the same stage kinds,
 # strides, SE placement and choice structure (kernel 3/5, V-scale, MLP ratio), narrower and
@@ -25,12 +27,18 @@ TINY_STAGES: tuple[StageDef, ...] = (
     StageDef("trans", (48, 64), (1, 2), 2, False, (2, 3), (2, 3)),
 )
 TINY_RESOLUTIONS = (64, 96)
-PRESETS = ("full", "tiny")
+# A CPU-sized version of the ``vit`` space (AutoFormer / ViTAS style) with the same structure:
+# two patch sizes (``vit`` has three), per-block heads, head dim and MLP ratio, identity blocks
+# for depth, and two resolutions so that each (resolution, patch) gets its own positions.
+VIT_TINY = ViTChoices("vit-tiny", (24, 32), (4, 8), (24, 32, 48), (1, 2, 3), (1, 2, 3),
+                      (8, 16), (2.0, 3.0, 4.0))
+PRESETS = ("full", "tiny", "vit", "vit-tiny")
 
 
 @dataclass(frozen=True)
 class SpaceSpec:
-    """``preset``: "full" (ElasticViT's stages) or "tiny" (TINY_STAGES, for tests and demos).
+    """``preset``: "full" (ElasticViT's stages), "tiny" (TINY_STAGES, for tests and demos),
+    "vit" (the single-stage AutoFormer/ViTAS-style ``vit`` space) or "vit-tiny" (VIT_TINY).
 
     ``resolutions``: empty for the preset's own; ``max_depth``: cap on every stage's depth
     choices (a stage keeps at least its smallest depth), to fit a supernet to a CPU.
@@ -50,7 +58,9 @@ class SpaceSpec:
         if self.classes < 2:
             raise HwnasError("a classifier needs at least 2 classes")
 
-    def build(self) -> ElasticViTSpace:
+    def build(self) -> SearchSpace:
+        if self.preset in ("vit", "vit-tiny"):
+            return self._build_vit()
         if self.preset == "tiny":
             res = self.resolutions or TINY_RESOLUTIONS
             space = ElasticViTSpace(res, TINY_STAGES, self.classes)
@@ -60,9 +70,27 @@ class SpaceSpec:
                 space = space.with_resolutions(self.resolutions)
         if self.max_depth is None:
             return space
-        stages = tuple(replace(st, depths=tuple(d for d in st.depths if d <= self.max_depth)
-                               or (min(st.depths),)) for st in space.stages)
+        stages = tuple(replace(st, depths=self._capped(st.depths)) for st in space.stages)
         return ElasticViTSpace(space.resolutions, stages, space.classes)
+
+    def _capped(self, depths: tuple[int, ...]) -> tuple[int, ...]:
+        """Depth choices up to max_depth, keeping at least the smallest one."""
+        if self.max_depth is None:
+            return depths
+        return tuple(d for d in depths if d <= self.max_depth) or (min(depths),)
+
+    def _build_vit(self) -> ViTSpace:
+        tiny = self.preset == "vit-tiny"
+        choices = replace(VIT_TINY if tiny else VIT, classes=self.classes)
+        choices = replace(choices, depths=self._capped(choices.depths))
+        if tiny and self.resolutions:  # like "tiny", any resolution (the full one has 224 only)
+            if min(self.resolutions) < max(choices.patches):
+                raise HwnasError(f"vit-tiny resolutions must be at least the largest patch "
+                                 f"size ({max(choices.patches)})")
+            choices = replace(choices, resolutions=self.resolutions)
+        space = ViTSpace(choices)
+        return space.with_resolutions(self.resolutions) if self.resolutions and not tiny \
+            else space
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -24,7 +24,7 @@ from hwnas.data import DataSplits, iterate_batches, load_data, resize_batch
 from hwnas.errors import HwnasError
 from hwnas.supernet import distributed as D
 from hwnas.supernet.evaluate import batch_losses, load_checkpoint, save_checkpoint
-from hwnas.supernet.model import ElasticViTSupernet
+from hwnas.supernet.model import Supernet, make_supernet
 from hwnas.supernet.pools import Pools
 from hwnas.supernet.sampling import SamplerConfig, StepPlan, make_sampler
 from hwnas.supernet.spec import SpaceSpec
@@ -70,7 +70,7 @@ class DataSpec:
 class TrainResult:
     checkpoint: Path
     history: list[dict] = field(default_factory=list)
-    model: ElasticViTSupernet | None = None  # the trained supernet of this process
+    model: Supernet | None = None  # the trained supernet of this process
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
@@ -98,7 +98,7 @@ class _Run:
         self.pools, self.ctx, self.device = pools, ctx, device
         self.space = spec.build()
         torch.manual_seed(cfg.seed)
-        self.model = ElasticViTSupernet(self.space).to(device)
+        self.model = make_supernet(self.space).to(device)
         D.broadcast_module(self.model, ctx)
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
         self.amp = cfg.amp and device.type == "cuda"
