@@ -268,6 +268,41 @@ def ensure_ready(ctx: Context, progress: bool = True) -> LatencyTable:
     return table
 
 
+VERIFY_TOP, VERIFY_ROUNDS = 4, 3
+
+
+def _verified_pick(ctx: Context, pred: LUTPredictor, result: SearchResult, seed: int,
+                   cfg: EvolutionConfig, progress: bool) -> SearchResult:
+    """Measure the best few candidates and keep the best one that really meets the target.
+
+    Search maximises capacity under *predicted* latency, so among the many candidates close to
+    the target it favours those the predictor underestimates (the winner's curse): on local-cpu
+    the picks measured 6-15% over target with a predictor whose error is unbiased on random
+    subnets. Where the device is at hand, measuring the top few removes that bias. If none of
+    them fits, search again against the target scaled by how far the measured ones were off.
+    """
+    from dataclasses import replace
+
+    target = result.target_ms
+    for round_ in range(VERIFY_ROUNDS):
+        top = sorted(result.feasible, key=lambda c: -c.score)[:VERIFY_TOP]
+        recs = measure(ctx, [c.arch for c in top], progress=progress)
+        real = [recs.find(c.arch.to_dict()).pooled_ms for c in top]
+        fits = [c for c, m in zip(top, real) if m <= target]
+        if fits:
+            return replace(result, best=max(fits, key=lambda c: c.score),
+                           objective=result.objective + "; top candidates measured on device")
+        ratio = float(np.median([c.latency_ms / m for c, m in zip(top, real)]))
+        log.info("round %d: the %d best candidates all measured over %g ms; searching again "
+                 "with the target scaled by %.3f", round_, len(top), target, ratio)
+        result = replace(evolve(ctx.space, pred.predict, target * ratio,
+                                np.random.default_rng(seed + round_ + 1), cfg=cfg),
+                         target_ms=target)
+    log.warning("no measured candidate met %g ms after %d rounds; reporting the last pick",
+                target, VERIFY_ROUNDS)
+    return result
+
+
 def _rescale_widths(ctx: Context, pred: LUTPredictor, result: SearchResult) -> SearchResult:
     """TF-NAS's width elasticity: shrink then re-grow the pick's widths to sit under target."""
     from dataclasses import replace
@@ -304,6 +339,8 @@ def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvi
     measured = None
     if remeasure and ctx.live:
         try:
+            if not elasticity:
+                result = _verified_pick(ctx, pred, result, seed, cfg, progress)
             measured = measure_arch(ctx, result.best.arch)
         except DeviceError as e:
             if not _imported(table):
