@@ -38,3 +38,23 @@ def pin(spec: str, threads: int) -> list[int] | None:
     if cpus is not None:
         os.sched_setaffinity(0, cpus)
     return sorted(cpus) if cpus is not None else None
+
+
+class PinnedProcess:
+    """Pins the process on ``__enter__`` (returning the CPUs used) and restores the CPU set it
+    had on ``__exit__``, so a profiler used inside a larger program (a test run, a notebook)
+    does not leave it confined to one core."""
+
+    def __init__(self, spec: str, threads: int):
+        self.spec, self.threads = spec, threads
+        self._saved: set[int] | None = None
+
+    def __enter__(self) -> list[int] | None:
+        if hasattr(os, "sched_getaffinity"):
+            self._saved = os.sched_getaffinity(0)
+        return pin(self.spec, self.threads)
+
+    def __exit__(self, *exc) -> None:
+        if self._saved is not None:
+            os.sched_setaffinity(0, self._saved)
+            self._saved = None

@@ -26,7 +26,7 @@ from hwnas.device_configs import DeviceConfig
 from hwnas.errors import ProfileError
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
-from hwnas.profilers.affinity import pin
+from hwnas.profilers.affinity import PinnedProcess
 from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead_model
 from hwnas.profilers.onnxrt import _cpu_model
 
@@ -62,23 +62,20 @@ class LiteRTProfiler:
         self.Interpreter, self.resolvers, self.version = load_interpreter()
         self.cfg = cfg
         self.cache_dir = Path(cache_dir)
-        self._saved_affinity = None
+        self._pinned = PinnedProcess(cfg.affinity, cfg.threads)
         self.cpus: list[int] | None = None
         self.flush_buf = np.ones(cfg.flush_mb * (1 << 20) // 8) if cfg.context == "flush" else None
         self.call_overhead_ms = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "LiteRTProfiler":
-        if hasattr(os, "sched_getaffinity"):
-            self._saved_affinity = os.sched_getaffinity(0)
-        self.cpus = pin(self.cfg.affinity, self.cfg.threads)
+        self.cpus = self._pinned.__enter__()
         self.call_overhead_ms = float(np.median(self._time(
             self._interpreter(tflite_overhead_model(self.cache_dir)))))
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._saved_affinity is not None:
-            os.sched_setaffinity(0, self._saved_affinity)
+        self._pinned.__exit__(*exc)
 
     def meta(self) -> dict:
         return {

@@ -19,7 +19,6 @@ subtracted from each op; the LUT adds it back once per network.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import tempfile
 import time
@@ -31,7 +30,7 @@ from hwnas import __version__
 from hwnas.device_configs import DeviceConfig
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
-from hwnas.profilers.affinity import pin
+from hwnas.profilers.affinity import PinnedProcess
 from hwnas.profilers.export import export_onnx, onnx_for_op
 
 log = logging.getLogger(__name__)
@@ -58,24 +57,21 @@ class OrtProfiler:
         self.ort = ort
         self.cfg = cfg
         self.cache_dir = Path(cache_dir)
-        self._saved_affinity = None
+        self._pinned = PinnedProcess(cfg.affinity, cfg.threads)
         self.cpus: list[int] | None = None
         self.flush_buf = np.ones(cfg.flush_mb * (1 << 20) // 8) if cfg.context == "flush" else None
         self.call_overhead_ms = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "OrtProfiler":
-        if hasattr(os, "sched_getaffinity"):
-            self._saved_affinity = os.sched_getaffinity(0)
-        self.cpus = pin(self.cfg.affinity, self.cfg.threads)
+        self.cpus = self._pinned.__enter__()
         if self.cfg.context == "flush":
             self._shared_arena()
         self.call_overhead_ms = self._measure_overhead()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._saved_affinity is not None:
-            os.sched_setaffinity(0, self._saved_affinity)
+        self._pinned.__exit__(*exc)
 
     def meta(self) -> dict:
         return {
