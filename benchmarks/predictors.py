@@ -77,6 +77,12 @@ def local_section(home: Path, n: int, res: int, out_dir: Path) -> list[str]:
         f"{len(test.archs)} held-out subnets against pooled medians",
         "", HEAD, *rows, "",
         f"Best by RMSPE: **{best}**. Its plot: `benchmarks/plots/best_local_cpu_*.png`.",
+        "",
+        "How to read this: predictors are scored against the pooled median of the two passes, "
+        "the noise floor compares one pass with the other, so a pooled target is about half as "
+        "noisy as the floor row (pass vs pooled would show roughly half its RMSPE). The kernel "
+        "rows equal the lut row here because every op was measured, leaving nothing to predict; "
+        "the budget table below is where kernel regressors earn their keep.",
         "", "**Accuracy against profiling cost** (kernel regressors (rf) on a budgeted share of "
         "the ops, the rest predicted; whole-network LUT calibrated on the training subnets; "
         "device time pro rata of the full profile):", "",
