@@ -179,7 +179,7 @@ def model_table(rows) -> list[str]:
 def report(args, b: Budget, rows, model_rows) -> str:
     mode = "QUICK MODE: a smoke test with tiny counts; these are not figures. " if args.quick \
         else ""
-    cmd = "python benchmarks/spaces.py" + (" --quick" if args.quick else "")
+    cmd = " ".join(["python benchmarks/spaces.py", *sys.argv[1:]])  # exactly what was run
     ops_runs = b.op_overrides or "the device's defaults (10 warm-up + 30 timed runs, in context)"
     return "\n".join([
         "## Search spaces on local-cpu (onnxruntime, 1 pinned thread)", "", machine_line(),
