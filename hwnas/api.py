@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -42,7 +43,7 @@ class Context:
     paths: DevicePaths
     home: Path | None = None
 
-    @property
+    @cached_property  # reading a phone's table is not free; a command asks this many times
     def live(self) -> bool:
         """Whether hwnas measures this device itself. Phones are live (adb), but a phone whose
         table came from elsewhere (nn-Meter's, imported: no measuring protocol in its meta) is
