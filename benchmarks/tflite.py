@@ -150,7 +150,7 @@ def adb_timing(n_ops: int | None, resolution: int, cache: Path | None) -> dict:
 def render(args, space, archs, res, cross, ratios, adb) -> str:
     lines = ["## LiteRT (local-tflite) vs onnxruntime (local-cpu), and the adb path",
              "", machine_line(),
-             f"_`python -m benchmarks.tflite{' --quick' if args.quick else ''}`: "
+             f"_`python -m benchmarks.tflite {' '.join(sys.argv[1:])}`: "
              f"{len(archs)} ElasticViT subnets at {args.resolution}px, 1 thread pinned, "
              f"warm-up {args.warmup}, {args.runs} timed runs each; "
              f"LiteRT: {res['local-tflite']['version']}; onnxruntime "
