@@ -3,10 +3,13 @@
 Raw prediction = sum of the table's medians over ``space.ops(arch)`` + the runtime's per-call
 overhead (subtracted from every op when profiling, so it must come back once per network).
 Calibration fits ``a * raw + b`` on end-to-end measurements, when there are any. A key the table
-lacks raises MissingKeysError: a missing op is never 0 ms.
+lacks raises MissingKeysError: a missing op is never 0 ms. Every prediction leaves through
+``_checked``: a latency at or under 0 ms, or not finite, raises PredictorError instead.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
@@ -14,6 +17,7 @@ from hwnas.errors import PredictorError
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces.base import SearchSpace
 
+log = logging.getLogger(__name__)
 MIN_CALIBRATION = 3
 
 
@@ -50,8 +54,21 @@ class LUTPredictor:
         if fast is not None and len(archs):
             out = fast.predict_encoded(np.stack([self.space.encode(a) for a in archs]))
             if not np.isnan(out).any():
-                return out
-        return self._predict_walk(archs)
+                return self._checked(out, "LUT sum")
+        return self._checked(self._predict_walk(archs), "LUT sum")
+
+    def _checked(self, ms: np.ndarray, what: str) -> np.ndarray:
+        """The one exit of every prediction: never a latency <= 0 ms or a non-finite one."""
+        bad = ~np.isfinite(ms) | (ms <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            cal = (f"; calibrated as {self.coef_:.4g} x sum {self.intercept_:+.4g} ms on "
+                   f"{self.n_calibration_} subnets" if self.n_calibration_ else "")
+            raise PredictorError(
+                f"the {what} of {int(bad.sum())} architecture(s) on {self.table.device} is "
+                f"{ms[i]:.4g} ms (not a positive, finite latency){cal}; the table or the "
+                f"calibration is wrong: check them, re-profile or re-measure")
+        return ms
 
     def _predict_walk(self, archs) -> np.ndarray:
         """The plain walk over each arch's ops; lists every missing key."""
@@ -84,12 +101,19 @@ class LUTPredictor:
                                  f"subnets, got {len(y)}")
         raw = self.predict_raw(archs)
         a, b = np.polyfit(raw, y, 1)
+        if not (np.isfinite(a) and np.isfinite(b) and a > 0):
+            # a bigger LUT sum must mean a slower network; a flat or falling fit is noise (or
+            # subnets that span no range) and would price big networks at 0 ms or less
+            log.warning("calibration on %d subnets gave %.3g x sum %+.3g ms (not increasing); "
+                        "using the raw LUT sum", len(y), a, b)
+            return self
         self.coef_, self.intercept_ = float(a), float(b)
         self.n_calibration_ = len(y)
         return self
 
     def predict(self, archs) -> np.ndarray:
-        return self.coef_ * self.predict_raw(archs) + self.intercept_
+        return self._checked(self.coef_ * self.predict_raw(archs) + self.intercept_,
+                             "calibrated prediction")
 
     def predict_one(self, arch) -> float:
         return float(self.predict([arch])[0])
