@@ -45,16 +45,29 @@ def build_pools_for(spec: SpaceSpec, *, metric: str, levels: Sequence[float],
 def local_measure(device: str) -> Iterator[MeasureFn | None]:
     """A whole-model latency measurer on ``device`` when hwnas can run it here, else None."""
     from hwnas.device_configs import load_device
-    from hwnas.home import export_cache
+    from hwnas.home import export_cache, hwnas_home
+    from hwnas.locks import measuring, measuring_resources
     from hwnas.profilers import make_profiler
 
+    cfg = load_device(device)
     try:
-        profiler = make_profiler(load_device(device), export_cache())
+        profiler = make_profiler(cfg, export_cache())
     except DeviceError as e:
         log.info("not measuring the chosen subnet on %s: %s", device, e)
         yield None
         return
-    with profiler as p:
+    with contextlib.ExitStack() as stack:
+        # held for the whole search: evaluating candidates on this CPU would disturb another
+        # process's timings as much as timing does
+        try:
+            stack.enter_context(measuring(hwnas_home(),
+                                          measuring_resources(cfg.profiler, (), cfg.serial)))
+        except OSError as e:  # a read-only HWNAS_HOME: search, but do not time anything
+            log.warning("not measuring the chosen subnet on %s (no measuring lock: %s)", device,
+                        (e.strerror or str(e)).lower())
+            yield None
+            return
+        p = stack.enter_context(profiler)
         yield lambda module, shape: p.measure_model(module, shape).median_ms
 
 
