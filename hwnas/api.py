@@ -86,6 +86,7 @@ def _profiler(ctx: Context, serials: tuple[str, ...] = ()):
     from hwnas.locks import measuring, measuring_resources
     from hwnas.profilers import make_profiler
 
+    check_folder(export_cache(ctx.home), write=True)  # exports go there: say so before timing
     prof = make_profiler(ctx.cfg, export_cache(ctx.home), serials=serials)
     with measuring(ctx.home or hwnas_home(),
                    measuring_resources(ctx.cfg.profiler, serials, ctx.cfg.serial)), prof as p:

@@ -54,8 +54,11 @@ def _load_arch(space, path):
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """Hardware-aware NAS: profile a device, predict latency, search under a latency target."""
+    from hwnas.cli_boundary import LOG_FORMAT, log_to_stderr
+
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=LOG_FORMAT)  # third-party libraries' records
+    log_to_stderr(level)
 
 
 @cli.command()

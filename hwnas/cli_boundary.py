@@ -13,6 +13,7 @@ CliRunner call, so the tests see exactly what a user sees.
 from __future__ import annotations
 
 import errno
+import logging
 import sys
 import traceback
 
@@ -20,6 +21,33 @@ import click
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 BUG = "a bug in hwnas: rerun with -vv for the traceback, and please report it"
+
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when it emits: click's CliRunner
+    swaps stderr per invocation, so tests see hwnas's warnings exactly where a user does."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def log_to_stderr(level: int) -> None:
+    """Send hwnas's own log records to stderr at ``level`` (idempotent per process)."""
+    logger = logging.getLogger("hwnas")
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+    logger.propagate = False  # the root handler (third-party libraries) would print it twice
+    logger.setLevel(level)
 
 
 class OneLine(click.ClickException):
