@@ -115,23 +115,28 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
     if not fresh and ctx.paths.table.exists():
         LatencyTable.load(ctx.paths.table, ctx.cfg.name)  # unreadable or another device's
     ops = [op for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
-    with _profiler(ctx, serials) as prof:
-        first = [fresh]
+    rounds = [0]  # profile_ops calls finished (the budget path makes several)
+    try:
+        with _profiler(ctx, serials) as prof:
+            def run(subset):
+                table = profile_ops(prof, subset, ctx.paths.table, fresh=fresh and not rounds[0],
+                                    sentinel_every=ctx.cfg.sentinel_every,
+                                    drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+                rounds[0] += 1
+                return table
 
-        def run(subset):
-            table = profile_ops(prof, subset, ctx.paths.table, fresh=first[0],
-                                sentinel_every=ctx.cfg.sentinel_every,
-                                drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
-            first[0] = False
-            return table
-
-        if budget is None:
-            table = run(ops)
-        else:
-            select_ops(ops, budget, lambda subset: run(subset).medians())
-            table = LatencyTable.load(ctx.paths.table)
-            table.meta["budget"] = {"fraction": budget, "measured": len(table),
-                                    "of": len({o.key for o in ops})}
+            if budget is None:
+                table = run(ops)
+            else:
+                select_ops(ops, budget, lambda subset: run(subset).medians())
+                table = LatencyTable.load(ctx.paths.table)
+                table.meta["budget"] = {"fraction": budget, "measured": len(table),
+                                        "of": len({o.key for o in ops})}
+    except Interrupted:
+        raise  # the driver says what it saved
+    except KeyboardInterrupt:  # waiting for the CPU, opening the profiler, between rounds
+        raise Interrupted(f"what this run measured is saved in {ctx.paths.table}; rerun to "
+                          f"resume" if rounds[0] else "nothing was measured by this run") from None
     done = set(table.meta.get("resolutions", [])) | set(ctx.space.resolutions)
     table.meta["resolutions"] = sorted(done)
     table.save_merged(ctx.paths.table)
@@ -158,12 +163,12 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
         todo += stratified_sample(ctx.space, sample, np.random.default_rng(seed),
                                   _cheap_estimate(ctx))
     done = 0
-    with _profiler(ctx) as prof:
-        # read now, under the measuring lock: what a process that held it before measured counts
-        records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
-        records.meta.update(prof.meta())
-        jobs = [(p, a) for p in range(passes) for a in todo]
-        try:
+    try:
+        with _profiler(ctx) as prof:
+            # read now, under the measuring lock: what a process that held it before measured
+            records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+            records.meta.update(prof.meta())
+            jobs = [(p, a) for p in range(passes) for a in todo]
             for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
                                 disable=not progress, leave=False):
                 rec = records.find(arch.to_dict())
@@ -174,11 +179,11 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
                 records.add(arch.to_dict(), stats)
                 records.save(ctx.paths.records)  # merges what others saved meanwhile
                 done += 1
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"the {done} subnet measurement(s) made by this run are saved in "
-                f"{ctx.paths.records}; rerun to resume" if done else
-                "nothing was measured by this run") from None
+    except KeyboardInterrupt:  # also while waiting for the CPU, or opening the profiler
+        raise Interrupted(
+            f"the {done} subnet measurement(s) made by this run are saved in "
+            f"{ctx.paths.records}; rerun to resume" if done else
+            "nothing was measured by this run") from None
     return records
 
 
@@ -301,10 +306,15 @@ def profile_model(device: str, model: str, home: Path | None = None,
     check_folder(ctx.paths.root, write=True)
     if ctx.paths.table.exists():
         LatencyTable.load(ctx.paths.table, ctx.cfg.name)  # unreadable or another device's
-    with _profiler(ctx) as prof:
-        return profile_ops(prof, m.ops(), ctx.paths.table,
-                           sentinel_every=ctx.cfg.sentinel_every,
-                           drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+    try:
+        with _profiler(ctx) as prof:
+            return profile_ops(prof, m.ops(), ctx.paths.table,
+                               sentinel_every=ctx.cfg.sentinel_every,
+                               drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # before the driver measured anything
+        raise Interrupted("nothing was measured by this run") from None
 
 
 # --- exporting -------------------------------------------------------------------------------
