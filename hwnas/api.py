@@ -53,7 +53,7 @@ class Context:
         if self.cfg.profiler == "imported":
             return False
         if self.cfg.profiler == "adb" and self.paths.table.exists():
-            return "protocol" in LatencyTable.load(self.paths.table, self.cfg.name).meta
+            return bool(LatencyTable.load(self.paths.table, self.cfg.name).meta.get("protocol"))
         return True
 
 
@@ -339,10 +339,15 @@ def ensure_ready(ctx: Context, progress: bool = True) -> LatencyTable:
     """Profile what the table lacks and measure a few subnets for calibration (live devices)."""
     if not ctx.live:
         table = load_table(ctx)
-        missing = table.missing(k for r in ctx.space.resolutions
-                                for k in (op.key for op in ctx.space.enumerate_ops(r)))
-        if missing:
-            log.warning("%s's table lacks %d op keys of this space", ctx.cfg.name, len(missing))
+        lacking = {r: table.missing(op.key for op in ctx.space.enumerate_ops(r))
+                   for r in ctx.space.resolutions}
+        if any(lacking.values()):  # every search would stop at the first subnet priced there
+            full = [r for r, m in lacking.items() if not m]
+            n = sum(len(m) for m in lacking.values())
+            hint = (f"it covers resolution(s) {full}: pass -r {full[0]}" if full else
+                    "it covers none of them fully")
+            raise TableError(f"{ctx.cfg.name}'s table lacks {n} op key(s) of {ctx.space.name} "
+                             f"at resolution(s) {[r for r, m in lacking.items() if m]}; {hint}")
         return table
     needed = [op.key for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
     table = load_table(ctx) if ctx.paths.table.exists() else None

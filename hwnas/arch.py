@@ -137,7 +137,7 @@ def arch_from_obj(obj: Any):
     """An Arch from hwnas's JSON form (a dict with "space") or ElasticViT's 10-element list."""
     if isinstance(obj, dict):
         space = obj.get("space")
-        if space not in ARCH_TYPES:
+        if not isinstance(space, str) or space not in ARCH_TYPES:
             raise ArchError(f"unknown architecture space {space!r}; known: {sorted(ARCH_TYPES)}")
         return ARCH_TYPES[space].from_dict(obj)
     if isinstance(obj, (list, tuple)):

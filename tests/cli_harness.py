@@ -28,11 +28,26 @@ from hwnas.spaces import get_space
 NOT_DATA = re.compile(r"(^|/)(\.hwnas\.lock|locks/.*)$")
 
 
-def invoke(args, home, **env):
-    """Run ``hwnas ARGS`` with HWNAS_HOME=home; returns click's Result (stdout, stderr split)."""
+def invoke(args, home, cwd=None, **env):
+    """Run ``hwnas ARGS`` with HWNAS_HOME=home (in folder ``cwd``, where relative paths land);
+    returns click's Result (stdout and stderr apart)."""
     env = {"HWNAS_HOME": str(home), **env}
-    return CliRunner().invoke(_cli(), [str(a) for a in args], env=env, prog_name="hwnas",
-                              catch_exceptions=True)
+    with _chdir(cwd):
+        return CliRunner().invoke(_cli(), [str(a) for a in args], env=env, prog_name="hwnas",
+                                  catch_exceptions=True)
+
+
+@contextlib.contextmanager
+def _chdir(folder):
+    if folder is None:
+        yield
+        return
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 def _cli():
@@ -111,9 +126,10 @@ def assert_untouched(before: dict[str, bytes], root: Path) -> None:
 
 
 # --- small real homes --------------------------------------------------------------------
-def synthetic_table(device: str, space: str = "elasticvit", **meta) -> LatencyTable:
+def synthetic_table(device: str, space: str = "elasticvit", resolutions=None,
+                    **meta) -> LatencyTable:
     """A table priced from op MACs (no measuring): what an imported table looks like."""
-    sp = get_space(space)
+    sp = get_space(space, resolutions)
     entries = {op.key: Stats.single(0.01 + op.macs() / 3e7)
                for r in sp.resolutions for op in sp.enumerate_ops(r)}
     return LatencyTable({"device": device, **meta}, entries)
