@@ -49,6 +49,34 @@ def wait_for(cond, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (Linux /proc): how far it got, whatever the box's load."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("inf")  # gone
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class StderrReader:
+    """Collects a process's stderr as it comes, so a test can wait for a message."""
+
+    def __init__(self, p: subprocess.Popen):
+        import threading
+
+        self.text = ""
+        self._t = threading.Thread(target=self._read, args=(p,), daemon=True)
+        self._t.start()
+
+    def _read(self, p):
+        for line in p.stderr:
+            self.text += line
+
+    def join(self) -> str:
+        self._t.join(60)
+        return self.text
+
+
 def last_line(err: str) -> str:
     lines = [ln for ln in err.replace("\r", "\n").splitlines()
              if ln.strip() and not ln.startswith(("measuring on", "profiling"))]
@@ -162,7 +190,8 @@ def test_interrupted_search_claims_nothing_it_did_not_save(hwnas_home, tmp_path)
     out = tmp_path / "best.json"
     p = start([*HWNAS, "search", "--device", "pixel6", "--target-latency", 20, "--out", out],
               hwnas_home)
-    time.sleep(2.5)  # parsing, loading and evolving: nothing here saves anything
+    # well into the evolution (start-up takes about 1 s of CPU): nothing here saves anything
+    wait_for(lambda: cpu_seconds(p.pid) > 2.0 or p.poll() is not None)
     p.send_signal(signal.SIGINT)
     code, _, err = finish(p)
     if code == 0:
@@ -196,10 +225,11 @@ def test_interrupted_while_waiting_for_the_cpu(hwnas_home):
     with measuring(hwnas_home, ["cpu"]):  # another process is measuring
         p = start([*HWNAS, "measure", "--device", "local-cpu", "-r", 128, "--sample", 1],
                   hwnas_home)
-        wait_for(lambda: (hwnas_home / "locks").exists())
-        time.sleep(3.0)  # up to its wait
+        err = StderrReader(p)
+        wait_for(lambda: "waiting for pid" in err.text)
         p.send_signal(signal.SIGINT)
-        code, _, err = finish(p)
+        p.wait(60)
+        code, err = p.returncode, err.join()
     assert code == 130, err
     assert "waiting for pid" in err
     assert last_line(err) == "hwnas: interrupted; nothing was measured by this run"
