@@ -93,7 +93,8 @@ to print only finite, positive latencies.
 |---|---|---|
 {rows}
 
-Real processes (`{SCENARIOS}`, and `{PROFILE_INTERRUPT}`'s interrupted profile), run in CI: **{len(concurrency)} concurrency scenarios**
+Real processes (`{SCENARIOS}`, and `{PROFILE_INTERRUPT}`'s interrupted profile), run in CI:
+**{len(concurrency)} concurrency scenarios**
 ({", ".join(f"`{s}`" for s in concurrency)}) and **{len(interruption)} interruption
 scenarios** ({", ".join(f"`{s}`" for s in interruption)}); this run: {ran}.
 The case-by-case regression tests of issue 11 (`{CASES}`): {len(cases)} tests.

@@ -104,9 +104,9 @@ def measuring(home: str | Path, resources: Sequence[str], timeout: float | None 
             except Timeout:
                 who = _owner(owner)
                 if timeout <= 0:
-                    raise LockTimeout(f"{who} is measuring on {describe(res)}; timings taken at the same "
-                                      f"time would disturb each other (set {TIMEOUT_ENV} to "
-                                      f"wait)") from None
+                    raise LockTimeout(f"{who} is measuring on {describe(res)}; timings taken at "
+                                      f"the same time would disturb each other (set "
+                                      f"{TIMEOUT_ENV} to wait)") from None
                 log.warning("waiting for %s to finish measuring on %s (timings taken at the "
                             "same time would disturb each other); up to %g s, see %s", who,
                             describe(res), timeout, TIMEOUT_ENV)

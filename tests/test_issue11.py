@@ -3,34 +3,31 @@
 Each defect the issue lists, reproduced through the real command line (click's CliRunner on
 ``hwnas.cli.cli``, whose class is the CLI's one error boundary) or the real library:
 
-| issue case                                               | tests                                       |
-|----------------------------------------------------------|---------------------------------------------|
-| 1 concurrent writers lose work                           | test_records_merge_*, test_table_merge_*,    |
-|                                                          | test_measuring_lock_*; two real processes:   |
-|                                                          | tests/test_concurrency.py                    |
-| 2 profile --fresh --budget 0 / 1.5 deletes the table     | test_fresh_with_a_bad_budget_touches_nothing,|
-|                                                          | test_fresh_profile_keeps_the_old_table       |
-| 3 imports silently replace measured tables               | test_import_*                                |
-| 4 negative, zero, infinite latencies used                | test_tables_with_impossible_latencies_*,     |
-|                                                          | test_nn_meter_all_negative_*, test_tf_nas_*, |
-|                                                          | test_lut_predictions_are_never_*             |
-| 5 non-finite and absurd option values                    | test_non_finite_and_absurd_values_*          |
-| 6 options accepted that do nothing                       | test_numeric_options_are_range_checked       |
-| 7 read-only HWNAS_HOME                                   | test_read_only_home_*                        |
-| 8 records.json is a directory                            | test_records_file_that_is_a_directory        |
-| 9 HWNAS_HOME / devices/<dev> / cache is a file           | test_a_file_where_a_folder_should_be         |
-| 10 output paths                                          | test_output_paths_*                          |
-| 11 --seed -1                                             | test_negative_seeds                          |
-| 12 imports of bad files                                  | test_imports_of_bad_files                    |
-| 13 corrupt meta / records                                | test_corrupt_meta_and_records_are_named      |
-| small: --supernet bad pickle on 3 lines                  | test_bad_supernet_checkpoint_is_one_line     |
-| small: files written 0600                                | test_written_files_follow_the_umask          |
-| small: devices says "table" for a directory              | test_devices_needs_a_table_file              |
-| small: pixel1's table used as pixel6                     | test_another_devices_table_is_refused        |
-| small: Ctrl-C in search claims "saved"                   | tests/test_concurrency.py (interruptions)    |
-| small: negative depth, misleading message                | test_negative_depth_is_named                 |
-| small: resumed profile bar restarts at 0/486             | test_resumed_profile_bar_shows_where_it_is   |
-| one error boundary, -vv for tracebacks                   | test_boundary_*                              |
+* 1 concurrent writers lose work: test_records_merge_*, test_table_merge_*, test_measuring_lock_*;
+  two real processes: tests/test_concurrency.py
+* 2 profile --fresh --budget 0 / 1.5 deletes the table:
+  test_fresh_with_a_bad_budget_touches_nothing, test_fresh_profile_keeps_the_old_table
+* 3 imports silently replace measured tables: test_import_*
+* 4 negative, zero, infinite latencies used: test_tables_with_impossible_latencies_*,
+  test_nn_meter_all_negative_*, test_tf_nas_*, test_lut_predictions_are_never_*
+* 5 non-finite and absurd option values: test_non_finite_and_absurd_values_*
+* 6 options accepted that do nothing: test_numeric_options_are_range_checked
+* 7 read-only HWNAS_HOME: test_read_only_home_*
+* 8 records.json is a directory: test_records_file_that_is_a_directory
+* 9 HWNAS_HOME / devices/<dev> / cache is a file: test_a_file_where_a_folder_should_be
+* 10 output paths: test_output_paths_*
+* 11 --seed -1: test_negative_seeds
+* 12 imports of bad files: test_imports_of_bad_files
+* 13 corrupt meta / records: test_corrupt_meta_and_records_are_named
+* small: --supernet bad pickle on 3 lines: test_bad_supernet_checkpoint_is_one_line
+* small: files written 0600: test_written_files_follow_the_umask
+* small: devices says "table" for a directory: test_devices_needs_a_table_file
+* small: pixel1's table used as pixel6: test_another_devices_table_is_refused
+* small: Ctrl-C in search claims "saved": tests/test_concurrency.py (interruptions)
+* small: negative depth, misleading message: test_negative_depth_is_named
+* small: resumed profile bar restarts at 0/486: test_resumed_profile_bar_shows_where_it_is
+* one error boundary, -vv for tracebacks: test_boundary_*
+* the class made impossible: property-based fuzzing, tests/test_fuzz_cli.py
 """
 
 from __future__ import annotations
@@ -202,7 +199,8 @@ def test_fresh_profile_keeps_the_old_table(tmp_path, export_cache_dir):
     cfg = load_device("local-cpu").with_overrides(runs=3, warmup=1)
     with make_profiler(cfg, export_cache_dir) as prof:
         table = profile_ops(prof, ops, path, fresh=True, progress=False)
-    assert sorted(LatencyTable.load(path).entries) == sorted(o.key for o in ops) == sorted(table.entries)
+    keys = sorted(o.key for o in ops)
+    assert sorted(LatencyTable.load(path).entries) == keys == sorted(table.entries)
     (bak,) = tmp_path.glob("table.pkl.*.bak")
     assert bak.read_bytes() == old_bytes
 

@@ -137,7 +137,8 @@ class Records:
             raise TableError(f"{path} has records schema {obj.get('schema')!r}, expected "
                              f"{RECORDS_SCHEMA}")
         if device is not None and obj.get("device") != device:
-            raise TableError(f"{path} holds records of device {obj.get('device')!r}, not {device!r}")
+            raise TableError(f"{path} holds records of device {obj.get('device')!r}, "
+                             f"not {device!r}")
         try:
             recs = [_record(r) for r in obj["records"]]
             meta = dict(obj.get("meta", {}))
