@@ -150,7 +150,7 @@ def test_interrupted_profile_resumes_then_main_job_runs(hwnas_home):
     assert p.returncode == 0, p.stderr
     full = LatencyTable.load(table)
     assert len(full) == 670
-    assert all(full.entries[k] == s for k, s in partial.entries.items())  # kept, not redone
+    assert all(full.ratios[k] == r for k, r in partial.ratios.items())  # kept, not redone
 
     p = hwnas("search", "--device", "local-cpu", "-r", 128, "--target-latency", 4, "--json",
               home=hwnas_home)

@@ -36,6 +36,11 @@ class DeviceConfig:
     flush_mb: int = 24
     sentinel_every: int = 50  # re-time the sentinel op every N ops to catch drift
     drift_tolerance: float = 0.10
+    # The drift-free protocol (profilers/drift.py): time every op and network in rounds between
+    # runs of a fixed reference network, and keep the ratio to it beside the milliseconds.
+    reference: bool = True
+    reference_rounds: int = 5  # an item's timed runs are split into this many rounds
+    reference_runs: int = 5  # reference calls before each round and after the last
     resolutions: tuple[int, ...] = ()  # resolutions the main job profiles by default
     source: str = ""  # where an imported table comes from
     notes: str = ""
@@ -70,6 +75,12 @@ class DeviceConfig:
                     0 if name == "warmup" else 1):
                 raise DeviceError(f"device {self.name}: {name} must be a positive integer")
         object.__setattr__(self, "resolutions", tuple(self.resolutions))
+        if not isinstance(self.reference, bool):
+            raise DeviceError(f"device {self.name}: reference must be true or false")
+        for name in ("reference_rounds", "reference_runs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DeviceError(f"device {self.name}: {name} must be a positive integer")
         if not isinstance(self.use_xnnpack, bool):
             raise DeviceError(f"device {self.name}: use_xnnpack must be true or false")
         for name in ("thermal_limit_c", "freq_drop", "cool_poll_s", "cool_max_s"):

@@ -126,11 +126,19 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
     return table
 
 
+def store(table: LatencyTable, key: str, m: Measurement) -> None:
+    """Put one measurement into the table: drift-free when it was timed beside the reference."""
+    from hwnas.profilers.reference import REFERENCE_KEY
+
+    ref = (REFERENCE_KEY, m.reference_ms) if m.ratio is not None else None
+    table.put(key, m.stats, m.energy, m.flag, ratio=m.ratio, reference=ref)
+
+
 def _record(table: LatencyTable, profiler: Profiler, op: OpSpec) -> None:
     """Measure one op into the table, with its energy and flag where the profiler gives them."""
     full = getattr(profiler, "measure_op_full", None)
     m = full(op) if full is not None else Measurement(profiler.measure_op(op))
-    table.put(op.key, m.stats, m.energy, m.flag)
+    store(table, op.key, m)
 
 
 def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],

@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 def build_pools_for(spec: SpaceSpec, *, metric: str, levels: Sequence[float],
                     out: str | Path, device: str | None = None, bound: float | None = None,
                     per_level: int = 64, seed: int = 0, max_draws: int = 20000,
-                    latency_fn: LatencyFn | None = None) -> Pools:
+                    latency_fn: LatencyFn | None = None, predictor: str = "auto") -> Pools:
     """Pools per latency level on ``device`` (metric "latency") or per MMACs level ("flops")."""
     space = spec.build()
     if metric == "latency":
         if device is None and latency_fn is None:
             raise HwnasError("latency pools need --device (whose predictor gives the latency)")
-        fn = latency_fn or load_latency_fn(device, space)
+        fn = latency_fn or load_latency_fn(device, space, predictor)
         source = f"latency predictor of {device}"
     else:
         fn, source = flops_cost_fn(space), "analytic MACs (space.macs)"
@@ -62,7 +62,8 @@ def search_from_checkpoint(checkpoint: str | Path, *, device: str, target_ms: fl
                            out_dir: str | Path, data: str | None = None,
                            cfg: AccuracySearchConfig = AccuracySearchConfig(),
                            measure: bool = True, run_on: str | None = None,
-                           latency_fn: LatencyFn | None = None) -> AccuracySearchResult:
+                           latency_fn: LatencyFn | None = None,
+                           predictor: str = "auto") -> AccuracySearchResult:
     """``hwnas search --supernet CKPT``: evolve under the device's predicted latency, scored by
     the supernet's holdout top-1. The holdout is re-created with the seed and fractions the
     checkpoint was trained with (``data`` may point at the dataset's new location), so no
@@ -83,7 +84,7 @@ def search_from_checkpoint(checkpoint: str | Path, *, device: str, target_ms: fl
         if data is not None:
             data_spec = replace(data_spec, spec=str(data))
         splits = data_spec.load()
-        fn = latency_fn or load_latency_fn(device, supernet.space)
+        fn = latency_fn or load_latency_fn(device, supernet.space, predictor)
         measurer = local_measure(device) if measure else contextlib.nullcontext(None)
         with measurer as measure_fn:
             return search_by_accuracy(supernet.space, supernet, splits, fn, target_ms, cfg,
