@@ -107,6 +107,7 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
 
         if budget is None:
             table = run(ops, fresh)
+            table.meta.pop("budget", None)  # every op measured now: nothing left to predict
         else:
             if fresh:
                 ctx.paths.table.unlink(missing_ok=True)
@@ -174,7 +175,7 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
     rng = np.random.default_rng([seed, 7919])  # the order: its own stream, not the sample's
     jobs = [(p, todo[i]) for p in range(passes) for i in rng.permutation(len(todo))]
     with _profiler(ctx) as prof:
-        records.meta.update(prof.meta())
+        records.meta.update(prof.meta(), protocol=prof.protocol())
         for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
                             disable=not progress, leave=False):
             rec = records.find(arch.to_dict())
@@ -283,19 +284,37 @@ def _lut_chosen(ctx: Context, table: LatencyTable) -> Chosen:
     return Chosen(pred, "lut", cal)
 
 
-def _space_ops_missing(ctx: Context, table: LatencyTable) -> list[str]:
+def _space_ops_missing(ctx: Context, table: LatencyTable, archs=None) -> list[str]:
+    """Op keys the table lacks: of ``archs`` when given, else of the whole space."""
+    if archs is not None:
+        return table.missing({k for a in archs for k in ctx.space.op_keys(a)})
     return table.missing({op.key for r in ctx.space.resolutions
                           for op in ctx.space.enumerate_ops(r)})
 
 
-def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = None) -> Chosen:
-    """The predictor ``kind`` for this device and space (see hwnas.predictors.select)."""
+def arch_context(ctx: Context, archs: Sequence) -> Context:
+    """``ctx`` narrowed to the resolutions of ``archs`` (what a fitted predictor must cover)."""
+    from dataclasses import replace
+
+    res = sorted({ctx.space.input_shape(a)[-1] for a in archs})
+    try:
+        return replace(ctx, space=get_space(ctx.space.name, res))
+    except HwnasError:  # a named model's own space, or a space that cannot be narrowed so
+        return ctx
+
+
+def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = None,
+              archs: Sequence | None = None) -> Chosen:
+    """The predictor ``kind`` for this device and space (see hwnas.predictors.select).
+
+    ``archs``: the subnets to predict, when known (``hwnas predict``): then the LUT needs to
+    cover only their ops, not the whole space's."""
     from hwnas.predictors.select import CHOICES, FITTED, best_fitted, load_kind
 
     if kind not in CHOICES:
         raise PredictorError(f"unknown predictor {kind!r}; one of {', '.join(CHOICES)}")
     table = table or load_table(ctx)
-    covered = not _space_ops_missing(ctx, table)
+    covered = not _space_ops_missing(ctx, table, archs)
     if kind in ("kernel", "e2e"):
         return load_kind(kind, ctx.paths.predictor(kind), ctx.cfg.name, ctx.space, table)
     if kind == "auto":
@@ -305,13 +324,13 @@ def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = Non
         if chosen is not None:
             return chosen
     if not covered:
-        raise _budget_error(ctx, table)
+        raise _budget_error(ctx, table, archs)
     return _lut_chosen(ctx, table)
 
 
-def _budget_error(ctx: Context, table: LatencyTable) -> HwnasError:
+def _budget_error(ctx: Context, table: LatencyTable, archs=None) -> HwnasError:
     """What to say when the table lacks ops of the space and nothing fills them."""
-    missing = _space_ops_missing(ctx, table)
+    missing = _space_ops_missing(ctx, table, archs)
     budget = table.meta.get("budget")
     how = (f"it was profiled with --budget {budget['fraction']:g} ({budget['measured']} of "
            f"{budget['of']} ops); fill the rest with kernel regressors ('hwnas fit --device "
@@ -322,7 +341,9 @@ def _budget_error(ctx: Context, table: LatencyTable) -> HwnasError:
 
 
 def predict(ctx: Context, archs: Sequence, kind: str = "auto") -> np.ndarray:
-    return predictor(ctx, kind).predict([ctx.space.validate(a) for a in archs])
+    archs = [ctx.space.validate(a) for a in archs]
+    ctx = arch_context(ctx, archs)
+    return predictor(ctx, kind, archs=archs).predict(archs)
 
 
 def model_context(device: str, model: str, home: Path | None = None):
@@ -431,7 +452,7 @@ def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvi
            resolutions: Sequence[int] | None = None, remeasure: bool = True,
            progress: bool = True, cfg: EvolutionConfig = EvolutionConfig(),
            home: Path | None = None, elasticity: bool = False, predictor_kind: str = "auto",
-           landing: LandingConfig = LandingConfig()) -> SearchOutcome:
+           landing: LandingConfig = LandingConfig(), **overrides) -> SearchOutcome:
     """Best subnet under ``target_ms`` on the device.
 
     On a device hwnas can measure, the search lands on the target: it measures the best
@@ -439,7 +460,7 @@ def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvi
     (hwnas.search.landing). Then the pick is re-measured in 3 fresh passes."""
     from hwnas.search import landing as landing_
 
-    ctx = context(device, space, resolutions, home)
+    ctx = context(device, space, resolutions, home, **overrides)
     table = ensure_ready(ctx, progress, predictor_kind)
     chosen = ready_predictor(ctx, predictor_kind, table, progress)
     measured, landed = None, None

@@ -51,6 +51,8 @@ def arch_objects(obj) -> tuple[list, str]:
         best = obj.get("best")
         if isinstance(best, dict) and "arch" in best:
             return [best["arch"]], "search result"
+        if isinstance(obj.get("arch"), dict) and isinstance(obj.get("space"), str):
+            return [obj["arch"]], "search result"  # a result naming its (preset) space
         if "arch" in obj and "space" not in obj:
             return [obj["arch"]], "search result"
     return [obj], "architecture"
@@ -64,6 +66,17 @@ def _space_name(objs: list, explicit: str | None) -> str:
         raise ArchError(f"the file holds architectures of spaces {sorted(named)}; pick one with "
                         f"--space")
     return named.pop() if named else DEFAULT_SPACE
+
+
+def _candidates(first: str, named_by_file: str | None) -> list[str]:
+    """Spaces to try, in order: the one the file names as a whole (a search result), the one
+    the architectures name, then the registered spaces of the same family (an arch of the
+    AutoFormer-B preset says "vit", but only ``vit-autoformer-b`` allows its widths)."""
+    from hwnas.spaces import SPACES
+
+    order = [n for n in (named_by_file, first) if n]
+    order += [n for n in SPACES if n.startswith(f"{first}-")]
+    return list(dict.fromkeys(order))
 
 
 def load_arch_file(path: str | Path, space: str | None = None) -> ArchFile:
@@ -85,18 +98,35 @@ def load_arch_file(path: str | Path, space: str | None = None) -> ArchFile:
     if not objs:
         raise ArchError(f"{path} ({what}) holds no architecture")
     many = what in ("records", "pools")
-    sp = get_space(_space_name(objs, space) if not many else (space or _majority(objs)))
+    if space:
+        names = [space]
+    else:
+        whole = obj.get("space") if isinstance(obj, dict) and what == "search result" else None
+        names = _candidates(_majority(objs) if many else _space_name(objs, None),
+                            whole if isinstance(whole, str) else None)
+    first_error = None
+    for name in names:
+        sp = get_space(name)
+        archs, error = _parse_all(sp, objs, many)
+        if archs:
+            return ArchFile(sp, tuple(archs), what)
+        first_error = first_error or error
+    if first_error is not None:
+        raise ArchError(f"{path}: {first_error}")
+    raise ArchError(f"{path} ({what}) holds no architecture of space {names[0]}")
+
+
+def _parse_all(sp, objs: list, many: bool) -> tuple[list, ArchError | None]:
+    """The archs of ``objs`` valid in ``sp`` (records and pools: those that are; one arch: it,
+    or the error saying why not)."""
     archs = []
-    for i, o in enumerate(objs):
+    for o in objs:
         try:
             archs.append(sp.arch_from_obj(o))
         except ArchError as e:
-            if many:
-                continue  # a device's records may hold several spaces: keep this space's
-            raise ArchError(f"{path}: {e}") from None
-    if not archs:
-        raise ArchError(f"{path} ({what}) holds no architecture of space {sp.name}")
-    return ArchFile(sp, tuple(archs), what)
+            if not many:
+                return [], e
+    return archs, None
 
 
 def _majority(objs: list) -> str:

@@ -42,6 +42,11 @@ def _load_archs(path, space: str | None):
     return load_arch_file(path, space)
 
 
+def _resolutions(found) -> list[int]:
+    """The input resolutions of the architectures in an arch file (what its context covers)."""
+    return sorted({found.space.input_shape(a)[-1] for a in found.archs})
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hwnas")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
@@ -129,7 +134,9 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
 @click.option("--passes", type=int, default=1, show_default=True,
               help="Independent passes over the subnets (for the noise floor).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def measure(device, space, resolutions, arch_file, sample, passes, seed) -> None:
+@click.option("--warmup", type=int, default=None, help="Warm-up runs (config default).")
+@click.option("--runs", type=int, default=None, help="Timed runs per pass (config default).")
+def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs) -> None:
     """Measure whole subnets end to end into DEVICE's records file (resumes)."""
     from hwnas import api
     from hwnas.errors import HwnasError
@@ -140,7 +147,8 @@ def measure(device, space, resolutions, arch_file, sample, passes, seed) -> None
     if arch_file:
         found = _load_archs(arch_file, space)
         archs, space = list(found.archs), space or found.space.name
-    ctx = api.context(device, space, resolutions)
+        resolutions = resolutions or _resolutions(found)
+    ctx = api.context(device, space, resolutions, warmup=warmup, runs=runs)
     recs = api.measure(ctx, archs, sample=sample, passes=passes, seed=seed)
     for a in archs:
         rec = recs.find(a.to_dict())
@@ -184,10 +192,10 @@ def predict(device, space, arch_file, model, predictor_kind, as_json) -> None:
         archs = [m.arch]
     else:
         found = _load_archs(arch_file, space)
-        ctx = api.context(device, space or found.space.name, resolutions=None)
+        ctx = api.context(device, space or found.space.name, resolutions=_resolutions(found))
         archs = list(found.archs)
     table = api.load_table(ctx)
-    chosen = api.predictor(ctx, predictor_kind, table)
+    chosen = api.predictor(ctx, predictor_kind, table, archs)
     predicted = chosen.predict(archs)
     raw = _raw_lut(ctx, table, archs)
     rows = [{"device": device, "predicted_ms": float(p), "predictor": chosen.kind,
@@ -267,11 +275,15 @@ def export(space, arch_file, index, fmt, out) -> None:
 @click.option("--eval-batch-size", type=int, default=64, show_default=True)
 @click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="With --supernet: where to evaluate candidates.")
+@click.option("--warmup", type=int, default=None,
+              help="Warm-up runs of each measurement on the device (config default).")
+@click.option("--runs", type=int, default=None,
+              help="Timed runs of each measurement on the device (config default).")
 @PREDICTOR
 @JSON
 def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
            data, population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
-           predictor_kind, as_json) -> None:
+           warmup, runs, predictor_kind, as_json) -> None:
     """Find the best subnet whose latency on DEVICE is at or under the target.
 
     On a device hwnas can measure, the best candidates are measured (drift-free) until one
@@ -285,11 +297,12 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
 
     res = api.search(device, target, seed=seed, space=space, resolutions=resolutions,
                      remeasure=not no_remeasure, elasticity=elasticity,
-                     predictor_kind=predictor_kind)
+                     predictor_kind=predictor_kind, warmup=warmup, runs=runs)
     best = res.result.best
     doc = res.result.to_dict()
     # "arch" at the top level too: the file is an arch file for every --arch
-    doc.update(arch=best.arch.to_dict(), device=device, predicted_ms=best.latency_ms,
+    doc.update(arch=best.arch.to_dict(), space=space, device=device,
+               predicted_ms=best.latency_ms,
                measured_ms=res.measured.median_ms if res.measured else None,
                predictor=res.predictor.kind, predictor_detail=res.predictor.detail,
                pareto_plot=str(res.plot) if res.plot else None,
@@ -426,8 +439,9 @@ def records_export(device, csv_path) -> None:
 def _register_extra_commands() -> None:
     """Commands that live beside their library (they import only click at load time)."""
     from hwnas.cli_supernet import COMMANDS as SUPERNET_COMMANDS
+    from hwnas.cli_table import COMMANDS as TABLE_COMMANDS
 
-    for cmd in SUPERNET_COMMANDS:
+    for cmd in SUPERNET_COMMANDS + TABLE_COMMANDS:
         cli.add_command(cmd)
 
 

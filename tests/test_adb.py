@@ -93,8 +93,9 @@ def test_profile_a_table_over_adb(phones, tflite_cache, tmp_path):
         runs = phone.runs()
         chain = torch.nn.Sequential(OPS[0].module(), OPS[0].module()).eval()
         whole = prof.measure_model_full(chain, OPS[0].input_shape())
-        # the reference after the last block is the one before this network: one more after it
-        assert phone.runs() - runs == 2
+        # the network, the reference after it, and the one before it unless the reference after
+        # the last block is still fresh (the export in between may take longer on a busy box)
+        assert phone.runs() - runs in (2, 3)
     assert whole.stats.n == 5 and whole.stats.median_ms > 0
     assert whole.ratio.median == pytest.approx(whole.stats.median_ms / whole.reference_ms)
     saved = LatencyTable.load(path)

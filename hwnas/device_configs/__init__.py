@@ -39,8 +39,12 @@ class DeviceConfig:
     # The drift-free protocol (profilers/drift.py): time every op and network in rounds between
     # runs of a fixed reference network, and keep the ratio to it beside the milliseconds.
     reference: bool = True
-    reference_rounds: int = 5  # an item's timed runs are split into this many rounds
-    reference_runs: int = 5  # reference calls before each round and after the last
+    reference_rounds: int = 10  # an op's timed runs are split into this many rounds
+    reference_runs: int = 1  # reference calls before each round and after the last
+    # whole networks: while the median ratio's relative standard error is above this, time
+    # another batch of `runs`, up to `reference_batches` batches in all
+    reference_precision: float = 0.004
+    reference_batches: int = 4
     resolutions: tuple[int, ...] = ()  # resolutions the main job profiles by default
     source: str = ""  # where an imported table comes from
     notes: str = ""
@@ -77,7 +81,10 @@ class DeviceConfig:
         object.__setattr__(self, "resolutions", tuple(self.resolutions))
         if not isinstance(self.reference, bool):
             raise DeviceError(f"device {self.name}: reference must be true or false")
-        for name in ("reference_rounds", "reference_runs"):
+        if isinstance(self.reference_precision, bool) or not isinstance(
+                self.reference_precision, (int, float)) or not 0 < self.reference_precision < 1:
+            raise DeviceError(f"device {self.name}: reference_precision must be in (0, 1)")
+        for name in ("reference_rounds", "reference_runs", "reference_batches"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise DeviceError(f"device {self.name}: {name} must be a positive integer")

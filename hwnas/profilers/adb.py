@@ -46,6 +46,7 @@ from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead
 
 log = logging.getLogger(__name__)
 BIN_NAME = "android_aarch64_benchmark_model"
+REFERENCE_MAX_AGE_S = 10.0  # older than this, a reference run no longer describes the phone
 BIN_GUIDANCE = (
     "download TFLite's benchmark tool for Android ({name}: "
     "https://ai.google.dev/edge/litert/models/measurement#native_benchmark_binary, or build "
@@ -101,7 +102,7 @@ class AdbProfiler:
         self._hashes: dict[Path, str] = {}
         self.plan = plan_of(cfg)
         self._reference_path: Path | None = None
-        self._last_reference_ms: float | None = None
+        self._last_reference: tuple[float, float] | None = None  # (monotonic s, ms)
 
     @property
     def serial(self) -> str:
@@ -127,15 +128,19 @@ class AdbProfiler:
         self.call_overhead_ms = probe.stats().median_ms
         self.generation, self.has_median = probe.generation, probe.has_median
         if self.plan is not None:
-            from hwnas.profilers.reference import reference_tflite
+            from hwnas.profilers.reference import reference_error, reference_tflite
 
-            with self.export_lock:
-                self._reference_path = reference_tflite(self.cache_dir)
+            try:
+                with self.export_lock:
+                    self._reference_path = reference_tflite(self.cache_dir)
+                self._reference_run()
+            except ProfileError as e:  # benchmark_model cannot run it on this phone
+                raise reference_error(self.cfg.name, e) from None
         return self
 
     def __exit__(self, *exc) -> None:
         self.link = None
-        self._last_reference_ms = None
+        self._last_reference = None
 
     def meta(self) -> dict:
         return {
@@ -239,11 +244,17 @@ class AdbProfiler:
 
     def _reference_run(self) -> float:
         out, _ = self._run(self._reference_path)
-        return out.stats().median_ms
+        ms = out.stats().median_ms
+        self._last_reference = (time.monotonic(), ms)
+        return ms
 
     def _measure_file(self, path: Path, overhead_ms: float) -> Measurement:
-        """One benchmark_model run of ``path``, between reference runs when the plan says so."""
-        before = self._last_reference_ms
+        """One benchmark_model run of ``path``, between reference runs when the plan says so.
+
+        The reference run after one item is the one before the next, while it is fresh."""
+        last = self._last_reference
+        fresh = last is not None and time.monotonic() - last[0] < REFERENCE_MAX_AGE_S
+        before = last[1] if fresh else None
         if self.plan is not None and before is None:
             before = self._reference_run()
         out, wait = self._run(path)
@@ -252,7 +263,7 @@ class AdbProfiler:
         stats = out.stats().shifted(-overhead_ms)
         if self.plan is None:
             return Measurement(stats, None, flag)
-        after = self._last_reference_ms = self._reference_run()
+        after = self._reference_run()
         # after a cool-down the reference before the block described a hotter phone
         ref = after if wait is not None else 0.5 * (before + after)
         ratio = RatioStats(*(v / ref for v in (stats.median_ms, stats.mean_ms, stats.std_ms,

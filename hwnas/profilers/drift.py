@@ -34,9 +34,22 @@ class Bench(Protocol):
 class ReferencePlan:
     """How an item is interleaved with the reference (from the device config)."""
 
-    rounds: int = 5  # item runs are split into this many rounds
-    reference_runs: int = 5  # reference calls before each round and after the last
+    rounds: int = 10  # item runs are split into this many rounds
+    reference_runs: int = 1  # reference calls before each round and after the last
     reference_warmup: int = 3
+    # keep timing (more batches of ``runs``) while the median ratio's relative standard error
+    # is above this, up to ``max_batches`` batches: a busy neighbour costs time, not accuracy
+    precision: float = 0.004
+    max_batches: int = 1
+
+    def for_networks(self, runs: int, max_batches: int) -> "ReferencePlan":
+        """Whole networks: one reference call beside every call of the network (their calls
+        are long enough for the machine's speed to change within a round), and more batches
+        while the ratio is imprecise. Ops get one batch: a table sums ~30 of them, so their
+        errors average out, and a 20 µs op never reaches 0.4% on a busy box."""
+        from dataclasses import replace
+
+        return replace(self, rounds=runs, max_batches=max_batches)
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,8 @@ def plan_of(cfg) -> ReferencePlan | None:
     """The device config's plan, or None when it switches the reference off."""
     if not cfg.reference:
         return None
-    return ReferencePlan(cfg.reference_rounds, cfg.reference_runs)
+    return ReferencePlan(cfg.reference_rounds, cfg.reference_runs,
+                         precision=cfg.reference_precision)
 
 
 def protocol_reference(plan: ReferencePlan | None) -> dict:
@@ -71,9 +85,18 @@ def protocol_reference(plan: ReferencePlan | None) -> dict:
     return {"reference": REFERENCE_KEY if plan is not None else "none"}
 
 
+def median_rse(ratios: np.ndarray) -> float:
+    """Relative standard error of the median of ``ratios``, from their MAD (robust to the odd
+    call a neighbour interrupted)."""
+    med = float(np.median(ratios))
+    mad_sigma = 1.4826 * float(np.median(np.abs(ratios - med)))
+    return 1.2533 * mad_sigma / np.sqrt(len(ratios)) / med
+
+
 def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
                plan: ReferencePlan) -> Interleaved:
-    """Warm both up, then time ``runs`` calls of ``item`` in rounds between reference runs."""
+    """Warm both up, then time ``runs`` calls of ``item`` in rounds between reference runs;
+    more batches of ``runs`` while the ratio is not yet precise (see ReferencePlan)."""
     if warmup:
         item.time_calls(warmup)
     reference.time_calls(plan.reference_warmup)
@@ -81,10 +104,14 @@ def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
     sizes = np.diff(np.linspace(0, runs, rounds + 1).round().astype(int))
     refs = [float(np.median(reference.time_calls(plan.reference_runs)))]
     samples, local = [], []
-    for size in sizes:
-        s = item.time_calls(int(size))
-        refs.append(float(np.median(reference.time_calls(plan.reference_runs))))
-        samples.append(s)
-        # the mean of the reference before and after cancels a linear drift over the round
-        local.append(np.full(len(s), 0.5 * (refs[-2] + refs[-1])))
+    for batch in range(max(1, plan.max_batches)):
+        for size in sizes:
+            s = item.time_calls(int(size))
+            refs.append(float(np.median(reference.time_calls(plan.reference_runs))))
+            samples.append(s)
+            # the mean of the reference before and after cancels a linear drift over the round
+            local.append(np.full(len(s), 0.5 * (refs[-2] + refs[-1])))
+        ratios = np.concatenate(samples) / np.concatenate(local)
+        if median_rse(ratios) <= plan.precision:
+            break
     return Interleaved(np.concatenate(samples), np.concatenate(local), float(np.median(refs)))

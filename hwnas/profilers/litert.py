@@ -107,9 +107,14 @@ class LiteRTProfiler:
             bench.time_calls(self.cfg.warmup)
             self.call_overhead_ms = float(np.median(bench.time_calls(self.cfg.runs)))
             if self.plan is not None:
-                from hwnas.profilers.reference import reference_tflite
+                from hwnas.profilers.reference import reference_error, reference_tflite
 
-                self._reference = _LiteBench(self._interpreter(reference_tflite(self.cache_dir)))
+                try:
+                    self._reference = _LiteBench(self._interpreter(
+                        reference_tflite(self.cache_dir)))
+                    self._reference.time_calls(1)
+                except Exception as e:  # a corrupt cached file, no converter to make it
+                    raise reference_error(self.cfg.name, e) from None
         except BaseException:
             self._pinned.__exit__()
             raise
@@ -151,12 +156,14 @@ class LiteRTProfiler:
         return it
 
     # --- measuring ---------------------------------------------------------------------------
-    def _run(self, bench: _LiteBench, overhead_ms: float) -> Measurement:
+    def _run(self, bench: _LiteBench, overhead_ms: float, network: bool = False) -> Measurement:
         """Time a bench: interleaved with the reference when the protocol says so."""
         if self._reference is None:
             bench.time_calls(self.cfg.warmup)
             return Measurement(Stats.from_samples(bench.time_calls(self.cfg.runs) - overhead_ms))
-        timing = interleave(bench, self._reference, self.cfg.runs, self.cfg.warmup, self.plan)
+        plan = (self.plan.for_networks(self.cfg.runs, self.cfg.reference_batches) if network
+                else self.plan)
+        timing = interleave(bench, self._reference, self.cfg.runs, self.cfg.warmup, plan)
         return Measurement(timing.stats(overhead_ms), ratio=timing.ratio(overhead_ms),
                            reference_ms=timing.reference_ms)
 
@@ -175,11 +182,11 @@ class LiteRTProfiler:
         with tempfile.TemporaryDirectory() as tmp:
             path = export_tflite(module, input_shape, Path(tmp) / "model.tflite",
                                  channels_last=True)
-            return self._run(_LiteBench(self._interpreter(path)), 0.0)
+            return self._run(_LiteBench(self._interpreter(path)), 0.0, network=True)
 
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
 
     def measure_tflite_full(self, path: Path) -> Measurement:
         """A model file as given (a user's .tflite), end to end."""
-        return self._run(_LiteBench(self._interpreter(Path(path))), 0.0)
+        return self._run(_LiteBench(self._interpreter(Path(path))), 0.0, network=True)

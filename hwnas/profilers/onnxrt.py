@@ -102,10 +102,7 @@ class OrtProfiler:
                 self._shared_arena()
             self.call_overhead_ms = self._measure_overhead()
             if self.plan is not None:
-                from hwnas.profilers.reference import reference_model, reference_onnx
-
-                path = reference_onnx(self.cache_dir)
-                self._reference = _OrtBench(self._session(path), reference_model()[1])
+                self._reference = self._reference_bench()
         except BaseException:
             self._pinned.__exit__()
             raise
@@ -114,6 +111,17 @@ class OrtProfiler:
     def __exit__(self, *exc) -> None:
         self._reference = None
         self._pinned.__exit__(*exc)
+
+    def _reference_bench(self) -> _OrtBench:
+        from hwnas.profilers.reference import reference_error, reference_model, reference_onnx
+
+        try:
+            bench = _OrtBench(self._session(reference_onnx(self.cache_dir)),
+                              reference_model()[1])
+            bench.time_calls(1)
+        except Exception as e:  # a corrupt cached file, a runtime that cannot run it
+            raise reference_error(self.cfg.name, e) from None
+        return bench
 
     def meta(self) -> dict:
         return {
@@ -174,13 +182,15 @@ class OrtProfiler:
         return float(np.median(bench.time_calls(self.cfg.runs)))
 
     # --- measuring ---------------------------------------------------------------------------
-    def _run(self, bench: _OrtBench, overhead_ms: float) -> Measurement:
+    def _run(self, bench: _OrtBench, overhead_ms: float, network: bool = False) -> Measurement:
         """Time a bench: interleaved with the reference when the protocol says so."""
         if self._reference is None:
             bench.time_calls(self.cfg.warmup)
             return Measurement(Stats.from_samples(bench.time_calls(self.cfg.runs) - overhead_ms))
+        plan = (self.plan.for_networks(self.cfg.runs, self.cfg.reference_batches) if network
+                else self.plan)
         timing: Interleaved = interleave(bench, self._reference, self.cfg.runs, self.cfg.warmup,
-                                         self.plan)
+                                         plan)
         return Measurement(timing.stats(overhead_ms), ratio=timing.ratio(overhead_ms),
                            reference_ms=timing.reference_ms)
 
@@ -200,11 +210,12 @@ class OrtProfiler:
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(module, input_shape, Path(tmp) / "model.onnx")
             sess = self._session(path)
-        return self._run(_OrtBench(sess, input_shape), 0.0)
+        return self._run(_OrtBench(sess, input_shape), 0.0, network=True)
 
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
 
     def measure_onnx_full(self, path: Path, input_shape) -> Measurement:
         """A model file as given (a user's ONNX), end to end, like ``measure_model``."""
-        return self._run(_OrtBench(self._session(Path(path)), input_shape), 0.0)
+        return self._run(_OrtBench(self._session(Path(path)), input_shape), 0.0,
+                         network=True)

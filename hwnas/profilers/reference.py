@@ -57,3 +57,14 @@ def reference_tflite(cache_dir: Path) -> Path:
         module, shape = reference_model()
         export_tflite(module, shape, path, channels_last=True)
     return path
+
+
+def reference_error(device: str, err: BaseException):
+    """The one-line error for a reference that cannot be built or run on ``device``."""
+    from hwnas.errors import ProfileError
+
+    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ProfileError(f"{device}: cannot measure the reference network ({detail}); delete the "
+                        f"cached reference model in the export cache to rebuild it, or set "
+                        f"'reference: false' in the device config to measure without the "
+                        f"drift-free protocol")

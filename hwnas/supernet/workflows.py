@@ -43,19 +43,29 @@ def build_pools_for(spec: SpaceSpec, *, metric: str, levels: Sequence[float],
 
 @contextlib.contextmanager
 def local_measure(device: str) -> Iterator[MeasureFn | None]:
-    """A whole-model latency measurer on ``device`` when hwnas can run it here, else None."""
-    from hwnas.device_configs import load_device
+    """A whole-model latency measurer on ``device`` when hwnas can run it here, else None.
+
+    Drift-free where the profiler times beside the reference: the ratio at the device's table's
+    reference speed, the scale its predictions are in."""
+    from hwnas import api
     from hwnas.home import export_cache
     from hwnas.profilers import make_profiler
 
+    ctx = api.context(device)
+    scale = api.reference_scale_ms(ctx)
     try:
-        profiler = make_profiler(load_device(device), export_cache())
+        profiler = make_profiler(ctx.cfg, export_cache())
     except DeviceError as e:
         log.info("not measuring the chosen subnet on %s: %s", device, e)
         yield None
         return
+
+    def measure(p, module, shape) -> float:
+        m = p.measure_model_full(module, shape)
+        return m.ratio.median * scale if m.ratio is not None and scale else m.stats.median_ms
+
     with profiler as p:
-        yield lambda module, shape: p.measure_model(module, shape).median_ms
+        yield lambda module, shape: measure(p, module, shape)
 
 
 def search_from_checkpoint(checkpoint: str | Path, *, device: str, target_ms: float,

@@ -223,14 +223,16 @@ class CudaProfiler:
     def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network end to end (overhead included). ``input_shape``'s batch is replaced
         by the config's batch; ``module`` itself is left as it was (a copy goes to the GPU)."""
-        return self._measure("the model", lambda b: self._model_bench(module, input_shape, b))
+        return self._measure("the model", lambda b: self._model_bench(module, input_shape, b),
+                             network=True)
 
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
 
-    def _measure(self, what: str, make_bench, overhead_ms: float = 0.0) -> Measurement:
+    def _measure(self, what: str, make_bench, overhead_ms: float = 0.0,
+                 network: bool = False) -> Measurement:
         try:
-            return self._measure_at(make_bench, self.cfg.batch, overhead_ms)
+            return self._measure_at(make_bench, self.cfg.batch, overhead_ms, network)
         except Exception as e:
             if not is_oom_error(e):
                 raise
@@ -244,7 +246,8 @@ class CudaProfiler:
                            f"the GPU's {self.gpu.memory_gib:.0f} GiB at {self.cfg.precision}; "
                            f"{fit}")
 
-    def _measure_at(self, make_bench, batch: int, overhead_ms: float = 0.0) -> Measurement:
+    def _measure_at(self, make_bench, batch: int, overhead_ms: float = 0.0,
+                    network: bool = False) -> Measurement:
         cfg, bench = self.cfg, make_bench(batch)
         ratio = reference_ms = None
         try:
@@ -253,7 +256,9 @@ class CudaProfiler:
             if self.plan is None:
                 stats = Stats.from_samples(bench.time_calls(cfg.runs) - overhead_ms)
             else:
-                timing = interleave(bench, self._reference(batch), cfg.runs, 0, self.plan)
+                plan = (self.plan.for_networks(cfg.runs, cfg.reference_batches) if network
+                        else self.plan)
+                timing = interleave(bench, self._reference(batch), cfg.runs, 0, plan)
                 stats, ratio = timing.stats(overhead_ms), timing.ratio(overhead_ms)
                 reference_ms = timing.reference_ms
             energy, note = self._energy(bench, stats.median_ms + overhead_ms)
@@ -268,12 +273,17 @@ class CudaProfiler:
     def _reference(self, batch: int):
         """The reference network's bench at this batch, made and warmed up once."""
         if batch not in self._references:
-            from hwnas.profilers.reference import reference_model
+            from hwnas.profilers.reference import reference_error, reference_model
 
             module, shape = reference_model()
-            bench = self._model_bench(module, shape, batch)
-            warm_up(bench.time_calls, min_calls=self.cfg.warmup, max_calls=self.cfg.warmup_max,
-                    tolerance=self.cfg.warmup_tolerance)
+            try:
+                bench = self._model_bench(module, shape, batch)
+                warm_up(bench.time_calls, min_calls=self.cfg.warmup,
+                        max_calls=self.cfg.warmup_max, tolerance=self.cfg.warmup_tolerance)
+            except Exception as e:
+                if is_oom_error(e):
+                    raise  # the caller finds the largest batch that fits
+                raise reference_error(self.cfg.name, e) from None
             self._references[batch] = bench
         return self._references[batch]
 
