@@ -93,6 +93,16 @@ def median_rse(ratios: np.ndarray) -> float:
     return 1.2533 * mad_sigma / np.sqrt(len(ratios)) / med
 
 
+def _reference_ms(reference: Bench, runs: int) -> float:
+    """The reference's median over ``runs`` calls, after one untimed call.
+
+    The untimed call puts the reference back in a steady state (its weights in cache, its
+    arena warm) whatever the item before it did: after an op timed in flush context (a 24 MB
+    read evicts everything) the reference ran ~1.6x slower than after a whole network, so a
+    table's ratios and a records file's would have been to two different references."""
+    return float(np.median(reference.time_calls(1 + runs)[1:]))
+
+
 def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
                plan: ReferencePlan) -> Interleaved:
     """Warm both up, then time ``runs`` calls of ``item`` in rounds between reference runs;
@@ -102,12 +112,12 @@ def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
     reference.time_calls(plan.reference_warmup)
     rounds = max(1, min(plan.rounds, runs))
     sizes = np.diff(np.linspace(0, runs, rounds + 1).round().astype(int))
-    refs = [float(np.median(reference.time_calls(plan.reference_runs)))]
+    refs = [_reference_ms(reference, plan.reference_runs)]
     samples, local = [], []
     for batch in range(max(1, plan.max_batches)):
         for size in sizes:
             s = item.time_calls(int(size))
-            refs.append(float(np.median(reference.time_calls(plan.reference_runs))))
+            refs.append(_reference_ms(reference, plan.reference_runs))
             samples.append(s)
             # the mean of the reference before and after cancels a linear drift over the round
             local.append(np.full(len(s), 0.5 * (refs[-2] + refs[-1])))

@@ -67,15 +67,34 @@ def pick_sentinel(ops: Sequence[OpSpec]) -> OpSpec:
 
 
 class _Sentinel:
+    """Re-times one op now and then. With the drift-free protocol it watches the op's *ratio*
+    to the reference: the machine's speed may drift (that is what the ratio cancels, and it is
+    recorded as ``raw_drift``), but a ratio that moves means the protocol is not holding (the
+    op and the reference disturbed differently), and the recent ops are measured again."""
+
     def __init__(self, profiler: Profiler, op: OpSpec, tolerance: float):
         self.profiler, self.op, self.tolerance = profiler, op, tolerance
         # The first call of a process runs cold (lazy init, clocks ramping up); a baseline
         # taken from it makes every later check look like drift. Discard it, keep the median.
-        profiler.measure_op(op)
-        self.baseline = float(np.median([profiler.measure_op(op).median_ms for _ in range(3)]))
+        self._value()
+        values = [self._value() for _ in range(3)]
+        self.baseline = float(np.median([v for v, _ in values]))
+        self.raw_baseline = float(np.median([r for _, r in values]))
+        self.raw_drift = 0.0
+
+    def _value(self) -> tuple[float, float]:
+        """(the watched value: the ratio when there is one, else ms; ms as timed)."""
+        full = getattr(self.profiler, "measure_op_full", None)
+        if full is None:
+            ms = self.profiler.measure_op(self.op).median_ms
+            return ms, ms
+        m = full(self.op)
+        return (m.ratio.median if m.ratio is not None else m.stats.median_ms), m.stats.median_ms
 
     def drift(self) -> float:
-        return self.profiler.measure_op(self.op).median_ms / self.baseline - 1.0
+        value, raw = self._value()
+        self.raw_drift = raw / self.raw_baseline - 1.0
+        return value / self.baseline - 1.0
 
 
 def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
@@ -144,6 +163,9 @@ def _record(table: LatencyTable, profiler: Profiler, op: OpSpec) -> None:
 def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],
                  cooldown_s: float) -> None:
     drift = sentinel.drift()
+    if abs(sentinel.raw_drift) > sentinel.tolerance:  # the machine: noted, not acted on
+        table.meta.setdefault("speed_drift", []).append(
+            {"at": _now(), "drift": round(sentinel.raw_drift, 4)})
     if abs(drift) <= sentinel.tolerance:
         return
     log.warning("sentinel %s drifted %+.1f%%; cooling down %.0fs", sentinel.op.key,
@@ -151,6 +173,7 @@ def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],
     time.sleep(cooldown_s)
     again = sentinel.drift()
     event = {"at": _now(), "drift": round(drift, 4), "after_cooldown": round(again, 4),
+             "machine_speed_drift": round(sentinel.raw_drift, 4),
              "ops_since_check": len(recent)}
     if abs(again) <= sentinel.tolerance:
         for op in recent:  # timed during the disturbance: measure them again
