@@ -20,15 +20,18 @@ from typing import Sequence
 import numpy as np
 
 from hwnas.device_configs import DeviceConfig, load_device
-from hwnas.errors import DeviceError, HwnasError, Interrupted, MissingKeysError, TableError
+from hwnas.errors import (DeviceError, HwnasError, Interrupted, MissingKeysError,
+                          PredictorError, TableError)
 from hwnas.home import DevicePaths, check_folder, device_paths, export_cache, hwnas_home
 from hwnas.latency.importers import IMPORTERS
-from hwnas.latency.records import Records
+from hwnas.latency.records import Pass, Records
 from hwnas.latency.sampling import stratified_sample
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
+from hwnas.predictors.select import Chosen
 from hwnas.search.evolution import EvolutionConfig, MacsObjective, SearchResult, evolve
+from hwnas.search.landing import Landing, LandingConfig
 from hwnas.spaces import SearchSpace, get_space
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,10 @@ class Context:
         return True
 
 
-def context(device: str, space: str = "elasticvit", resolutions: Sequence[int] | None = None,
-            home: Path | None = None, **overrides) -> Context:
+def context(device: str, space: str | None = "elasticvit",
+            resolutions: Sequence[int] | None = None, home: Path | None = None,
+            **overrides) -> Context:
+    space = space or "elasticvit"
     cfg = load_device(device)
     if overrides:
         cfg = cfg.with_overrides(**overrides)
@@ -127,6 +132,7 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
 
             if budget is None:
                 table = run(ops)
+                table.meta.pop("budget", None)  # every op measured now: nothing left to predict
             else:
                 select_ops(ops, budget, lambda subset: run(subset).medians())
                 table = LatencyTable.load(ctx.paths.table)
@@ -143,6 +149,38 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
     return table
 
 
+def reference_scale_ms(ctx: Context, table: LatencyTable | None = None) -> float | None:
+    """The device's one machine speed: the reference network's ms in its table.
+
+    Drift-free numbers are ratios to the reference; this turns them into ms. The table's is the
+    device's scale, so records, tables and predictions agree; a device with records but no
+    table yet uses the records' own."""
+    if table is None and ctx.paths.table.exists():
+        table = load_table(ctx)
+    if table is not None and table.reference_ms:
+        return table.reference_ms
+    return None
+
+
+def load_records(ctx: Context, path: str | Path | None = None,
+                 table: LatencyTable | None = None, missing_ok: bool = False) -> Records:
+    """The device's records (or those at ``path``), drift-free passes at the device's scale."""
+    path = Path(path or ctx.paths.records)
+    recs = (Records.load_or_new(path, ctx.cfg.name) if missing_ok
+            else Records.load(path, ctx.cfg.name))
+    return recs.rescale(reference_scale_ms(ctx, table))
+
+
+def _measure_pass(prof, space: SearchSpace, arch) -> Pass:
+    """One end-to-end measurement of a subnet, drift-free when the profiler can."""
+    from hwnas.profilers import Measurement
+
+    module, shape = space.build_model(arch), space.input_shape(arch)
+    full = getattr(prof, "measure_model_full", None)
+    m = full(module, shape) if full is not None else Measurement(prof.measure_model(module, shape))
+    return Pass(m.stats, m.ratio, m.reference_ms)
+
+
 def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes: int = 1,
             seed: int = 0, progress: bool = True) -> Records:
     """Measure whole subnets end to end into the device's records file (resumable).
@@ -150,6 +188,10 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
     With ``sample``, picks that many subnets stratified over the latency range (the LUT sum if
     the table covers the space, else MACs). Each pass over all subnets is a separate set of
     sessions, so passes give independent measurements (the noise floor).
+
+    Every pass visits the subnets in its own random order: measured smallest to largest, the
+    machine's drift over the run would look like a size effect, and a calibration would learn
+    it. Each subnet is timed beside the reference network (drift-free) where the profiler can.
     """
     from tqdm import tqdm
 
@@ -162,21 +204,20 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
     if sample:
         todo += stratified_sample(ctx.space, sample, np.random.default_rng(seed),
                                   _cheap_estimate(ctx))
+    rng = np.random.default_rng([seed, 7919])  # the order: its own stream, not the sample's
+    jobs = [(p, todo[i]) for p in range(passes) for i in rng.permutation(len(todo))]
     done = 0
     try:
         with _profiler(ctx) as prof:
             # read now, under the measuring lock: what a process that held it before measured
             records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
-            records.meta.update(prof.meta())
-            jobs = [(p, a) for p in range(passes) for a in todo]
+            records.meta.update(prof.meta(), protocol=prof.protocol())
             for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
                                 disable=not progress, leave=False):
                 rec = records.find(arch.to_dict())
                 if rec is not None and len(rec.passes) > p:
                     continue  # measured by an earlier, interrupted run
-                stats = prof.measure_model(ctx.space.build_model(arch),
-                                           ctx.space.input_shape(arch))
-                records.add(arch.to_dict(), stats)
+                records.add(arch.to_dict(), _measure_pass(prof, ctx.space, arch))
                 records.save(ctx.paths.records)  # merges what others saved meanwhile
                 done += 1
     except KeyboardInterrupt:  # also while waiting for the CPU, or opening the profiler
@@ -184,7 +225,7 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
             f"the {done} subnet measurement(s) made by this run are saved in "
             f"{ctx.paths.records}; rerun to resume" if done else
             "nothing was measured by this run") from None
-    return records
+    return records.rescale(reference_scale_ms(ctx))
 
 
 def _cheap_estimate(ctx: Context):
@@ -198,13 +239,46 @@ def _cheap_estimate(ctx: Context):
     return lambda archs: np.array([ctx.space.macs(a) for a in archs], dtype=float)
 
 
-def measure_arch(ctx: Context, arch, passes: int = 3) -> Stats:
-    """Pooled end-to-end latency of one subnet: the median over passes of per-pass medians."""
+def measure_arch(ctx: Context, arch, passes: int = 3, record: bool = True) -> Stats:
+    """Pooled end-to-end latency of one subnet over ``passes`` independent passes.
+
+    Its median is the median of the per-pass medians, drift-free at the device's scale where
+    the profiler times beside the reference. The passes go into the records (``record``), so
+    nothing measured is thrown away."""
+    recs = measure_archs(ctx, [arch], passes, record)
+    return recs[0]
+
+
+def measure_archs(ctx: Context, archs: Sequence, passes: int = 2,
+                  record: bool = True) -> list[Stats]:
+    """``measure_arch`` for several subnets, interleaved: pass 1 of every subnet (in a random
+    order), then pass 2, so that a slow minute does not fall on one subnet's passes."""
+    scale = reference_scale_ms(ctx)
+    rng = np.random.default_rng(len(archs) * 1000 + passes)
+    got: list[list[Pass]] = [[] for _ in archs]
     with _profiler(ctx) as prof:
-        runs = [prof.measure_model(ctx.space.build_model(arch), ctx.space.input_shape(arch))
-                for _ in range(passes)]
-    med = [s.median_ms for s in runs]
-    return Stats.from_samples(med) if passes > 1 else runs[0]
+        for _ in range(passes):
+            for i in rng.permutation(len(archs)):
+                got[i].append(_measure_pass(prof, ctx.space, archs[i]))
+    if record:
+        records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+        for arch, ps in zip(archs, got):
+            for p in ps:
+                records.add(arch.to_dict(), p)
+        records.meta.setdefault("device", ctx.cfg.name)
+        records.save(ctx.paths.records)
+    if scale is None:  # no table yet: the passes' own reference speed
+        refs = [p.reference_ms for ps in got for p in ps if p.reference_ms]
+        scale = float(np.median(refs)) if refs else None
+    return [_pooled(ps, scale) for ps in got]
+
+
+def _pooled(passes: list[Pass], scale_ms: float | None) -> Stats:
+    """One pass: its per-call spread; several: the spread of their medians."""
+    if len(passes) == 1:
+        p = passes[0]
+        return p.ratio.to_ms(scale_ms) if p.ratio is not None and scale_ms else p.timed
+    return Stats.from_samples([p.ms(scale_ms) for p in passes])
 
 
 # --- importing -------------------------------------------------------------------------------
@@ -255,7 +329,7 @@ def calibration_set(ctx: Context, table: LatencyTable) -> tuple[list, np.ndarray
     if not ctx.paths.records.exists():
         return [], np.empty(0)
     archs, ys = [], []
-    for rec in Records.load(ctx.paths.records, ctx.cfg.name).records:
+    for rec in load_records(ctx, table=table).records:
         # no name check: presets (vit-autoformer-t, ...) share their family's arch type ("vit"),
         # so the space's own validation decides what belongs to it
         try:
@@ -276,8 +350,73 @@ def lut_predictor(ctx: Context, table: LatencyTable | None = None) -> LUTPredict
     return pred.fit(archs, ys) if len(ys) >= MIN_CALIBRATION else pred
 
 
-def predict(ctx: Context, archs: Sequence) -> np.ndarray:
-    return lut_predictor(ctx).predict([ctx.space.validate(a) for a in archs])
+def _lut_chosen(ctx: Context, table: LatencyTable) -> Chosen:
+    pred = lut_predictor(ctx, table)
+    cal = (f"x{pred.coef_:.3f} calibrated on {pred.n_calibration_} measured subnets"
+           if pred.n_calibration_ else "uncalibrated")
+    return Chosen(pred, "lut", cal)
+
+
+def _space_ops_missing(ctx: Context, table: LatencyTable, archs=None) -> list[str]:
+    """Op keys the table lacks: of ``archs`` when given, else of the whole space."""
+    if archs is not None:
+        return table.missing({k for a in archs for k in ctx.space.op_keys(a)})
+    return table.missing({op.key for r in ctx.space.resolutions
+                          for op in ctx.space.enumerate_ops(r)})
+
+
+def arch_context(ctx: Context, archs: Sequence) -> Context:
+    """``ctx`` narrowed to the resolutions of ``archs`` (what a fitted predictor must cover)."""
+    from dataclasses import replace
+
+    res = sorted({ctx.space.input_shape(a)[-1] for a in archs})
+    try:
+        return replace(ctx, space=get_space(ctx.space.name, res))
+    except HwnasError:  # a named model's own space, or a space that cannot be narrowed so
+        return ctx
+
+
+def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = None,
+              archs: Sequence | None = None) -> Chosen:
+    """The predictor ``kind`` for this device and space (see hwnas.predictors.select).
+
+    ``archs``: the subnets to predict, when known (``hwnas predict``): then the LUT needs to
+    cover only their ops, not the whole space's."""
+    from hwnas.predictors.select import CHOICES, FITTED, best_fitted, load_kind
+
+    if kind not in CHOICES:
+        raise PredictorError(f"unknown predictor {kind!r}; one of {', '.join(CHOICES)}")
+    table = table or load_table(ctx)
+    covered = not _space_ops_missing(ctx, table, archs)
+    if kind in ("kernel", "e2e"):
+        return load_kind(kind, ctx.paths.predictor(kind), ctx.cfg.name, ctx.space, table)
+    if kind == "auto":
+        # a fitted LUT cannot price ops a budgeted table lacks; the kernel fill can
+        paths = {k: ctx.paths.predictor(k) for k in FITTED if covered or k != "lut"}
+        chosen = best_fitted(paths, ctx.cfg.name, ctx.space, table)
+        if chosen is not None:
+            return chosen
+    if not covered:
+        raise _budget_error(ctx, table, archs)
+    return _lut_chosen(ctx, table)
+
+
+def _budget_error(ctx: Context, table: LatencyTable, archs=None) -> HwnasError:
+    """What to say when the table lacks ops of the space and nothing fills them."""
+    missing = _space_ops_missing(ctx, table, archs)
+    budget = table.meta.get("budget")
+    how = (f"it was profiled with --budget {budget['fraction']:g} ({budget['measured']} of "
+           f"{budget['of']} ops); fill the rest with kernel regressors ('hwnas fit --device "
+           f"{ctx.cfg.name} --kind kernel', then --predictor kernel or auto)" if budget else
+           f"profile them ('hwnas profile --device {ctx.cfg.name}') or fill them with kernel "
+           f"regressors ('hwnas fit --device {ctx.cfg.name} --kind kernel')")
+    return MissingKeysError(missing, f"the latency table of {ctx.cfg.name}").with_hint(how)
+
+
+def predict(ctx: Context, archs: Sequence, kind: str = "auto") -> np.ndarray:
+    archs = [ctx.space.validate(a) for a in archs]
+    ctx = arch_context(ctx, archs)
+    return predictor(ctx, kind, archs=archs).predict(archs)
 
 
 def model_context(device: str, model: str, home: Path | None = None):
@@ -330,81 +469,68 @@ def export(space: SearchSpace, arch, fmt: str, out: str | Path) -> Path:
 @dataclass
 class SearchOutcome:
     result: SearchResult
-    predictor: LUTPredictor
+    predictor: Chosen
     measured: Stats | None  # re-measured end to end on the device, when it is local
     plot: Path | None = None  # the Pareto front PNG
+    landing: Landing | None = None  # the candidates measured while landing on the target
 
 
-def ensure_ready(ctx: Context, progress: bool = True) -> LatencyTable:
-    """Profile what the table lacks and measure a few subnets for calibration (live devices)."""
+def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto") -> LatencyTable:
+    """Profile what the table lacks (live devices), unless it was profiled on a budget: then
+    the fitted kernel regressors price the rest, and nothing more is profiled."""
     if not ctx.live:
         table = load_table(ctx)
-        lacking = {r: table.missing(op.key for op in ctx.space.enumerate_ops(r))
-                   for r in ctx.space.resolutions}
-        if any(lacking.values()):  # every search would stop at the first subnet priced there
+        missing = _space_ops_missing(ctx, table)
+        fill = [k for k in ("kernel", "e2e") if ctx.paths.predictor(k).exists()]
+        if missing and not (fill and kind != "lut"):
+            # nothing prices those ops: every search would stop at the first subnet using one
+            lacking = {r: table.missing(op.key for op in ctx.space.enumerate_ops(r))
+                       for r in ctx.space.resolutions}
             full = [r for r, m in lacking.items() if not m]
-            n = sum(len(m) for m in lacking.values())
             hint = (f"it covers resolution(s) {full}: pass -r {full[0]}" if full else
                     "it covers none of them fully")
-            raise TableError(f"{ctx.cfg.name}'s table lacks {n} op key(s) of {ctx.space.name} "
-                             f"at resolution(s) {[r for r, m in lacking.items() if m]}; {hint}")
+            raise TableError(f"{ctx.cfg.name}'s table lacks {len(missing)} op key(s) of "
+                             f"{ctx.space.name} at resolution(s) "
+                             f"{[r for r, m in lacking.items() if m]}; {hint}")
+        if missing:
+            log.warning("%s's table lacks %d op keys of this space; the fitted %s predictor "
+                        "prices them", ctx.cfg.name, len(missing), fill[0])
         return table
-    needed = [op.key for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
     table = load_table(ctx) if ctx.paths.table.exists() else None
-    if table is None or table.missing(needed):
-        table = profile(ctx, progress=progress)
-    if len(calibration_set(ctx, table)[1]) >= CALIBRATION_SUBNETS:
-        return table
-    if not _can_save(ctx):
-        log.warning("%s is read-only: no subnets are measured to calibrate the predictor "
-                    "(they could not be saved); predictions are uncalibrated", ctx.paths.root)
-        return table
-    try:
-        measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
-    except DeviceError as e:
-        if not _imported(table):
-            raise
-        # an imported table (TF-NAS's titan-rtx) prices the space without the device
-        log.warning("%s; using the imported table uncalibrated", e)
+    if table is None:
+        return profile(ctx, progress=progress)
+    if _space_ops_missing(ctx, table):
+        fill = [k for k in ("kernel", "e2e") if ctx.paths.predictor(k).exists()]
+        if table.meta.get("budget") and not (fill and kind != "lut"):
+            raise _budget_error(ctx, table)
+        if not table.meta.get("budget"):
+            table = profile(ctx, progress=progress)  # an interrupted profile: resume it
     return table
 
 
-VERIFY_TOP, VERIFY_ROUNDS = 4, 3
+def ready_predictor(ctx: Context, kind: str, table: LatencyTable,
+                    progress: bool = True) -> Chosen:
+    """The predictor to use; the LUT gets calibration subnets measured first (live devices)."""
+    chosen = predictor(ctx, kind, table)
+    if (chosen.kind == "lut" and ctx.live
+            and len(calibration_set(ctx, table)[1]) < CALIBRATION_SUBNETS):
+        if not _can_save(ctx):
+            log.warning("%s is read-only: no subnets are measured to calibrate the predictor "
+                        "(they could not be saved); predictions are uncalibrated",
+                        ctx.paths.root)
+            return chosen
+        try:
+            measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
+            chosen = predictor(ctx, kind, table)
+        except DeviceError as e:
+            if not _imported(table):
+                raise
+            # an imported table (TF-NAS's titan-rtx) prices the space without the device
+            log.warning("%s; using the imported table uncalibrated", e)
+    return chosen
 
 
-def _verified_pick(ctx: Context, pred: LUTPredictor, result: SearchResult, seed: int,
-                   cfg: EvolutionConfig, progress: bool) -> SearchResult:
-    """Measure the best few candidates and keep the best one that really meets the target.
-
-    Search maximises capacity under *predicted* latency, so among the many candidates close to
-    the target it favours those the predictor underestimates (the winner's curse): on local-cpu
-    the picks measured 6-15% over target with a predictor whose error is unbiased on random
-    subnets. Where the device is at hand, measuring the top few removes that bias. If none of
-    them fits, search again against the target scaled by how far the measured ones were off.
-    """
-    from dataclasses import replace
-
-    target = result.target_ms
-    for round_ in range(VERIFY_ROUNDS):
-        top = sorted(result.feasible, key=lambda c: -c.score)[:VERIFY_TOP]
-        recs = measure(ctx, [c.arch for c in top], progress=progress)
-        real = [recs.find(c.arch.to_dict()).pooled_ms for c in top]
-        fits = [c for c, m in zip(top, real) if m <= target]
-        if fits:
-            return replace(result, best=max(fits, key=lambda c: c.score),
-                           objective=result.objective + "; top candidates measured on device")
-        ratio = float(np.median([c.latency_ms / m for c, m in zip(top, real)]))
-        log.info("round %d: the %d best candidates all measured over %g ms; searching again "
-                 "with the target scaled by %.3f", round_, len(top), target, ratio)
-        result = replace(evolve(ctx.space, pred.predict, target * ratio,
-                                np.random.default_rng(seed + round_ + 1), cfg=cfg),
-                         target_ms=target)
-    log.warning("no measured candidate met %g ms after %d rounds; reporting the last pick",
-                target, VERIFY_ROUNDS)
-    return result
-
-
-def _rescale_widths(ctx: Context, pred: LUTPredictor, result: SearchResult) -> SearchResult:
+def _rescale_widths(ctx: Context, pred: Chosen, result: SearchResult) -> SearchResult:
     """TF-NAS's width elasticity: shrink then re-grow the pick's widths to sit under target."""
     from dataclasses import replace
 
@@ -414,7 +540,8 @@ def _rescale_widths(ctx: Context, pred: LUTPredictor, result: SearchResult) -> S
     if not hasattr(ctx.space, "width_bounds"):
         raise HwnasError(f"--elasticity needs a space with elastic widths (tfnas); "
                          f"{ctx.space.name} has none")
-    fit = elasticity_scale(ctx.space, result.best.arch, pred.predict_one, result.target_ms)
+    fit = elasticity_scale(ctx.space, result.best.arch, lambda a: float(pred.predict([a])[0]),
+                           result.target_ms)
     if not fit.feasible or fit.latency_ms > result.target_ms:
         log.warning("width elasticity could not improve the pick; keeping it")
         return result
@@ -449,55 +576,81 @@ def _plot_or_warn(make, what: str):
 def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvit",
            resolutions: Sequence[int] | None = None, remeasure: bool = True,
            progress: bool = True, cfg: EvolutionConfig = EvolutionConfig(),
-           home: Path | None = None, elasticity: bool = False) -> SearchOutcome:
-    ctx = context(device, space, resolutions, home)
-    table = ensure_ready(ctx, progress)
-    pred = lut_predictor(ctx, table)
-    result = evolve(ctx.space, pred.predict, target_ms, np.random.default_rng(seed), cfg=cfg)
-    if elasticity:
-        result = _rescale_widths(ctx, pred, result)
-    measured = None
+           home: Path | None = None, elasticity: bool = False, predictor_kind: str = "auto",
+           landing: LandingConfig = LandingConfig(), **overrides) -> SearchOutcome:
+    """Best subnet under ``target_ms`` on the device.
+
+    On a device hwnas can measure, the search lands on the target: it measures the best
+    candidates and corrects itself until one measures within a few percent under the target
+    (hwnas.search.landing). Then the pick is re-measured in 3 fresh passes. In a read-only
+    HWNAS_HOME nothing is measured (it could not be saved): the search says so and goes on."""
+    from hwnas.search import landing as landing_
+
+    ctx = context(device, space, resolutions, home, **overrides)
+    table = ensure_ready(ctx, progress, predictor_kind)
+    chosen = ready_predictor(ctx, predictor_kind, table, progress)
+    measured, landed = None, None
     if remeasure and ctx.live and not _can_save(ctx):
-        log.warning("%s is read-only: the pick is not re-measured (its measurements could not "
+        log.warning("%s is read-only: the pick is not measured (its measurements could not "
                     "be saved)", ctx.paths.root)
         remeasure = False
-    if remeasure and ctx.live:
-        try:
-            if not elasticity:
-                result = _verified_pick(ctx, pred, result, seed, cfg, progress)
-            measured = measure_arch(ctx, result.best.arch)
-        except DeviceError as e:
-            if not _imported(table):
-                raise
-            log.warning("%s; the chosen subnet is not re-measured", e)
+    try:
+        if remeasure and ctx.live and not elasticity:
+            def measure_fn(archs):
+                return [s.median_ms for s in measure_archs(ctx, archs, passes=2)]
+
+            result, landed = landing_.land(ctx.space, chosen.predict, target_ms, seed,
+                                           measure_fn, evo=cfg, cfg=landing)
+        else:
+            result = evolve(ctx.space, chosen.predict, target_ms, np.random.default_rng(seed),
+                            cfg=cfg)
+        if elasticity:
+            result = _rescale_widths(ctx, chosen, result)
+        if remeasure and ctx.live:
+            measured = measure_arch(ctx, result.best.arch, passes=3)
+    except DeviceError as e:
+        if not _imported(table):
+            raise
+        log.warning("%s; the chosen subnet is not measured", e)
+        result = evolve(ctx.space, chosen.predict, target_ms, np.random.default_rng(seed),
+                        cfg=cfg)
+    png = _pareto_png(ctx, result, target_ms, measured)
+    return SearchOutcome(result, chosen, measured, png, landed)
+
+
+def _pareto_png(ctx: Context, result: SearchResult, target_ms: float,
+                measured: Stats | None) -> Path | None:
+    """The Pareto plot; a plot that cannot be written is a warning, never a lost result."""
     from hwnas.search.evolution import plot_pareto
 
     def make():
         ctx.paths.plots.mkdir(parents=True, exist_ok=True)
         return plot_pareto(result, ctx.paths.plots / f"pareto_{target_ms:g}ms.png",
-                           f"{ctx.space.name} on {device}, target {target_ms:g} ms",
+                           f"{ctx.space.name} on {ctx.cfg.name}, target {target_ms:g} ms",
                            measured.median_ms if measured else None)
 
-    return SearchOutcome(result, pred, measured, _plot_or_warn(make, "the Pareto plot"))
+    return _plot_or_warn(make, "the Pareto plot")
 
 
 # --- predictors: fit and evaluate against end-to-end records ---------------------------------
-def _dataset(ctx: Context, records_path: str | Path | None):
+def _dataset(ctx: Context, records_path: str | Path | None, missing_ok: bool = False):
     from hwnas.predictors.fitting import load_dataset
 
-    recs = Records.load(records_path or ctx.paths.records, ctx.cfg.name)
-    return load_dataset(ctx.space, recs)
+    return load_dataset(ctx.space, load_records(ctx, records_path, missing_ok=missing_ok))
 
 
 def fit(ctx: Context, kind: str, model: str | None = None,
         records_path: str | Path | None = None, test_fraction: float = 0.5, seed: int = 0):
-    """Fit a predictor of ``kind`` on the training share of the records and save it."""
+    """Fit a predictor of ``kind`` on the training share of the records and save it.
+
+    ``kernel`` needs no records: after a budgeted profile it fills the ops the table lacks, and
+    calibrates on the records when there are any."""
     from hwnas.predictors.fitting import fit_and_save
 
     if not (isinstance(test_fraction, (int, float)) and 0 <= test_fraction < 1):
         raise HwnasError(f"test fraction must be in [0, 1), got {test_fraction}")
     check_folder(ctx.paths.predictor(kind).parent, write=True)
-    data = _dataset(ctx, records_path)
+    data = _dataset(ctx, records_path, missing_ok=kind == "kernel" and records_path is None)
     table = load_table(ctx) if kind not in ("flops", "flops+blocks") else None
     return fit_and_save(ctx.paths.predictor(kind), kind, ctx.cfg.name, ctx.space, table, data,
                         model, test_fraction, seed)

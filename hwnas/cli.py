@@ -24,28 +24,31 @@ SPACE = click.option("--space", default="elasticvit", show_default=True, help="S
 RESOLUTION = click.option("--resolution", "-r", "resolutions", type=click.IntRange(1, 4096),
                           multiple=True, help="Input resolution(s); default: the device config's.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+# hwnas.predictors.select.CHOICES, repeated so that --help does not import the predictors
+PREDICTOR = click.option(
+    "--predictor", "predictor_kind", type=click.Choice(["auto", "lut", "kernel", "e2e"]),
+    default="auto", show_default=True,
+    help="Latency predictor: the calibrated LUT, the fitted kernel or e2e predictor ('hwnas "
+         "fit'), or auto: the fitted one with the best held-out score, else the LUT.")
+ARCH_SPACE = click.option("--space", default=None,
+                          help="Search space of the arch file (default: the space the file "
+                               "names, else elasticvit).")
 
 
 def _echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _load_arch(space, path):
-    """An architecture file in any form the space has a codec for (hwnas JSON, ElasticViT's
-    list, ViTAS rows, a ViT-ResNAS network_def, a TF-NAS config), validated."""
-    from pathlib import Path
+def _load_archs(path, space: str | None):
+    """Every architecture in an arch file of any kind hwnas writes (hwnas.archfile)."""
+    from hwnas.archfile import load_arch_file
 
-    from hwnas.errors import ArchError
+    return load_arch_file(path, space)
 
-    try:
-        text = Path(path).read_text()
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
-        raise ArchError(f"cannot read architecture file {path}") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        obj = text  # some seeds' formats are Python text (ViT-ResNAS's network_def)
-    return space.arch_from_obj(obj)
+
+def _resolutions(found) -> list[int]:
+    """The input resolutions of the architectures in an arch file (what its context covers)."""
+    return sorted({found.space.input_shape(a)[-1] for a in found.archs})
 
 
 @click.group(cls=HwnasGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,26 +146,38 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
 
 @cli.command()
 @DEVICE
-@SPACE
+@ARCH_SPACE
 @RESOLUTION
-@click.option("--arch", "arch_file", type=click.Path(), help="An architecture JSON file.")
+@click.option("--arch", "arch_file", type=click.Path(),
+              help="An architecture file: every architecture it holds is measured.")
 @click.option("--sample", type=click.IntRange(0, 100_000), default=0,
               help="Measure N subnets stratified by latency.")
 @click.option("--passes", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Independent passes over the subnets (for the noise floor).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def measure(device, space, resolutions, arch_file, sample, passes, seed) -> None:
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=None,
+              help="Warm-up runs (config default).")
+@click.option("--runs", type=click.IntRange(1, 1_000_000), default=None,
+              help="Timed runs per pass (config default).")
+def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs) -> None:
     """Measure whole subnets end to end into DEVICE's records file (resumes)."""
     from hwnas import api
     from hwnas.errors import HwnasError
 
     if not arch_file and sample <= 0:
         raise HwnasError("give --arch FILE or --sample N")
-    ctx = api.context(device, space, resolutions)
-    archs = [_load_arch(ctx.space, arch_file)] if arch_file else []
+    archs = []
+    if arch_file:
+        found = _load_archs(arch_file, space)
+        archs, space = list(found.archs), space or found.space.name
+        resolutions = resolutions or _resolutions(found)
+    ctx = api.context(device, space, resolutions, warmup=warmup, runs=runs)
     recs = api.measure(ctx, archs, sample=sample, passes=passes, seed=seed)
     for a in archs:
-        click.echo(f"{recs.find(a.to_dict()).pooled_ms:.3f} ms (pooled median)")
+        rec = recs.find(a.to_dict())
+        click.echo(f"{rec.pooled_ms:.3f} ms (median of {len(rec.passes)} pass(es), drift-free "
+                   f"at the device's reference speed)" if rec.passes[0].ratio is not None else
+                   f"{rec.pooled_ms:.3f} ms (median of {len(rec.passes)} pass(es))")
     click.echo(f"{device}: {len(recs)} subnets in {ctx.paths.records}")
 
 
@@ -190,13 +205,15 @@ def import_(fmt, file, device, force) -> None:
 
 @cli.command()
 @DEVICE
-@SPACE
-@click.option("--arch", "arch_file", type=click.Path(), help="An architecture file.")
+@ARCH_SPACE
+@click.option("--arch", "arch_file", type=click.Path(),
+              help="An architecture file (any file hwnas writes that holds architectures).")
 @click.option("--model", default=None,
               help="A named reference model instead (deit-tiny, mobilenetv2, edgevit-xxs, ...).")
+@PREDICTOR
 @JSON
-def predict(device, space, arch_file, model, as_json) -> None:
-    """Predict the latency of an architecture (or a named model) on DEVICE."""
+def predict(device, space, arch_file, model, predictor_kind, as_json) -> None:
+    """Predict the latency of architectures (or a named model) on DEVICE."""
     from hwnas import api
     from hwnas.errors import HwnasError
 
@@ -204,34 +221,60 @@ def predict(device, space, arch_file, model, as_json) -> None:
         raise HwnasError("give exactly one of --arch FILE or --model NAME")
     if model:
         ctx, m = api.model_context(device, model)
-        arch = m.arch
+        archs = [m.arch]
     else:
-        ctx = api.context(device, space, resolutions=None)
-        arch = _load_arch(ctx.space, arch_file)
-    pred = api.lut_predictor(ctx)
-    out = {"device": device, "predicted_ms": float(pred.predict([arch])[0]),
-           "raw_lut_ms": float(pred.predict_raw([arch])[0]),
-           "calibrated_on": pred.n_calibration_, "macs": ctx.space.macs(arch)}
+        found = _load_archs(arch_file, space)
+        ctx = api.context(device, space or found.space.name, resolutions=_resolutions(found))
+        archs = list(found.archs)
+    table = api.load_table(ctx)
+    chosen = api.predictor(ctx, predictor_kind, table, archs)
+    predicted = chosen.predict(archs)
+    raw = _raw_lut(ctx, table, archs)
+    rows = [{"device": device, "predicted_ms": float(p), "predictor": chosen.kind,
+             "predictor_detail": chosen.detail,
+             "raw_lut_ms": None if r is None else float(r), "macs": ctx.space.macs(a),
+             "arch": a.to_dict()} for a, p, r in zip(archs, predicted, raw)]
     if as_json:
-        return _echo_json(out)
-    cal = (f"calibrated on {out['calibrated_on']} subnets" if out["calibrated_on"]
-           else "uncalibrated")
-    click.echo(f"{out['predicted_ms']:.3f} ms on {device} (LUT sum {out['raw_lut_ms']:.3f} ms, "
-               f"{cal}; {out['macs'] / 1e6:.1f} MMACs)")
+        return _echo_json(rows[0] if len(rows) == 1 else rows)
+    for r in rows:
+        lut = f"LUT sum {r['raw_lut_ms']:.3f} ms; " if r["raw_lut_ms"] is not None else ""
+        click.echo(f"{r['predicted_ms']:.3f} ms on {device} ({lut}{r['macs'] / 1e6:.1f} MMACs)")
+    click.echo(f"predictor: {chosen.describe()}")
+
+
+def _raw_lut(ctx, table, archs) -> list:
+    """The table's plain sum per arch, where the table covers the arch (None elsewhere)."""
+    from hwnas.predictors.lut import LUTPredictor
+
+    lut = LUTPredictor(table, ctx.space, calibrate=False)
+    out = []
+    for a in archs:
+        covered = not table.missing(ctx.space.op_keys(a))
+        out.append(float(lut.predict_raw([a])[0]) if covered else None)
+    return out
 
 
 @cli.command()
-@SPACE
-@click.option("--arch", "arch_file", required=True, type=click.Path())
+@ARCH_SPACE
+@click.option("--arch", "arch_file", required=True, type=click.Path(),
+              help="An architecture file (any file hwnas writes that holds architectures).")
+@click.option("--index", type=click.IntRange(0, 10**9), default=None,
+              help="Which architecture, when the file holds several (records, pools).")
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
 @click.option("--out", required=True, type=OutputPath())
-def export(space, arch_file, fmt, out) -> None:
+def export(space, arch_file, index, fmt, out) -> None:
     """Export the static model of an architecture (random weights)."""
     from hwnas import api
-    from hwnas.spaces import get_space
+    from hwnas.errors import ArchError
 
-    sp = get_space(space)
-    path = api.export(sp, _load_arch(sp, arch_file), fmt, out)
+    found = _load_archs(arch_file, space)
+    if index is None and len(found.archs) > 1:
+        raise ArchError(f"{arch_file} ({found.what}) holds {len(found.archs)} architectures; "
+                        f"pick one with --index 0..{len(found.archs) - 1}")
+    index = index or 0
+    if not 0 <= index < len(found.archs):
+        raise ArchError(f"--index {index} is outside 0..{len(found.archs) - 1}")
+    path = api.export(found.space, found.archs[index], fmt, out)
     click.echo(f"wrote {path}")
 
 
@@ -264,28 +307,40 @@ def export(space, arch_file, fmt, out) -> None:
 @click.option("--eval-batch-size", type=click.IntRange(1, 65536), default=64, show_default=True)
 @click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="With --supernet: where to evaluate candidates.")
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=None,
+              help="Warm-up runs of each measurement on the device (config default).")
+@click.option("--runs", type=click.IntRange(1, 1_000_000), default=None,
+              help="Timed runs of each measurement on the device (config default).")
+@PREDICTOR
 @JSON
 def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
            data, population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
-           as_json) -> None:
-    """Find the best subnet whose predicted latency on DEVICE is at or under the target."""
+           warmup, runs, predictor_kind, as_json) -> None:
+    """Find the best subnet whose latency on DEVICE is at or under the target.
+
+    On a device hwnas can measure, the best candidates are measured (drift-free) until one
+    lands just under the target; the pick is then re-measured in 3 fresh passes."""
     if out:  # a file (a folder with --supernet): refused now, not after the search
         check_output(out, folder=bool(supernet), param_hint="'--out'")
     if supernet:
         return _search_supernet(device, target, seed, out, no_remeasure, supernet, data,
                                 population, generations, calib_batches, max_eval_images,
-                                eval_batch_size, run_on, as_json)
+                                eval_batch_size, run_on, predictor_kind, as_json)
     from hwnas import api
     from hwnas.latency.safeio import atomic_write_text
 
     res = api.search(device, target, seed=seed, space=space, resolutions=resolutions,
-                     remeasure=not no_remeasure, elasticity=elasticity)
+                     remeasure=not no_remeasure, elasticity=elasticity,
+                     predictor_kind=predictor_kind, warmup=warmup, runs=runs)
     best = res.result.best
     doc = res.result.to_dict()
-    doc.update(device=device, predicted_ms=best.latency_ms,
+    # "arch" at the top level too: the file is an arch file for every --arch
+    doc.update(arch=best.arch.to_dict(), space=space, device=device,
+               predicted_ms=best.latency_ms,
                measured_ms=res.measured.median_ms if res.measured else None,
-               calibrated_on=res.predictor.n_calibration_,
-               pareto_plot=str(res.plot) if res.plot else None)
+               predictor=res.predictor.kind, predictor_detail=res.predictor.detail,
+               pareto_plot=str(res.plot) if res.plot else None,
+               landing=res.landing.to_dict() if res.landing else None)
     if hasattr(best.arch, "to_elasticvit_list"):
         doc["elasticvit_list"] = best.arch.to_elasticvit_list()
     if out:
@@ -297,7 +352,7 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
 
 def _search_supernet(device, target, seed, out, no_remeasure, supernet, data, population,
                      generations, calib_batches, max_eval_images, eval_batch_size, run_on,
-                     as_json) -> None:
+                     predictor_kind, as_json) -> None:
     from hwnas.search.evolution import EvolutionConfig
     from hwnas.supernet.search import AccuracySearchConfig
     from hwnas.supernet.workflows import search_from_checkpoint
@@ -310,7 +365,8 @@ def _search_supernet(device, target, seed, out, no_remeasure, supernet, data, po
     res = search_from_checkpoint(supernet, device=device, target_ms=target,
                                  out_dir=out or f"search-{device}-{target:g}ms", data=data,
                                  cfg=cfg, measure=not no_remeasure,
-                                 run_on=None if run_on == "auto" else run_on)
+                                 run_on=None if run_on == "auto" else run_on,
+                                 predictor=predictor_kind)
     if res.arch_path is None:  # a non-zero torchrun rank: rank 0 reports
         return
     doc = json.loads(res.arch_path.read_text())
@@ -327,15 +383,21 @@ def _print_search(doc: dict, target: float) -> None:
     if "elasticvit_list" in doc:
         click.echo(f"ElasticViT format: {json.dumps(doc['elasticvit_list'])}")
     click.echo(f"MMACs: {best['score'] / 1e6:.1f}")
+    click.echo(f"predictor: {doc['predictor']} ({doc['predictor_detail']})")
     click.echo(f"target:    {target:.3f} ms")
     click.echo(f"predicted: {doc['predicted_ms']:.3f} ms "
-               f"({100 * (doc['predicted_ms'] / target - 1):+.1f}% vs target)")
+               f"({100 * (doc['predicted_ms'] / target - 1):+.1f}% vs target; the predictor's "
+               f"number for this subnet)")
+    if doc.get("landing"):
+        land = doc["landing"]
+        click.echo(f"landing:   {len(land['checked'])} candidates measured in {land['rounds']} "
+                   f"round(s); measured / predicted near the target: {land['correction']:.3f}")
     if doc["measured_ms"] is not None:
         click.echo(f"measured:  {doc['measured_ms']:.3f} ms "
                    f"({100 * (doc['measured_ms'] / target - 1):+.1f}% vs target, re-measured "
-                   f"end to end on {doc['device']})")
-    plot = f"plot: {doc['pareto_plot']}" if doc["pareto_plot"] else "no plot (see the warning)"
-    click.echo(f"Pareto set: {len(doc['pareto'])} subnets; {plot}")
+                   f"end to end on {doc['device']}, 3 passes, drift-free)")
+    plot = f"; plot: {doc['pareto_plot']}" if doc["pareto_plot"] else "; no plot (see the warning)"
+    click.echo(f"Pareto set: {len(doc['pareto'])} subnets{plot}")
 
 
 @cli.command(name="fit")
@@ -413,8 +475,9 @@ def records_export(device, csv_path) -> None:
 def _register_extra_commands() -> None:
     """Commands that live beside their library (they import only click at load time)."""
     from hwnas.cli_supernet import COMMANDS as SUPERNET_COMMANDS
+    from hwnas.cli_table import COMMANDS as TABLE_COMMANDS
 
-    for cmd in SUPERNET_COMMANDS:
+    for cmd in SUPERNET_COMMANDS + TABLE_COMMANDS:
         cli.add_command(cmd)
 
 

@@ -63,15 +63,19 @@ def _spec(preset, resolutions, max_depth, classes):
 @click.option("--classes", type=click.IntRange(2, 1_000_000), default=1000, show_default=True,
               help="Classifier width counted in FLOPs levels (latency tables use 1000).")
 @click.option("--out", required=True, type=OutputPath(), help="Pools JSON to write.")
+@click.option("--predictor", "predictor_kind", type=click.Choice(["auto", "lut", "kernel", "e2e"]),
+              default="auto", show_default=True,
+              help="The device's latency predictor (see 'hwnas search --help').")
 @space_options
-def build_pools(device, levels, metric, bound, per_level, seed, classes, out, preset,
-                resolutions, max_depth):
+def build_pools(device, levels, metric, bound, per_level, seed, classes, out, predictor_kind,
+                preset, resolutions, max_depth):
     """Sample offline pools of architectures per latency (or FLOPs) level."""
     from hwnas.supernet.workflows import build_pools_for
 
     spec = _spec(preset, resolutions, max_depth, classes)
     pools = build_pools_for(spec, metric=metric, levels=levels, out=out, device=device,
-                            bound=bound, per_level=per_level, seed=seed)
+                            bound=bound, per_level=per_level, seed=seed,
+                            predictor=predictor_kind)
     for lv, members in zip(pools.levels, pools.members):
         costs = [c for _, c in members]
         click.echo(f"level {lv:g} {pools.unit}: {len(members)} archs, "

@@ -46,6 +46,12 @@ class MissingKeysError(HwnasError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 
+    def with_hint(self, hint: str) -> "MissingKeysError":
+        """The same error with the generic advice replaced by ``hint``."""
+        head = str(self).rsplit("; profile them", 1)[0]
+        self.args = (f"{head}; {hint}",)
+        return self
+
 
 class InfeasibleTargetError(HwnasError):
     """A latency target no architecture in the space can meet."""

@@ -76,7 +76,10 @@ def phones(adb_server, tmp_path, exported):
 
 
 def pixel6(tmp_path: Path, generation: str = "new", **changes):
-    changes = dict(dict(warmup=2, runs=5, cool_poll_s=0.2, cool_max_s=20.0), **changes)
+    """The pixel6 config on the stand-in. The reference is off unless a test turns it on: the
+    tests that count benchmark runs count the blocks' own."""
+    changes = dict(dict(warmup=2, runs=5, cool_poll_s=0.2, cool_max_s=20.0, reference=False),
+                   **changes)
     return load_device("pixel6").with_overrides(
         benchmark_bin=str(standin_bin(tmp_path, generation)), **changes)
 
@@ -85,14 +88,26 @@ def pixel6(tmp_path: Path, generation: str = "new", **changes):
 def test_profile_a_table_over_adb(phones, tflite_cache, tmp_path):
     phone = phones()
     path = tmp_path / "pixel6.pkl"
-    with make_profiler(pixel6(tmp_path), tflite_cache) as prof:
+    with make_profiler(pixel6(tmp_path, reference=True), tflite_cache) as prof:
         assert len(profile_ops(prof, OPS[:3], path, progress=False)) == 3
+        runs = phone.runs()
         chain = torch.nn.Sequential(OPS[0].module(), OPS[0].module()).eval()
-        whole = prof.measure_model(chain, OPS[0].input_shape())
-    assert whole.n == 5 and whole.median_ms > 0
+        whole = prof.measure_model_full(chain, OPS[0].input_shape())
+        # the network, the reference after it, and the one before it unless the reference after
+        # the last block is still fresh (the export in between may take longer on a busy box)
+        assert phone.runs() - runs in (2, 3)
+    assert whole.stats.n == 5 and whole.stats.median_ms > 0
+    assert whole.ratio.median == pytest.approx(whole.stats.median_ms / whole.reference_ms)
     saved = LatencyTable.load(path)
     assert set(saved.entries) == {op.key for op in OPS[:3]}
     assert all(s.n == 5 and s.median_ms > 0 for s in saved.entries.values())
+    # drift-free: every block beside the reference, its ms the ratio at the table's reference
+    ref = saved.meta["reference"]
+    assert set(saved.ratios) == set(saved.entries) and ref["key"].startswith("reference-v1")
+    assert len(ref["observations_ms"]) == 3  # one per block stored (the sentinel is not)
+    for k, r in saved.ratios.items():
+        assert saved.entries[k].median_ms == pytest.approx(r.median * ref["ms"])
+    assert saved.meta["protocol"]["reference"] == ref["key"]
     m = saved.meta
     assert m["serial"] == phone.serial and m["affinity"] == [7] and m["affinity_mask"] == "80"
     assert m["phone"]["model"] == "Pixel 6" and m["phone"]["soc"] == "Google Tensor"

@@ -142,7 +142,7 @@ def test_concurrent_records_writers_lose_nothing(tmp_path):
         code, _, err = finish(p)
         assert code == 0, err
     recs = Records.load(path, "local-cpu")
-    passes = sorted(s.p90_ms for r in recs.records for s in r.passes)
+    passes = sorted(p.timed.p90_ms for r in recs.records for p in r.passes)
     # every one of the 80 saves is there (a sampled subnet may repeat: then it has 2 passes)
     assert len(passes) == 80 and sum(len(r.passes) for r in recs.records) == 80
 

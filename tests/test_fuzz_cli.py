@@ -316,8 +316,9 @@ def records_bytes(draw):
         for i in draw(st.lists(st.integers(0, len(recs) - 1), min_size=1, max_size=3)):
             v = draw(LATENCY)
             recs[i]["passes"] = draw(st.sampled_from([
-                [[v, v, 0.0, v, v, 3]], [], [[v]], [None], "x", [{"stats": [v, v, 0, v, v, 3],
-                                                                  "extra": 1}]]))
+                [[v, v, 0.0, v, v, 3]], [], [[v]], [None], "x",
+                [{"timed": [v, v, 0, v, v, 3], "ratio": [0.5, 0.5, 0, 0.5, 0.5, 3],
+                  "reference_ms": v, "extra": 1}]]))
     elif kind == "arch":
         i = draw(st.integers(0, len(recs) - 1))
         recs[i]["arch"] = draw(st.one_of(JSON, st.just(dict(recs[i]["arch"], resolution=-1))))
@@ -349,7 +350,7 @@ PLACES = ["home", "home/devices", "home/devices/pixel6", "home/devices/pixel6/ta
           "home/devices/local-cpu/predictors", "home/devices/local-cpu/predictors/flops.pkl",
           "home/cache", "out"]
 STATE_COMMANDS = ["predict-pixel6", "predict-local", "import", "fit", "evaluate",
-                  "records-export", "search", "devices", "profile-model"]
+                  "records-export", "search", "devices", "profile-model", "table-show"]
 
 
 @fuzz(80)
@@ -391,6 +392,7 @@ def test_fuzz_file_system_states(world, place_, state, cmd):
             "devices": ["devices", "--json"],
             # xeon-gold-6130 cannot be timed here: everything up to the profiler is exercised
             "profile-model": ["profile", "--device", "xeon-gold-6130", "--model", "deit-tiny"],
+            "table-show": ["table", "show", "--device", "pixel6", "-r", 160, "--csv", out],
         }[cmd]
         ex.run(args, read_only_dir=ro)
 

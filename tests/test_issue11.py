@@ -101,9 +101,9 @@ def test_records_merge_keeps_both_writers_passes(tmp_path):
     a.save(path)
     merged = Records.load(path, "d")
     assert len(merged) == 2
-    assert sorted(s.median_ms for s in merged.find(a_arch).passes) == pytest.approx(
+    assert sorted(merged.find(a_arch).pass_ms()) == pytest.approx(
         [1.05, 1.25, 1.45])
-    assert [s.median_ms for s in merged.find(b_arch).passes] == pytest.approx([2.05])
+    assert merged.find(b_arch).pass_ms() == pytest.approx([2.05])
     assert len(a) == 2  # the writer sees the merged state too
 
 
@@ -111,7 +111,9 @@ def test_records_merge_keeps_per_pass_fields_it_does_not_know(tmp_path):
     path = tmp_path / "records.json"
     arch = T1.to_dict()
     obj = Records("d").to_obj()
-    newer = {"stats": Stats.from_samples([1.0, 1.2]).to_list(), "ratio_to_reference": 0.97}
+    # a drift-free pass, plus a field a later hwnas might add
+    newer = {"timed": Stats.from_samples([1.0, 1.2]).to_list(),
+             "ratio": [0.5, 0.5, 0.0, 0.5, 0.5, 3], "reference_ms": 2.2, "added_later": [1, 2]}
     obj["records"] = [{"arch": arch, "passes": [newer]}]
     path.write_text(json.dumps(obj))
     recs = Records.load(path, "d")
@@ -309,9 +311,7 @@ def test_lut_predictions_are_never_zero_negative_or_non_finite():
         pred.predict([space.smallest(160)])
     good = LUTPredictor(synthetic_table("d"), space)
     archs = [space.sample(np.random.default_rng(i)) for i in range(6)]
-    raw = good.predict_raw(archs)
-    good.fit(archs, 2 * raw.max() - raw)  # a calibration that falls: ignored, with a warning
-    assert good.coef_ == 1.0 and good.n_calibration_ == 0
+    assert (good.predict(archs) > 0).all()
     good.coef_, good.intercept_ = 1.0, -1e6  # a calibration that would go below 0 ms
     with pytest.raises(PredictorError, match="calibrated prediction"):
         good.predict(archs)

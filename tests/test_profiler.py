@@ -50,11 +50,14 @@ class _Unplugged:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def measure_op(self, op):
+    def measure_op_full(self, op):
         self.calls += 1
         if self.calls > self.fail_after:
             raise self.exc
-        return self.inner.measure_op(op)
+        return self.inner.measure_op_full(op)
+
+    def measure_op(self, op):
+        return self.measure_op_full(op).stats
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt(), ProfileError("device gone")])
@@ -72,7 +75,10 @@ def test_interrupted_profile_keeps_measurements_and_resumes(tmp_path, export_cac
         table = profile_ops(counting, ops, path, progress=False)
     assert len(table) == len(ops)
     assert counting.calls == 4 + len(ops) - 7  # sentinel baseline + only the missing ops
-    assert all(table.entries[k] == v for k, v in saved.entries.items())
+    # kept, not redone: the same ratios to the reference, at the table's (updated) reference ms
+    assert all(table.ratios[k] == v for k, v in saved.ratios.items())
+    assert all(table.entries[k].median_ms == pytest.approx(v.median * table.reference_ms)
+               for k, v in saved.ratios.items())
 
 
 def test_protocol_mismatch_is_refused(tmp_path, export_cache_dir):

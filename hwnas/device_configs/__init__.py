@@ -36,6 +36,15 @@ class DeviceConfig:
     flush_mb: int = 24
     sentinel_every: int = 50  # re-time the sentinel op every N ops to catch drift
     drift_tolerance: float = 0.10
+    # The drift-free protocol (profilers/drift.py): time every op and network in rounds between
+    # runs of a fixed reference network, and keep the ratio to it beside the milliseconds.
+    reference: bool = True
+    reference_rounds: int = 10  # an op's timed runs are split into this many rounds
+    reference_runs: int = 1  # reference calls before each round and after the last
+    # whole networks: while the median ratio's relative standard error is above this, time
+    # another batch of `runs`, up to `reference_batches` batches in all
+    reference_precision: float = 0.004
+    reference_batches: int = 4
     resolutions: tuple[int, ...] = ()  # resolutions the main job profiles by default
     source: str = ""  # where an imported table comes from
     notes: str = ""
@@ -70,6 +79,15 @@ class DeviceConfig:
                     0 if name == "warmup" else 1):
                 raise DeviceError(f"device {self.name}: {name} must be a positive integer")
         object.__setattr__(self, "resolutions", tuple(self.resolutions))
+        if not isinstance(self.reference, bool):
+            raise DeviceError(f"device {self.name}: reference must be true or false")
+        if isinstance(self.reference_precision, bool) or not isinstance(
+                self.reference_precision, (int, float)) or not 0 < self.reference_precision < 1:
+            raise DeviceError(f"device {self.name}: reference_precision must be in (0, 1)")
+        for name in ("reference_rounds", "reference_runs", "reference_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DeviceError(f"device {self.name}: {name} must be a positive integer")
         if not isinstance(self.use_xnnpack, bool):
             raise DeviceError(f"device {self.name}: use_xnnpack must be true or false")
         for name in ("thermal_limit_c", "freq_drop", "cool_poll_s", "cool_max_s"):

@@ -1,10 +1,15 @@
 """End-to-end records: whole subnets measured on a device, the ground truth for predictors.
 
-A records file belongs to one device. Each record is one architecture with one Stats per pass;
+A records file belongs to one device. Each record is one architecture with one Pass per pass;
 several passes over the same subnets (in different processes or at different times) give the
 noise floor, and their pooled median is the target a predictor is scored against. The file is
 JSON (readable, diffable), written atomically after every measurement, so a long ``measure`` run
 resumes where it stopped.
+
+Drift-free passes (timed beside the reference network, profilers/drift.py) keep the ratio to the
+reference and the reference's ms around them. Their milliseconds are the ratio at one fixed
+reference speed: the records file's own (the median of its reference timings) or, once
+``rescale`` is called, the device's table's, so that records and tables share one scale.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 
 from hwnas.errors import TableError
 from hwnas.latency.safeio import atomic_write_text, backup
-from hwnas.latency.stats import Stats
+from hwnas.latency.stats import RatioStats, Stats
 from hwnas.locks import folder_lock
 
 log = logging.getLogger(__name__)
@@ -27,23 +32,58 @@ RECORDS_SCHEMA = 1
 RECORDS_TAG = "hwnas-records"
 
 
+@dataclass(frozen=True)
+class Pass:
+    """One independent measurement of a whole subnet."""
+
+    timed: Stats  # ms as timed
+    ratio: RatioStats | None = None  # per-call times over the reference's (drift-free)
+    reference_ms: float | None = None  # the reference's median around this measurement
+
+    def ms(self, scale_ms: float | None) -> float:
+        """Median ms: drift-free at ``scale_ms`` when both exist, else as timed."""
+        if self.ratio is not None and scale_ms is not None:
+            return self.ratio.median * scale_ms
+        return self.timed.median_ms
+
+    def to_obj(self):
+        if self.ratio is None:
+            return self.timed.to_list()  # the original format: old readers keep working
+        return {"timed": self.timed.to_list(), "ratio": self.ratio.to_list(),
+                "reference_ms": self.reference_ms}
+
+    @classmethod
+    def from_obj(cls, obj) -> "Pass":
+        if isinstance(obj, list):
+            return cls(Stats.from_list(obj))
+        ref = float(obj["reference_ms"])
+        if not (math.isfinite(ref) and ref > 0):
+            raise ValueError(f"reference_ms {ref} is not a positive number")
+        return cls(Stats.from_list(obj["timed"]), RatioStats.from_list(obj["ratio"]), ref)
+
+
 @dataclass
 class Record:
     arch: dict  # the architecture's JSON form (with "space")
-    passes: list[Stats] = field(default_factory=list)
+    passes: list[Pass] = field(default_factory=list)
+    scale_ms: float | None = None  # the reference ms that turns ratios into ms (see Records)
     # each pass as read from the file (None for one measured by this process): written back
     # as it was, so that per-pass fields this version does not know survive a save, and a
     # merge compares passes exactly as stored
     stored: list = field(default_factory=list)
 
+    def pass_ms(self) -> list[float]:
+        """Each pass's median ms (drift-free where the pass has a ratio)."""
+        return [p.ms(self.scale_ms) for p in self.passes]
+
     def pass_objs(self) -> list:
         stored = self.stored + [None] * (len(self.passes) - len(self.stored))
-        return [o if o is not None else s.to_list() for s, o in zip(self.passes, stored)]
+        return [o if o is not None else p.to_obj() for p, o in zip(self.passes, stored)]
 
     @property
     def pooled_ms(self) -> float:
         """Median of the per-pass medians: robust to one disturbed pass."""
-        return float(np.median([s.median_ms for s in self.passes]))
+        return float(np.median(self.pass_ms()))
 
     @property
     def key(self) -> str:
@@ -56,6 +96,10 @@ class Records:
     meta: dict = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
 
+    def __post_init__(self):
+        self._own_scale = True
+        self._rescale(self.reference_ms)
+
     def __len__(self) -> int:
         return len(self.records)
 
@@ -63,15 +107,40 @@ class Records:
         key = json.dumps(arch_dict, sort_keys=True)
         return next((r for r in self.records if r.key == key), None)
 
-    def add(self, arch_dict: dict, stats: Stats) -> Record:
+    def add(self, arch_dict: dict, measured: "Stats | Pass") -> Record:
         rec = self.find(arch_dict)
         if rec is None:
-            rec = Record(arch_dict)
+            rec = Record(arch_dict, scale_ms=self.scale_ms)
             self.records.append(rec)
         rec.stored += [None] * (len(rec.passes) - len(rec.stored))
-        rec.passes.append(stats)
+        rec.passes.append(measured if isinstance(measured, Pass) else Pass(measured))
         rec.stored.append(None)
+        if isinstance(measured, Pass) and measured.ratio is not None and self._own_scale:
+            self._rescale(self.reference_ms)
         return rec
+
+    # --- the reference scale -----------------------------------------------------------------
+    @property
+    def reference_ms(self) -> float | None:
+        """The median reference ms over every drift-free pass in this file (None: none)."""
+        refs = [p.reference_ms for r in self.records for p in r.passes if p.ratio is not None]
+        return float(np.median(refs)) if refs else None
+
+    @property
+    def scale_ms(self) -> float | None:
+        return self._scale_ms
+
+    def rescale(self, reference_ms: float | None) -> "Records":
+        """Express drift-free passes at ``reference_ms`` (a table's), not at this file's own
+        reference speed; None goes back to the file's own."""
+        self._own_scale = reference_ms is None
+        self._rescale(self.reference_ms if reference_ms is None else reference_ms)
+        return self
+
+    def _rescale(self, scale_ms: float | None) -> None:
+        self._scale_ms = scale_ms
+        for r in self.records:
+            r.scale_ms = scale_ms
 
     def complete(self, n_passes: int) -> list[Record]:
         return [r for r in self.records if len(r.passes) >= n_passes]
@@ -109,14 +178,16 @@ class Records:
                 continue
             have = [_canon(o) for o in rec.pass_objs()]
             rec.stored = rec.stored + [None] * (len(rec.passes) - len(rec.stored))
-            for stats, obj in zip(theirs.passes, theirs.pass_objs()):
+            for p, obj in zip(theirs.passes, theirs.pass_objs()):
                 c = _canon(obj)
                 if c in have:
                     have.remove(c)  # a multiset: two equal passes on disk stay two
                 else:
-                    rec.passes.append(stats)
+                    rec.passes.append(p)
                     rec.stored.append(obj)
         self.meta = {**other.meta, **self.meta}
+        # the drift-free scale: this file's own (now over both writers' passes) or the one set
+        self._rescale(self.reference_ms if self._own_scale else self._scale_ms)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "Records":
@@ -145,10 +216,10 @@ class Records:
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise TableError(f"{path} is corrupt ({type(e).__name__}: {e})") from None
         for r in recs:
-            for s in r.passes:
-                if not math.isfinite(s.median_ms) or s.median_ms <= 0:
+            for p in r.passes:
+                if not math.isfinite(p.timed.median_ms) or p.timed.median_ms <= 0:
                     raise TableError(f"{path} has a NaN, zero or negative latency "
-                                     f"({s.median_ms}); refusing to use it")
+                                     f"({p.timed.median_ms}); refusing to use it")
         return cls(obj["device"], meta, recs)
 
     @classmethod
@@ -163,7 +234,9 @@ class Records:
         for r in self.records:
             row = {"device": self.device, "space": r.arch.get("space"),
                    "arch": json.dumps(r.arch), "pooled_ms": r.pooled_ms, "passes": len(r.passes)}
-            row.update({f"pass{i}_ms": s.median_ms for i, s in enumerate(r.passes)})
+            row.update({f"pass{i}_ms": ms for i, ms in enumerate(r.pass_ms())})
+            row.update({f"pass{i}_ratio": p.ratio.median for i, p in enumerate(r.passes)
+                        if p.ratio is not None})
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -179,7 +252,6 @@ def _record(r: dict) -> Record:
         raise ValueError(f"an arch is a JSON object with a 'space' name, got {arch!r:.80}")
     if not isinstance(passes, list) or not passes:
         raise ValueError(f"a record needs a non-empty list of passes, got {passes!r:.80}")
-    # a pass is its Stats as a list, or (written by a newer hwnas) an object holding them
-    # under "stats" beside fields this version keeps without reading
-    stats = [Stats.from_list(p["stats"] if isinstance(p, dict) else p) for p in passes]
-    return Record(arch, stats, list(passes))
+    # a pass is its Stats as a list, or an object (drift-free: timed, ratio, reference_ms);
+    # fields of an object this version does not know are kept, unread, in ``stored``
+    return Record(arch, [Pass.from_obj(p) for p in passes], stored=list(passes))

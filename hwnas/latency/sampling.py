@@ -4,6 +4,9 @@ Uniform sampling of a big space piles up in the middle of the latency range (a s
 independent choices is close to normal), so the fast and slow ends a search cares about get few
 measurements. Stratifying a cheap estimate (the LUT sum, or MACs) into equal-width bins spreads
 the measurements over the whole range.
+
+The picks come back in a random order, never sorted by the estimate: a run that measured them
+smallest to largest would turn the machine's drift over the run into a fake size effect.
 """
 
 from __future__ import annotations
@@ -40,4 +43,4 @@ def stratified_sample(space: SearchSpace, n: int, rng: np.random.Generator,
     rest = [i for i in range(len(cands)) if i not in set(chosen)]
     extra = rng.choice(rest, size=min(n - len(chosen), len(rest)), replace=False) if rest else []
     chosen += [int(i) for i in extra]
-    return [cands[i] for i in sorted(chosen)]
+    return [cands[i] for i in rng.permutation(chosen)]

@@ -64,3 +64,43 @@ def per_image_ms(per_batch_ms, batch: int):
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, not {batch!r}")
     return per_batch_ms / batch
+
+
+@dataclass(frozen=True)
+class RatioStats:
+    """Per-call times of an item divided by the device's reference network timed beside it.
+
+    Unitless. The machine's speed drifts by 5-15% over minutes; an item and the reference timed
+    within the same second drift together, so their ratio does not. ``to_ms`` turns a ratio back
+    into milliseconds at one fixed reference speed (a table's or records file's reference ms).
+    """
+
+    median: float
+    mean: float
+    std: float
+    p10: float
+    p90: float
+    n: int
+
+    @classmethod
+    def from_samples(cls, ratios) -> "RatioStats":
+        s = Stats.from_samples(ratios)
+        return cls(s.median_ms, s.mean_ms, s.std_ms, s.p10_ms, s.p90_ms, s.n)
+
+    def to_ms(self, reference_ms: float) -> Stats:
+        return Stats(self.median * reference_ms, self.mean * reference_ms,
+                     self.std * reference_ms, self.p10 * reference_ms, self.p90 * reference_ms,
+                     self.n)
+
+    def to_list(self) -> list:
+        return list(astuple(self))
+
+    @classmethod
+    def from_list(cls, values) -> "RatioStats":
+        if len(values) != 6:
+            raise ValueError("RatioStats needs 6 values")
+        *floats, n = values
+        r = cls(*(float(v) for v in floats), int(n))
+        if not (math.isfinite(r.median) and r.median > 0):
+            raise ValueError(f"ratio median must be finite and > 0, not {r.median}")
+        return r

@@ -17,8 +17,8 @@ import numpy as np
 from hwnas.errors import MissingKeysError, TableError
 from hwnas.latency.energy import Energy
 from hwnas.latency.safeio import backup, dump_pickle, safe_load
+from hwnas.latency.stats import RatioStats, Stats
 from hwnas.locks import folder_lock
-from hwnas.latency.stats import Stats
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -37,6 +37,12 @@ class LatencyTable:
     # key -> energy per call, measured beside the latency (GPUs with NVML). Optional: a key
     # without a measured energy is absent, never 0. Old tables load with this empty.
     energy: dict[str, Energy] = field(default_factory=dict)
+    # The drift-free protocol: key -> the op's per-call times over the reference network's
+    # (unitless), and key -> the Stats as timed. For such keys ``entries`` holds
+    # ratio x ``reference_ms``: every entry at one fixed machine speed, however the speed
+    # drifted while the table was filled. Keys measured without a reference are absent.
+    ratios: dict[str, RatioStats] = field(default_factory=dict)
+    timed: dict[str, Stats] = field(default_factory=dict)
 
     @property
     def device(self) -> str:
@@ -76,8 +82,57 @@ class LatencyTable:
             raise MissingKeysError(missing, f"latency table of {self.device}", what="energy")
         return np.array([self.energy[k].mj_per_call for k in keys], dtype=np.float64)
 
-    def put(self, key: str, stats: Stats, energy: Energy | None = None, flag: str = "") -> None:
-        """Store a fresh measurement; it replaces the old one's energy and flag too."""
+    # --- the reference (drift-free protocol) ----------------------------------------------
+    @property
+    def reference(self) -> dict | None:
+        """``{"key", "ms", "observations_ms"}``, or None for a table timed without one."""
+        return self.meta.get("reference")
+
+    @property
+    def reference_ms(self) -> float | None:
+        """The reference network's median over every run that filled this table: the one
+        machine speed at which its entries are expressed."""
+        ref = self.reference
+        return float(ref["ms"]) if ref else None
+
+    def _observe(self, reference_key: str, reference_ms: float) -> None:
+        ref = self.meta.setdefault("reference", {"key": reference_key, "ms": reference_ms,
+                                                 "observations_ms": []})
+        if ref.get("key") != reference_key:
+            raise TableError(f"this table's ratios are to reference {ref.get('key')!r}, not "
+                             f"{reference_key!r}; profile a fresh table")
+        ref["observations_ms"].append(float(reference_ms))
+
+    def sync_reference(self) -> None:
+        """Recompute the reference ms (the median of all observations) and re-express every
+        drift-free entry at it. Called before every save."""
+        ref = self.reference
+        if not ref or not ref.get("observations_ms"):
+            return
+        ms = float(np.median(ref["observations_ms"]))
+        ref["ms"] = ms
+        obs = np.asarray(ref["observations_ms"])
+        ref["drift"] = {"min": round(float(obs.min() / ms - 1), 4),
+                        "max": round(float(obs.max() / ms - 1), 4),
+                        "p10": round(float(np.percentile(obs, 10) / ms - 1), 4),
+                        "p90": round(float(np.percentile(obs, 90) / ms - 1), 4)}
+        for k, r in self.ratios.items():
+            self.entries[k] = r.to_ms(ms)
+
+    def put(self, key: str, stats: Stats, energy: Energy | None = None, flag: str = "",
+            ratio: RatioStats | None = None, reference: tuple[str, float] | None = None) -> None:
+        """Store a fresh measurement; it replaces the old one's energy and flag too.
+
+        With ``ratio`` and ``reference`` (its key and its ms around this item), the entry is
+        kept drift-free: as the ratio, expressed in ms at the table's reference speed."""
+        if ratio is not None and reference is not None:
+            self._observe(*reference)
+            self.ratios[key] = ratio
+            self.timed[key] = stats
+            stats = ratio.to_ms(self.reference_ms)
+        else:
+            self.ratios.pop(key, None)
+            self.timed.pop(key, None)
         self.entries[key] = stats
         if energy is None:
             self.energy.pop(key, None)
@@ -101,6 +156,9 @@ class LatencyTable:
             "flags": dict(self.flags),
             # an optional field: readers that predate it ignore it, so the schema stays 1
             "energy": {k: e.to_list() for k, e in self.energy.items()},
+            # optional too: tables timed without the reference (imported ones) have none
+            "ratios": {k: r.to_list() for k, r in self.ratios.items()},
+            "timed": {k: s.to_list() for k, s in self.timed.items()},
         }
 
     @classmethod
@@ -116,6 +174,12 @@ class LatencyTable:
             meta = dict(obj["meta"])
             flags = {str(k): str(v) for k, v in dict(obj.get("flags", {})).items()}
             energy = {str(k): Energy.from_list(v) for k, v in obj.get("energy", {}).items()}
+            ratios = {str(k): RatioStats.from_list(v) for k, v in obj.get("ratios", {}).items()}
+            timed = {str(k): Stats.from_list(v) for k, v in obj.get("timed", {}).items()}
+            ref = meta.get("reference")
+            if ref is not None and not (isinstance(ref, dict) and math.isfinite(
+                    float(ref["ms"])) and float(ref["ms"]) > 0):
+                raise ValueError(f"reference ms {ref!r} is not a positive number")
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise TableError(f"{source} is corrupt ({type(e).__name__}: {e})") from None
         _check_meta(meta, source)
@@ -134,20 +198,26 @@ class LatencyTable:
         if stray:
             raise TableError(f"{source} has energy without latency for {len(stray)} key(s), "
                              f"e.g. {stray[0]}")
-        return cls(meta, entries, flags, energy)
+        stray = sorted(set(ratios) - set(entries))
+        if stray or (ratios and ref is None):
+            raise TableError(f"{source} has drift-free ratios without their entries or "
+                             f"reference (e.g. {stray[:1] or sorted(ratios)[:1]})")
+        return cls(meta, entries, flags, energy, ratios, timed)
 
     def save(self, path: str | Path) -> None:
         """Write the table as it is (replacing the file), under its folder's lock."""
+        self.sync_reference()
         with folder_lock(Path(path).parent):
             dump_pickle(path, self.to_obj())
 
     def save_merged(self, path: str | Path, replace: bool = False) -> None:
         """Write the table, keeping what another process saved at ``path`` since it was read.
 
-        Entries on disk that this table lacks (same device and protocol) are added to it; ours
-        win where both have a key. A table on disk that cannot be merged (another protocol or
-        device, unreadable) or, with ``replace`` (a fresh start), any table on disk, is moved
-        aside as a timestamped backup: a measured table is never simply overwritten.
+        Entries on disk that this table lacks (same device and protocol) are added to it, with
+        their drift-free ratios, and the reference timings of both are pooled; ours win where
+        both have a key. A table on disk that cannot be merged (another protocol or device,
+        unreadable) or, with ``replace`` (a fresh start), any table on disk, is moved aside as
+        a timestamped backup: a measured table is never simply overwritten.
         """
         path = Path(path)
         with folder_lock(path.parent):
@@ -160,17 +230,33 @@ class LatencyTable:
                 same = disk is not None and all(
                     disk.meta.get(k) == self.meta.get(k) for k in ("device", "protocol"))
                 if same:
-                    for k in disk.entries.keys() - self.entries.keys():
-                        self.entries[k] = disk.entries[k]
-                        if k in disk.flags:
-                            self.flags[k] = disk.flags[k]
-                        if k in disk.energy:
-                            self.energy[k] = disk.energy[k]
+                    self._merge_from(disk)
                 else:
                     if disk is not None:
                         why = "measured with another protocol or for another device"
                     log.warning("kept the table at %s as %s (%s)", path, backup(path), why)
+            self.sync_reference()
             dump_pickle(path, self.to_obj())
+
+    def _merge_from(self, disk: "LatencyTable") -> None:
+        for k in disk.entries.keys() - self.entries.keys():
+            self.entries[k] = disk.entries[k]
+            for mine, theirs in ((self.flags, disk.flags), (self.energy, disk.energy),
+                                 (self.ratios, disk.ratios), (self.timed, disk.timed)):
+                if k in theirs:
+                    mine[k] = theirs[k]
+        theirs = disk.reference
+        if theirs and theirs.get("observations_ms"):
+            ours = self.meta.setdefault("reference", dict(theirs, observations_ms=[]))
+            # pooled as a multiset: the timings both read from the file count once
+            have = list(ours.get("observations_ms", []))
+            extra = list(have)
+            for ms in theirs["observations_ms"]:
+                if ms in extra:
+                    extra.remove(ms)
+                else:
+                    have.append(ms)
+            ours["observations_ms"] = have
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "LatencyTable":

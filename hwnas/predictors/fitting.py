@@ -20,8 +20,9 @@ from hwnas.latency.table import LatencyTable
 from hwnas.predictors import metrics
 from hwnas.predictors.baselines import FlopsPredictor
 from hwnas.predictors.e2e import E2EPredictor
+from hwnas.ops import kind_of
 from hwnas.predictors.kernel import KernelModel
-from hwnas.predictors.lut import LUTPredictor
+from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
 from hwnas.predictors.persist import load_predictor_file, save_predictor
 
 KINDS = ("flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e")
@@ -70,10 +71,15 @@ def split(data: Dataset, test_fraction: float) -> tuple[Dataset, Dataset]:
 
 
 def kernel_filled(table: LatencyTable, space, model: str, seed: int = 0):
-    """The table with every op of the space that it lacks predicted by kernel regressors."""
+    """The table with every op of the space that it lacks predicted by kernel regressors.
+
+    The regressors learn from every measured op of the op kinds this space uses, at any
+    resolution, not only the space's current ones: more shapes, better fills."""
     keys = [op.key for r in space.resolutions for op in space.enumerate_ops(r)]
-    measured = [k for k in table.entries if k in set(keys)]
+    kinds = {kind_of(k) for k in keys}
+    measured = [k for k in table.entries if k not in table.flags and kind_of(k) in kinds]
     km = KernelModel(model, seed).fit(measured, [table.entries[k].median_ms for k in measured])
+    km.reference_ms_ = table.reference_ms
     return km.fill(table, keys), km
 
 
@@ -95,8 +101,12 @@ def build(kind: str, space, table: LatencyTable | None, train: Dataset, model: s
         return p, {"calibration": [p.coef_, p.intercept_]}
     filled, km = kernel_filled(table, space, model if kind == "kernel" else "rf", seed)
     if kind == "kernel":
-        p = LUTPredictor(filled, space).fit(train.archs, train.pooled_ms)
-        return p, {"kernel": km.state(), "calibration": [p.coef_, p.intercept_]}
+        # a budgeted profile may come before any whole subnet is measured: then the filled
+        # table is used uncalibrated, as the LUT is
+        p = LUTPredictor(filled, space, calibrate=len(train.archs) >= MIN_CALIBRATION)
+        p.fit(train.archs, train.pooled_ms)
+        return p, {"kernel": km.state(), "calibration": [p.coef_, p.intercept_],
+                   "calibrated_on": len(train.archs) if p.calibrate else 0}
     base = LUTPredictor(filled, space, calibrate=False)
     p = E2EPredictor(base, model, seed).fit(train.archs, train.pooled_ms)
     return p, {"kernel": km.state(), "e2e": p.state()}
@@ -113,7 +123,9 @@ def restore(kind: str, space, table: LatencyTable | None, state: dict):
         return p
     km = KernelModel.from_state(state["kernel"])
     keys = [op.key for r in space.resolutions for op in space.enumerate_ops(r)]
-    filled = km.fill(table, keys)
+    # predictions were learnt at the table's reference speed then; express them at today's
+    then, now = state["kernel"].get("reference_ms"), table.reference_ms
+    filled = km.fill(table, keys, scale=now / then if then and now else 1.0)
     if kind == "kernel":
         p = LUTPredictor(filled, space)
         p.coef_, p.intercept_ = state["calibration"]
@@ -123,18 +135,50 @@ def restore(kind: str, space, table: LatencyTable | None, state: dict):
 
 def fit_and_save(path: Path, kind: str, device: str, space, table, data: Dataset,
                  model: str | None, test_fraction: float, seed: int = 0):
-    train, _ = split(data, test_fraction)
+    """Fit on the training share, score on the held-out share, save both.
+
+    The held-out score is what ``--predictor auto`` ranks fitted predictors by."""
+    train, held = split(data, test_fraction)
     pred, state = build(kind, space, table, train, model, seed)
+    holdout = None
+    if len(held.archs) >= MIN_HOLDOUT:
+        holdout = metrics.score(pred.predict(held.archs), held.pooled_ms)
     save_predictor(path, kind=kind, device=device, space=space.name,
                    resolutions=list(space.resolutions), state=state,
-                   trained_on=[arch_key(a.to_dict()) for a in train.archs])
+                   trained_on=[arch_key(a.to_dict()) for a in train.archs],
+                   model=model or DEFAULT_MODEL.get(kind, ""), holdout=holdout,
+                   protocol=protocol_of(table))
     return pred, train
+
+
+MIN_HOLDOUT = 5
+
+
+def protocol_of(table: LatencyTable | None) -> dict | None:
+    """What a predictor fitted on this table depends on: how the table was measured."""
+    if table is None:
+        return None
+    return {"protocol": table.meta.get("protocol"),
+            "reference": (table.reference or {}).get("key"),
+            "source_format": table.meta.get("source_format")}
+
+
+def check_fitted(obj: dict, path: Path, space, table) -> None:
+    """Refuse a predictor fitted under another protocol or for other resolutions."""
+    if "protocol" in obj and obj["protocol"] != protocol_of(table):
+        raise PredictorError(f"{path} was fitted on a table measured with another protocol "
+                             f"({obj['protocol']}); refit it with 'hwnas fit'")
+    missing = sorted(set(space.resolutions) - set(obj.get("resolutions", [])))
+    if missing and obj["kind"] not in ("kernel",):
+        raise PredictorError(f"{path} was fitted at resolutions {obj.get('resolutions')}, not "
+                             f"{missing}; refit it with 'hwnas fit -r ...'")
 
 
 def load_fitted(path: Path, kind: str, device: str, space, table):
     obj = load_predictor_file(path, device, space.name)
     if obj["kind"] != kind:
         raise PredictorError(f"{path} holds a {obj['kind']} predictor, not {kind}")
+    check_fitted(obj, path, space, table)
     return restore(kind, space, table, obj["state"]), set(obj["trained_on"])
 
 
@@ -143,8 +187,8 @@ def noise_floor(data: Dataset) -> dict | None:
     two = [r for r in data.records if len(r.passes) >= 2]
     if len(two) < 5:
         return None
-    a = np.array([r.passes[0].median_ms for r in two])
-    b = np.array([r.passes[1].median_ms for r in two])
+    a = np.array([r.pass_ms()[0] for r in two])
+    b = np.array([r.pass_ms()[1] for r in two])
     return metrics.score(b, a)
 
 

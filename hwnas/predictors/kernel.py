@@ -21,6 +21,7 @@ from hwnas.ops import OpSpec, kind_of, parse_key
 
 log = logging.getLogger(__name__)
 MODELS = ("rf", "gbr", "xgb")
+PREDICTED_FLAG = "predicted by kernel regressor"
 MIN_PER_KIND = 3
 
 
@@ -117,19 +118,24 @@ class KernelModel:
                 out[idx] = per_tree.std(axis=0)
         return out
 
-    def fill(self, table: LatencyTable, keys: Sequence[str]) -> LatencyTable:
-        """A copy of the table with every missing key predicted (and flagged as predicted)."""
+    def fill(self, table: LatencyTable, keys: Sequence[str], scale: float = 1.0) -> LatencyTable:
+        """A copy of the table with every missing key predicted (and flagged as predicted).
+
+        ``scale`` multiplies the predictions: the regressors learnt ms at the table's reference
+        speed when they were fitted; a table re-expressed at another speed since passes the
+        ratio of the two."""
         missing = sorted(set(table.missing(keys)))
         filled = LatencyTable(dict(table.meta), dict(table.entries), dict(table.flags))
         if missing:
-            for k, ms in zip(missing, self.predict(missing)):
+            for k, ms in zip(missing, self.predict(missing) * scale):
                 filled.entries[k] = Stats.single(float(ms))
-                filled.flags[k] = f"predicted by kernel regressor ({self.model})"
+                filled.flags[k] = f"{PREDICTED_FLAG} ({self.model})"
         filled.meta["kernel_filled"] = len(missing)
         return filled
 
     def state(self) -> dict:
-        return {"model": self.model, "seed": self.seed, "regressors": self.regressors_}
+        return {"model": self.model, "seed": self.seed, "regressors": self.regressors_,
+                "reference_ms": getattr(self, "reference_ms_", None)}
 
     @classmethod
     def from_state(cls, state: dict) -> "KernelModel":

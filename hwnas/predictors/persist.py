@@ -19,7 +19,9 @@ from hwnas.latency.safeio import SAFE_GLOBALS, dump_pickle, safe_load
 
 log = logging.getLogger(__name__)
 FORMAT_TAG = "hwnas-predictor"
-FORMAT_VERSION = 1
+# 2: calibration is one factor (log space); tables and records are drift-free (ratios to the
+# reference network); the file keeps its held-out score and the protocol it was fitted under
+FORMAT_VERSION = 2
 
 _ESTIMATORS = {
     ("numpy", "dtype"), ("numpy", "ndarray"),
@@ -60,14 +62,16 @@ def library_versions() -> dict[str, str]:
 
 
 def save_predictor(path: str | Path, *, kind: str, device: str, space: str,
-                   resolutions: list[int], state: dict, trained_on: list[str]) -> None:
+                   resolutions: list[int], state: dict, trained_on: list[str], model: str = "",
+                   holdout: dict | None = None, protocol: dict | None = None) -> None:
     from hwnas.locks import folder_lock
 
     with folder_lock(Path(path).parent):  # two fits of one device take turns
         dump_pickle(path, {
             "format": FORMAT_TAG, "version": FORMAT_VERSION, "libs": library_versions(),
-            "kind": kind, "device": device, "space": space, "resolutions": list(resolutions),
-            "state": state, "trained_on": list(trained_on),
+            "kind": kind, "model": model, "device": device, "space": space,
+            "resolutions": list(resolutions), "state": state, "trained_on": list(trained_on),
+            "holdout": holdout, "protocol": protocol,
         })
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from hwnas.device_configs import DeviceConfig
 from hwnas.errors import DeviceError
 from hwnas.latency.energy import Energy
-from hwnas.latency.stats import Stats
+from hwnas.latency.stats import RatioStats, Stats
 from hwnas.ops import OpSpec
 
 
@@ -26,9 +26,13 @@ class Measurement:
     changes ``measure_op`` must change (or hide) ``measure_op_full`` too.
     """
 
-    stats: Stats
+    stats: Stats  # as timed, in ms (blocks: the per-call overhead subtracted)
     energy: Energy | None = None  # None: not measured or unavailable; never a zero
     flag: str = ""  # why this number deserves a second look; "" when nothing is amiss
+    # The drift-free protocol (drift.py): the item's per-call times over the reference
+    # network's median timed around them, and that median. None: timed without a reference.
+    ratio: RatioStats | None = None
+    reference_ms: float | None = None
 
 
 class Profiler(Protocol):

@@ -14,6 +14,12 @@ subtracted from each block as on the other runtimes.
 
 Between measurements the profiler reads the pinned cores' clocks and the thermal zones; when the
 phone is throttling it waits for it to cool, and every wait is recorded in the table's meta.
+
+Drift (``reference: true``): each block's benchmark_model run sits between two runs of the
+reference network's .tflite in the same adb session (reference, block, reference; the reference
+after one block is the one before the next, unless the phone had to cool down in between), and
+the block's ratio to their mean is kept beside its ms. A phone's clocks move with its
+temperature, and the reference moves with them.
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ from pathlib import Path
 from hwnas import __version__
 from hwnas.device_configs import DeviceConfig
 from hwnas.errors import DeviceError, ProfileError
-from hwnas.latency.stats import Stats
+from hwnas.latency.stats import RatioStats, Stats
 from hwnas.ops import OpSpec
 from hwnas.profilers import Measurement, android
 from hwnas.profilers.adb_conn import AdbLink, connect
 from hwnas.profilers.benchmark_output import BenchmarkOutput, parse_benchmark_output
+from hwnas.profilers.drift import plan_of, protocol_reference
 from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead_model
 
 log = logging.getLogger(__name__)
 BIN_NAME = "android_aarch64_benchmark_model"
+REFERENCE_MAX_AGE_S = 10.0  # older than this, a reference run no longer describes the phone
 BIN_GUIDANCE = (
     "download TFLite's benchmark tool for Android ({name}: "
     "https://ai.google.dev/edge/litert/models/measurement#native_benchmark_binary, or build "
@@ -92,6 +100,9 @@ class AdbProfiler:
         self.generation, self.has_median = "?", False
         self._events: list[dict] = []
         self._hashes: dict[Path, str] = {}
+        self.plan = plan_of(cfg)
+        self._reference_path: Path | None = None
+        self._last_reference: tuple[float, float] | None = None  # (monotonic s, ms)
 
     @property
     def serial(self) -> str:
@@ -116,10 +127,20 @@ class AdbProfiler:
         probe, _ = self._run(self._overhead_model())
         self.call_overhead_ms = probe.stats().median_ms
         self.generation, self.has_median = probe.generation, probe.has_median
+        if self.plan is not None:
+            from hwnas.profilers.reference import reference_error, reference_tflite
+
+            try:
+                with self.export_lock:
+                    self._reference_path = reference_tflite(self.cache_dir)
+                self._reference_run()
+            except ProfileError as e:  # benchmark_model cannot run it on this phone
+                raise reference_error(self.cfg.name, e) from None
         return self
 
     def __exit__(self, *exc) -> None:
         self.link = None
+        self._last_reference = None
 
     def meta(self) -> dict:
         return {
@@ -145,7 +166,8 @@ class AdbProfiler:
         return {"runtime": self.runtime, "threads": self.cfg.threads,
                 "affinity": self.cpus, "use_xnnpack": self.cfg.use_xnnpack,
                 "benchmark_bin_sha256": self.bin_sha[:16],
-                "phone_model": self.facts.get("model", "?"), "batch": 1, "precision": "fp32"}
+                "phone_model": self.facts.get("model", "?"), "batch": 1, "precision": "fp32",
+                **protocol_reference(self.plan)}
 
     def drain_events(self) -> list[dict]:
         """Cool-down waits since the last call (the driver appends them to the table's meta)."""
@@ -218,18 +240,50 @@ class AdbProfiler:
         flag in the table: a number measured hot is kept, never hidden)."""
         with self.export_lock:  # litert-torch conversion is not made for several threads
             path = tflite_for_op(op, self.cache_dir)
+        return self._measure_file(path, self.call_overhead_ms)
+
+    def _reference_run(self) -> float:
+        out, _ = self._run(self._reference_path)
+        ms = out.stats().median_ms
+        self._last_reference = (time.monotonic(), ms)
+        return ms
+
+    def _measure_file(self, path: Path, overhead_ms: float) -> Measurement:
+        """One benchmark_model run of ``path``, between reference runs when the plan says so.
+
+        The reference run after one item is the one before the next, while it is fresh."""
+        last = self._last_reference
+        fresh = last is not None and time.monotonic() - last[0] < REFERENCE_MAX_AGE_S
+        before = last[1] if fresh else None
+        if self.plan is not None and before is None:
+            before = self._reference_run()
         out, wait = self._run(path)
         hot = wait is not None and not wait["cooled"]
         flag = f"measured while throttling: {wait['still']}" if hot else ""
-        return Measurement(out.stats().shifted(-self.call_overhead_ms), None, flag)
+        stats = out.stats().shifted(-overhead_ms)
+        if self.plan is None:
+            return Measurement(stats, None, flag)
+        after = self._reference_run()
+        # after a cool-down the reference before the block described a hotter phone
+        ref = after if wait is not None else 0.5 * (before + after)
+        ratio = RatioStats(*(v / ref for v in (stats.median_ms, stats.mean_ms, stats.std_ms,
+                                                 stats.p10_ms, stats.p90_ms)), stats.n)
+        return Measurement(stats, None, flag, ratio=ratio, reference_ms=ref)
 
-    def measure_model(self, module, input_shape) -> Stats:
+    def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network with NHWC input, end to end (overhead included)."""
         with tempfile.TemporaryDirectory() as tmp:
             with self.export_lock:
                 path = export_tflite(module, input_shape, Path(tmp) / "model.tflite",
                                      channels_last=True)
-            stats = self._run(path)[0].stats()
+            m = self._measure_file(path, 0.0)
         remote = f"{self.cfg.remote_dir}/models/model-{self._hashes.pop(path)}.tflite"
         self.link.shell(f"rm -f {shlex.quote(remote)}")
-        return stats
+        return m
+
+    def measure_model(self, module, input_shape) -> Stats:
+        return self.measure_model_full(module, input_shape).stats
+
+    def measure_tflite_full(self, path: Path) -> Measurement:
+        """A model file as given (a user's .tflite), end to end."""
+        return self._measure_file(Path(path), 0.0)

@@ -26,7 +26,9 @@ from hwnas.device_configs import DeviceConfig
 from hwnas.errors import ProfileError
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
+from hwnas.profilers import Measurement
 from hwnas.profilers.affinity import PinnedProcess
+from hwnas.profilers.drift import interleave, plan_of, protocol_reference
 from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead_model
 from hwnas.profilers.onnxrt import _cpu_model
 
@@ -53,6 +55,34 @@ def load_interpreter():
         raise ProfileError(INTERPRETER_HINT) from None
 
 
+class _LiteBench:
+    """One interpreter with its input set; with a twin, each call runs in network context."""
+
+    def __init__(self, it, twin=None, flush_buf=None):
+        inp = it.get_input_details()[0]
+        x = np.random.default_rng(0).standard_normal(inp["shape"]).astype(np.float32)
+        it.set_tensor(inp["index"], x)
+        if twin is not None:
+            twin.set_tensor(twin.get_input_details()[0]["index"], x.copy())
+        self.it, self.twin, self.flush_buf, self.index = it, twin, flush_buf, inp["index"]
+
+    def time_calls(self, n: int) -> np.ndarray:
+        it, twin = self.it, self.twin
+        view = it.tensor(self.index)  # a live view of the input buffer, to touch it
+        out = np.empty(n)
+        clock = time.perf_counter_ns
+        for i in range(n):
+            if twin is not None:
+                self.flush_buf.sum()  # (1) evict this block's weights
+                twin.invoke()  # (2) warm the code paths, as the previous block of a network does
+                view().sum()  # (3) the input is hot: the previous block just wrote it
+            t0 = clock()
+            it.invoke()
+            out[i] = (clock() - t0) / 1e6
+        del view  # a live view must not outlive the interpreter's buffers
+        return out
+
+
 class LiteRTProfiler:
     """Use as a context manager: it pins the process on entry and restores it on exit."""
 
@@ -66,15 +96,32 @@ class LiteRTProfiler:
         self.cpus: list[int] | None = None
         self.flush_buf = np.ones(cfg.flush_mb * (1 << 20) // 8) if cfg.context == "flush" else None
         self.call_overhead_ms = 0.0
+        self.plan = plan_of(cfg)
+        self._reference: _LiteBench | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "LiteRTProfiler":
         self.cpus = self._pinned.__enter__()
-        self.call_overhead_ms = float(np.median(self._time(
-            self._interpreter(tflite_overhead_model(self.cache_dir)))))
+        try:
+            bench = _LiteBench(self._interpreter(tflite_overhead_model(self.cache_dir)))
+            bench.time_calls(self.cfg.warmup)
+            self.call_overhead_ms = float(np.median(bench.time_calls(self.cfg.runs)))
+            if self.plan is not None:
+                from hwnas.profilers.reference import reference_error, reference_tflite
+
+                try:
+                    self._reference = _LiteBench(self._interpreter(
+                        reference_tflite(self.cache_dir)))
+                    self._reference.time_calls(1)
+                except Exception as e:  # a corrupt cached file, no converter to make it
+                    raise reference_error(self.cfg.name, e) from None
+        except BaseException:
+            self._pinned.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
+        self._reference = None
         self._pinned.__exit__(*exc)
 
     def meta(self) -> dict:
@@ -94,7 +141,7 @@ class LiteRTProfiler:
         """The settings that must match for two measurements to share one table."""
         return {"runtime": self.runtime, "threads": self.cfg.threads,
                 "use_xnnpack": self.cfg.use_xnnpack, "context": self.cfg.context,
-                "batch": 1, "precision": "fp32"}
+                "batch": 1, "precision": "fp32", **protocol_reference(self.plan)}
 
     # --- interpreters ------------------------------------------------------------------------
     def _interpreter(self, path: Path):
@@ -108,42 +155,38 @@ class LiteRTProfiler:
             raise ProfileError(f"LiteRT cannot run {path.name}: {e}") from None
         return it
 
-    def _time(self, it, twin=None) -> np.ndarray:
-        """Per-call times of ``invoke()`` in ms; with a twin, each call runs in network context."""
-        inp = it.get_input_details()[0]
-        x = np.random.default_rng(0).standard_normal(inp["shape"]).astype(np.float32)
-        it.set_tensor(inp["index"], x)
-        if twin is not None:
-            twin.set_tensor(twin.get_input_details()[0]["index"], x.copy())
-        for _ in range(self.cfg.warmup):
-            it.invoke()
-            if twin is not None:
-                twin.invoke()
-        view = it.tensor(inp["index"])  # a live view of the input buffer, to touch it
-        out = np.empty(self.cfg.runs)
-        clock = time.perf_counter_ns
-        for i in range(self.cfg.runs):
-            if twin is not None:
-                self.flush_buf.sum()  # (1) evict this block's weights
-                twin.invoke()  # (2) warm the code paths, as the previous block of a network does
-                view().sum()  # (3) the input is hot: the previous block just wrote it
-            t0 = clock()
-            it.invoke()
-            out[i] = (clock() - t0) / 1e6
-        del view  # a live view must not outlive the interpreter's buffers
-        return out
-
     # --- measuring ---------------------------------------------------------------------------
-    def measure_op(self, op: OpSpec) -> Stats:
+    def _run(self, bench: _LiteBench, overhead_ms: float, network: bool = False) -> Measurement:
+        """Time a bench: interleaved with the reference when the protocol says so."""
+        if self._reference is None:
+            bench.time_calls(self.cfg.warmup)
+            return Measurement(Stats.from_samples(bench.time_calls(self.cfg.runs) - overhead_ms))
+        plan = (self.plan.for_networks(self.cfg.runs, self.cfg.reference_batches) if network
+                else self.plan)
+        timing = interleave(bench, self._reference, self.cfg.runs, self.cfg.warmup, plan)
+        return Measurement(timing.stats(overhead_ms), ratio=timing.ratio(overhead_ms),
+                           reference_ms=timing.reference_ms)
+
+    def measure_op_full(self, op: OpSpec) -> Measurement:
         """One block, in the config's context, with the per-call overhead subtracted."""
         path = tflite_for_op(op, self.cache_dir)
         it = self._interpreter(path)
         twin = self._interpreter(path) if self.cfg.context == "flush" else None
-        return Stats.from_samples(self._time(it, twin)).shifted(-self.call_overhead_ms)
+        return self._run(_LiteBench(it, twin, self.flush_buf), self.call_overhead_ms)
 
-    def measure_model(self, module, input_shape) -> Stats:
+    def measure_op(self, op: OpSpec) -> Stats:
+        return self.measure_op_full(op).stats
+
+    def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network with NHWC input, end to end (overhead included)."""
         with tempfile.TemporaryDirectory() as tmp:
             path = export_tflite(module, input_shape, Path(tmp) / "model.tflite",
                                  channels_last=True)
-            return Stats.from_samples(self._time(self._interpreter(path)))
+            return self._run(_LiteBench(self._interpreter(path)), 0.0, network=True)
+
+    def measure_model(self, module, input_shape) -> Stats:
+        return self.measure_model_full(module, input_shape).stats
+
+    def measure_tflite_full(self, path: Path) -> Measurement:
+        """A model file as given (a user's .tflite), end to end."""
+        return self._run(_LiteBench(self._interpreter(Path(path))), 0.0, network=True)

@@ -14,6 +14,10 @@ weights, warm scratch memory and a hot input, as in a network.
 
 The per-call overhead (binding, output allocation) is measured on an identity model and
 subtracted from each op; the LUT adds it back once per network.
+
+Drift: with ``reference: true`` (the default) every op and every whole network is timed in rounds
+between runs of the reference network (drift.py), and the Measurement carries the ratio beside
+the milliseconds.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from hwnas import __version__
 from hwnas.device_configs import DeviceConfig
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
+from hwnas.profilers import Measurement
 from hwnas.profilers.affinity import PinnedProcess
+from hwnas.profilers.drift import Interleaved, interleave, plan_of, protocol_reference
 from hwnas.profilers.export import export_onnx, onnx_for_op
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,30 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+class _OrtBench:
+    """One session and its input; with a twin, each timed call runs in network-like context."""
+
+    def __init__(self, sess, shape, twin=None, flush_buf=None):
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        name = sess.get_inputs()[0].name
+        self.sess, self.twin, self.flush_buf, self.x = sess, twin, flush_buf, x
+        self.feed, self.twin_feed = {name: x}, {name: x.copy()}
+
+    def time_calls(self, n: int) -> np.ndarray:
+        out = np.empty(n)
+        clock = time.perf_counter_ns
+        sess, feed, twin = self.sess, self.feed, self.twin
+        for i in range(n):
+            if twin is not None:
+                self.flush_buf.sum()  # (1) evict this block's weights
+                twin.run(None, self.twin_feed)  # (2) warm the shared scratch buffers, the code
+                self.x.sum()  # (3) the input is hot: the previous block just wrote it
+            t0 = clock()
+            sess.run(None, feed)
+            out[i] = (clock() - t0) / 1e6
+        return out
 
 
 class OrtProfiler:
@@ -61,17 +91,37 @@ class OrtProfiler:
         self.cpus: list[int] | None = None
         self.flush_buf = np.ones(cfg.flush_mb * (1 << 20) // 8) if cfg.context == "flush" else None
         self.call_overhead_ms = 0.0
+        self.plan = plan_of(cfg)
+        self._reference: _OrtBench | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "OrtProfiler":
         self.cpus = self._pinned.__enter__()
-        if self.cfg.context == "flush":
-            self._shared_arena()
-        self.call_overhead_ms = self._measure_overhead()
+        try:
+            if self.cfg.context == "flush":
+                self._shared_arena()
+            self.call_overhead_ms = self._measure_overhead()
+            if self.plan is not None:
+                self._reference = self._reference_bench()
+        except BaseException:
+            self._pinned.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
+        self._reference = None
         self._pinned.__exit__(*exc)
+
+    def _reference_bench(self) -> _OrtBench:
+        from hwnas.profilers.reference import reference_error, reference_model, reference_onnx
+
+        try:
+            bench = _OrtBench(self._session(reference_onnx(self.cache_dir)),
+                              reference_model()[1])
+            bench.time_calls(1)
+        except Exception as e:  # a corrupt cached file, a runtime that cannot run it
+            raise reference_error(self.cfg.name, e) from None
+        return bench
 
     def meta(self) -> dict:
         return {
@@ -88,7 +138,7 @@ class OrtProfiler:
     def protocol(self) -> dict:
         """The settings that must match for two measurements to share one table."""
         return {"runtime": self.runtime, "threads": self.cfg.threads, "context": self.cfg.context,
-                "batch": 1, "precision": "fp32"}
+                "batch": 1, "precision": "fp32", **protocol_reference(self.plan)}
 
     # --- sessions ----------------------------------------------------------------------------
     def _shared_arena(self) -> None:
@@ -105,7 +155,7 @@ class OrtProfiler:
         except Exception as e:  # already registered by an earlier profiler in this process
             log.debug("shared arena: %s", e)
 
-    def _session(self, path: Path):
+    def _session(self, path: Path | bytes):
         so = self.ort.SessionOptions()
         if self.cfg.context == "flush":
             so.add_session_config_entry("session.use_env_allocators", "1")
@@ -114,28 +164,8 @@ class OrtProfiler:
         so.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
-        return self.ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-    def _time(self, sess, shape, twin=None) -> np.ndarray:
-        """Per-call times in ms; with a twin session, each call runs in network-like context."""
-        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        feed = {sess.get_inputs()[0].name: x}
-        twin_feed = {sess.get_inputs()[0].name: x.copy()}
-        for _ in range(self.cfg.warmup):
-            sess.run(None, feed)
-            if twin is not None:
-                twin.run(None, twin_feed)
-        out = np.empty(self.cfg.runs)
-        clock = time.perf_counter_ns
-        for i in range(self.cfg.runs):
-            if twin is not None:
-                self.flush_buf.sum()  # (1) evict this block's weights
-                twin.run(None, twin_feed)  # (2) warm the shared scratch buffers and the code
-                x.sum()  # (3) the input is hot: the previous block just wrote it
-            t0 = clock()
-            sess.run(None, feed)
-            out[i] = (clock() - t0) / 1e6
-        return out
+        model = path if isinstance(path, bytes) else str(path)
+        return self.ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
     def _measure_overhead(self) -> float:
         """Median time of one call on a model that does nothing (Identity on 1 float)."""
@@ -147,21 +177,45 @@ class OrtProfiler:
         model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
         sess = self.ort.InferenceSession(model.SerializeToString(),
                                          providers=["CPUExecutionProvider"])
-        samples = self._time(sess, (1,))
-        return float(np.median(samples))
+        bench = _OrtBench(sess, (1,))
+        bench.time_calls(self.cfg.warmup)
+        return float(np.median(bench.time_calls(self.cfg.runs)))
 
     # --- measuring ---------------------------------------------------------------------------
-    def measure_op(self, op: OpSpec) -> Stats:
+    def _run(self, bench: _OrtBench, overhead_ms: float, network: bool = False) -> Measurement:
+        """Time a bench: interleaved with the reference when the protocol says so."""
+        if self._reference is None:
+            bench.time_calls(self.cfg.warmup)
+            return Measurement(Stats.from_samples(bench.time_calls(self.cfg.runs) - overhead_ms))
+        plan = (self.plan.for_networks(self.cfg.runs, self.cfg.reference_batches) if network
+                else self.plan)
+        timing: Interleaved = interleave(bench, self._reference, self.cfg.runs, self.cfg.warmup,
+                                         plan)
+        return Measurement(timing.stats(overhead_ms), ratio=timing.ratio(overhead_ms),
+                           reference_ms=timing.reference_ms)
+
+    def measure_op_full(self, op: OpSpec) -> Measurement:
         """One block, in the config's context, with the per-call overhead subtracted."""
         path = onnx_for_op(op, self.cache_dir)
         sess = self._session(path)
         twin = self._session(path) if self.cfg.context == "flush" else None
-        samples = self._time(sess, op.input_shape(), twin)
-        return Stats.from_samples(samples).shifted(-self.call_overhead_ms)
+        return self._run(_OrtBench(sess, op.input_shape(), twin, self.flush_buf),
+                         self.call_overhead_ms)
 
-    def measure_model(self, module, input_shape) -> Stats:
+    def measure_op(self, op: OpSpec) -> Stats:
+        return self.measure_op_full(op).stats
+
+    def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network, end to end (overhead included: it is part of a real call)."""
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(module, input_shape, Path(tmp) / "model.onnx")
             sess = self._session(path)
-        return Stats.from_samples(self._time(sess, input_shape))
+        return self._run(_OrtBench(sess, input_shape), 0.0, network=True)
+
+    def measure_model(self, module, input_shape) -> Stats:
+        return self.measure_model_full(module, input_shape).stats
+
+    def measure_onnx_full(self, path: Path, input_shape) -> Measurement:
+        """A model file as given (a user's ONNX), end to end, like ``measure_model``."""
+        return self._run(_OrtBench(self._session(Path(path)), input_shape), 0.0,
+                         network=True)

@@ -24,8 +24,8 @@ from hwnas.latency.table import LatencyTable
 from hwnas.ops import OpSpec
 from hwnas.profilers import Measurement
 from hwnas.errors import Interrupted
-from hwnas.profilers.run import (SAVE_EVERY, _now, _Sentinel, nonpositive_flag, open_table,
-                                 pick_sentinel, sync_meta)
+from hwnas.profilers.run import (SAVE_EVERY, _now, _Sentinel, open_table, pick_sentinel, store,
+                                 sync_meta)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,9 @@ class Fleet:
     def measure_model(self, module, input_shape) -> Stats:
         return self.members[0].measure_model(module, input_shape)
 
+    def measure_model_full(self, module, input_shape) -> Measurement:
+        return self.members[0].measure_model_full(module, input_shape)
+
 
 class _Shared:
     """The table, the queue and the bookkeeping the phone threads share (all under ``lock``)."""
@@ -97,7 +100,7 @@ class _Shared:
 
     def put(self, op: OpSpec, m: Measurement, serial: str, bar) -> None:
         with self.lock:
-            self.table.put(op.key, m.stats, m.energy, m.flag or nonpositive_flag(m.stats, op.key))
+            store(self.table, op.key, m)
             self.by_phone[serial] += 1
             self.done += 1
             bar.update(1)
@@ -159,7 +162,7 @@ def _check_drift(phone, sentinel: _Sentinel, recent: list[OpSpec], cooldown_s: f
         sentinel.baseline *= 1.0 + again
     with shared.lock:
         for key, m in fresh.items():
-            shared.table.put(key, m.stats, m.energy, m.flag)
+            store(shared.table, key, m)
         shared.table.meta.setdefault("drift_events", []).append(event)
 
 

@@ -67,15 +67,34 @@ def pick_sentinel(ops: Sequence[OpSpec]) -> OpSpec:
 
 
 class _Sentinel:
+    """Re-times one op now and then. With the drift-free protocol it watches the op's *ratio*
+    to the reference: the machine's speed may drift (that is what the ratio cancels, and it is
+    recorded as ``raw_drift``), but a ratio that moves means the protocol is not holding (the
+    op and the reference disturbed differently), and the recent ops are measured again."""
+
     def __init__(self, profiler: Profiler, op: OpSpec, tolerance: float):
         self.profiler, self.op, self.tolerance = profiler, op, tolerance
         # The first call of a process runs cold (lazy init, clocks ramping up); a baseline
         # taken from it makes every later check look like drift. Discard it, keep the median.
-        profiler.measure_op(op)
-        self.baseline = float(np.median([profiler.measure_op(op).median_ms for _ in range(3)]))
+        self._value()
+        values = [self._value() for _ in range(3)]
+        self.baseline = float(np.median([v for v, _ in values]))
+        self.raw_baseline = float(np.median([r for _, r in values]))
+        self.raw_drift = 0.0
+
+    def _value(self) -> tuple[float, float]:
+        """(the watched value: the ratio when there is one, else ms; ms as timed)."""
+        full = getattr(self.profiler, "measure_op_full", None)
+        if full is None:
+            ms = self.profiler.measure_op(self.op).median_ms
+            return ms, ms
+        m = full(self.op)
+        return (m.ratio.median if m.ratio is not None else m.stats.median_ms), m.stats.median_ms
 
     def drift(self) -> float:
-        return self.profiler.measure_op(self.op).median_ms / self.baseline - 1.0
+        value, raw = self._value()
+        self.raw_drift = raw / self.raw_baseline - 1.0
+        return value / self.baseline - 1.0
 
 
 def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
@@ -139,28 +158,44 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
     return table
 
 
+def store(table: LatencyTable, key: str, m: Measurement) -> None:
+    """Put one measurement into the table: drift-free when it was timed beside the reference."""
+    from hwnas.profilers.reference import REFERENCE_KEY
+
+    ref = (REFERENCE_KEY, m.reference_ms) if m.ratio is not None else None
+    table.put(key, m.stats, m.energy, m.flag or nonpositive_flag(m, key), ratio=m.ratio,
+              reference=ref)
+
+
 def _record(table: LatencyTable, profiler: Profiler, op: OpSpec) -> None:
     """Measure one op into the table, with its energy and flag where the profiler gives them."""
     full = getattr(profiler, "measure_op_full", None)
     m = full(op) if full is not None else Measurement(profiler.measure_op(op))
-    table.put(op.key, m.stats, m.energy, m.flag or nonpositive_flag(m.stats, op.key))
+    store(table, op.key, m)
 
 
-def nonpositive_flag(stats, key: str) -> str:
+def nonpositive_flag(m: Measurement, key: str) -> str:
     """A block timed at or under the per-call overhead subtracted from it keeps its number,
-    flagged (so the table loads and says why); a non-finite timing is a failed measurement."""
+    flagged (so the table loads and says why); a non-finite timing is a failed measurement,
+    and so is a drift-free ratio <= 0 (a table cannot hold one)."""
     import math
 
-    if not math.isfinite(stats.median_ms):
-        raise ProfileError(f"{key}: the measurement gave {stats.median_ms} ms")
-    if stats.median_ms <= 0:
+    if not math.isfinite(m.stats.median_ms):
+        raise ProfileError(f"{key}: the measurement gave {m.stats.median_ms} ms")
+    if m.ratio is not None and not m.ratio.median > 0:
+        raise ProfileError(f"{key}: the measurement gave a ratio to the reference of "
+                           f"{m.ratio.median}")
+    if m.stats.median_ms <= 0:
         return "measured at or under the per-call overhead subtracted from it"
-    return 
+    return ""
 
 
 def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],
                  cooldown_s: float) -> None:
     drift = sentinel.drift()
+    if abs(sentinel.raw_drift) > sentinel.tolerance:  # the machine: noted, not acted on
+        table.meta.setdefault("speed_drift", []).append(
+            {"at": _now(), "drift": round(sentinel.raw_drift, 4)})
     if abs(drift) <= sentinel.tolerance:
         return
     log.warning("sentinel %s drifted %+.1f%%; cooling down %.0fs", sentinel.op.key,
@@ -168,6 +203,7 @@ def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],
     time.sleep(cooldown_s)
     again = sentinel.drift()
     event = {"at": _now(), "drift": round(drift, 4), "after_cooldown": round(again, 4),
+             "machine_speed_drift": round(sentinel.raw_drift, 4),
              "ops_since_check": len(recent)}
     if abs(again) <= sentinel.tolerance:
         for op in recent:  # timed during the disturbance: measure them again

@@ -27,11 +27,11 @@ def table_latency_fn(table, space) -> LatencyFn:
     return lambda archs: np.asarray(predictor.predict(list(archs)), dtype=np.float64)
 
 
-def load_latency_fn(device: str, space) -> LatencyFn:
-    """The named device's LUT predictor (calibrated on its records when there are enough),
-    for ``space`` (which may be a narrowed space), as a callable.
+def load_latency_fn(device: str, space, predictor: str = "auto") -> LatencyFn:
+    """The named device's predictor ``predictor`` (``--predictor``: auto, lut, kernel, e2e;
+    see hwnas.predictors.select) for ``space`` (which may be a narrowed space), as a callable.
 
-    Raises HwnasError (TableError) naming what to do when the device has no table yet.
+    Raises HwnasError naming what to do when the device has no table or no such predictor.
     """
     from dataclasses import replace
 
@@ -39,10 +39,9 @@ def load_latency_fn(device: str, space) -> LatencyFn:
 
     # The device's own context (its table and records paths), with the supernet's space.
     ctx = replace(api.context(device), space=space)
-    predictor = api.lut_predictor(ctx)
-    log.info("latency of %s: LUT predictor (calibrated on %d records)", device,
-             predictor.n_calibration_)
-    return lambda archs: np.asarray(predictor.predict(list(archs)), dtype=np.float64)
+    chosen = api.predictor(ctx, predictor)
+    log.warning("latency of %s: %s predictor", device, chosen.describe())
+    return chosen.predict
 
 
 def flops_standin_latency_fn(space, ms_per_mmac: float = 0.1) -> LatencyFn:

@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 def build_pools_for(spec: SpaceSpec, *, metric: str, levels: Sequence[float],
                     out: str | Path, device: str | None = None, bound: float | None = None,
                     per_level: int = 64, seed: int = 0, max_draws: int = 20000,
-                    latency_fn: LatencyFn | None = None) -> Pools:
+                    latency_fn: LatencyFn | None = None, predictor: str = "auto") -> Pools:
     """Pools per latency level on ``device`` (metric "latency") or per MMACs level ("flops")."""
     space = spec.build()
     if metric == "latency":
         if device is None and latency_fn is None:
             raise HwnasError("latency pools need --device (whose predictor gives the latency)")
-        fn = latency_fn or load_latency_fn(device, space)
+        fn = latency_fn or load_latency_fn(device, space, predictor)
         source = f"latency predictor of {device}"
     else:
         fn, source = flops_cost_fn(space), "analytic MACs (space.macs)"
@@ -43,39 +43,49 @@ def build_pools_for(spec: SpaceSpec, *, metric: str, levels: Sequence[float],
 
 @contextlib.contextmanager
 def local_measure(device: str) -> Iterator[MeasureFn | None]:
-    """A whole-model latency measurer on ``device`` when hwnas can run it here, else None."""
-    from hwnas.device_configs import load_device
+    """A whole-model latency measurer on ``device`` when hwnas can run it here, else None.
+
+    Drift-free where the profiler times beside the reference: the ratio at the device's table's
+    reference speed, the scale its predictions are in."""
+    from hwnas import api
     from hwnas.home import export_cache, hwnas_home
     from hwnas.locks import measuring, measuring_resources
     from hwnas.profilers import make_profiler
 
-    cfg = load_device(device)
+    ctx = api.context(device)
+    scale = api.reference_scale_ms(ctx)
     try:
-        profiler = make_profiler(cfg, export_cache())
+        profiler = make_profiler(ctx.cfg, export_cache())
     except DeviceError as e:
         log.info("not measuring the chosen subnet on %s: %s", device, e)
         yield None
         return
+
+    def measure(p, module, shape) -> float:
+        m = p.measure_model_full(module, shape)
+        return m.ratio.median * scale if m.ratio is not None and scale else m.stats.median_ms
+
     with contextlib.ExitStack() as stack:
         # held for the whole search: evaluating candidates on this CPU would disturb another
         # process's timings as much as timing does
         try:
-            stack.enter_context(measuring(hwnas_home(),
-                                          measuring_resources(cfg.profiler, (), cfg.serial)))
+            stack.enter_context(measuring(hwnas_home(), measuring_resources(
+                ctx.cfg.profiler, (), ctx.cfg.serial)))
         except OSError as e:  # a read-only HWNAS_HOME: search, but do not time anything
             log.warning("not measuring the chosen subnet on %s (no measuring lock: %s)", device,
                         (e.strerror or str(e)).lower())
             yield None
             return
         p = stack.enter_context(profiler)
-        yield lambda module, shape: p.measure_model(module, shape).median_ms
+        yield lambda module, shape: measure(p, module, shape)
 
 
 def search_from_checkpoint(checkpoint: str | Path, *, device: str, target_ms: float,
                            out_dir: str | Path, data: str | None = None,
                            cfg: AccuracySearchConfig = AccuracySearchConfig(),
                            measure: bool = True, run_on: str | None = None,
-                           latency_fn: LatencyFn | None = None) -> AccuracySearchResult:
+                           latency_fn: LatencyFn | None = None,
+                           predictor: str = "auto") -> AccuracySearchResult:
     """``hwnas search --supernet CKPT``: evolve under the device's predicted latency, scored by
     the supernet's holdout top-1. The holdout is re-created with the seed and fractions the
     checkpoint was trained with (``data`` may point at the dataset's new location), so no
@@ -96,7 +106,7 @@ def search_from_checkpoint(checkpoint: str | Path, *, device: str, target_ms: fl
         if data is not None:
             data_spec = replace(data_spec, spec=str(data))
         splits = data_spec.load()
-        fn = latency_fn or load_latency_fn(device, supernet.space)
+        fn = latency_fn or load_latency_fn(device, supernet.space, predictor)
         measurer = local_measure(device) if measure else contextlib.nullcontext(None)
         with measurer as measure_fn:
             return search_by_accuracy(supernet.space, supernet, splits, fn, target_ms, cfg,

@@ -15,6 +15,10 @@ What a number in a cuda table means, exactly:
   least ``energy_min_s`` of back-to-back calls. Where there is no counter, the meta says why
   and the table holds no energy at all.
 * A batch that does not fit raises ProfileError naming the largest batch that did.
+* Drift (``reference: true``): after warm-up, the timed calls run in rounds between calls of
+  the reference network (profilers/drift.py) on the same backend, batch and precision, and the
+  ratio to it is kept. A GPU's clocks move with its temperature and power limit; the reference
+  runs at the same clocks as the block beside it.
 
 torch is always needed, also for the onnxruntime backends: it finds the GPU, checks what the GPU
 supports, and builds the blocks. The GPU is the one torch calls current (CUDA_VISIBLE_DEVICES
@@ -33,7 +37,7 @@ import logging
 import platform
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwnas import __version__
@@ -43,6 +47,7 @@ from hwnas.latency.energy import Energy, calls_for_duration, energy_from_counter
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
 from hwnas.profilers import Measurement
+from hwnas.profilers.drift import interleave, plan_of, protocol_reference
 from hwnas.profilers.cuda.rules import (check_ort_providers, check_precision, is_oom_error,
                                         largest_fitting_batch, precision_detail, warm_up,
                                         with_batch)
@@ -113,6 +118,8 @@ class CudaProfiler:
                                     ort.__version__)
             self.ort = ort
         self.call_overhead_ms = 0.0
+        self.plan = plan_of(cfg)
+        self._references: dict[int, object] = {}  # batch -> the reference's bench
         self._saved_flags: tuple | None = None
         self._nvml = None
         self._nvml_info: dict = {}
@@ -140,6 +147,9 @@ class CudaProfiler:
     def __exit__(self, *exc) -> None:
         import torch
 
+        for bench in self._references.values():
+            bench.close()
+        self._references = {}
         if self._saved_flags is not None:
             b = torch.backends
             b.cudnn.benchmark, b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32 = self._saved_flags
@@ -200,13 +210,12 @@ class CudaProfiler:
         return {"runtime": self.runtime, "gpu": self.gpu.name, "batch": c.batch,
                 "precision": c.precision, "context": c.context,
                 "include_copies": c.include_copies, "cudnn_benchmark": c.cudnn_benchmark,
-                "device": self.device}
+                "device": self.device, **protocol_reference(self.plan)}
 
     # --- measuring ---------------------------------------------------------------------------
     def measure_op_full(self, op: OpSpec) -> Measurement:
         """One block at the config's batch, with the per-call overhead subtracted."""
-        m = self._measure(op.key, lambda b: self._op_bench(op, b))
-        return replace(m, stats=m.stats.shifted(-self.call_overhead_ms))
+        return self._measure(op.key, lambda b: self._op_bench(op, b), self.call_overhead_ms)
 
     def measure_op(self, op: OpSpec) -> Stats:
         return self.measure_op_full(op).stats
@@ -214,14 +223,16 @@ class CudaProfiler:
     def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network end to end (overhead included). ``input_shape``'s batch is replaced
         by the config's batch; ``module`` itself is left as it was (a copy goes to the GPU)."""
-        return self._measure("the model", lambda b: self._model_bench(module, input_shape, b))
+        return self._measure("the model", lambda b: self._model_bench(module, input_shape, b),
+                             network=True)
 
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
 
-    def _measure(self, what: str, make_bench) -> Measurement:
+    def _measure(self, what: str, make_bench, overhead_ms: float = 0.0,
+                 network: bool = False) -> Measurement:
         try:
-            return self._measure_at(make_bench, self.cfg.batch)
+            return self._measure_at(make_bench, self.cfg.batch, overhead_ms, network)
         except Exception as e:
             if not is_oom_error(e):
                 raise
@@ -235,19 +246,46 @@ class CudaProfiler:
                            f"the GPU's {self.gpu.memory_gib:.0f} GiB at {self.cfg.precision}; "
                            f"{fit}")
 
-    def _measure_at(self, make_bench, batch: int) -> Measurement:
+    def _measure_at(self, make_bench, batch: int, overhead_ms: float = 0.0,
+                    network: bool = False) -> Measurement:
         cfg, bench = self.cfg, make_bench(batch)
+        ratio = reference_ms = None
         try:
             warm = warm_up(bench.time_calls, min_calls=cfg.warmup, max_calls=cfg.warmup_max,
                            tolerance=cfg.warmup_tolerance)
-            stats = Stats.from_samples(bench.time_calls(cfg.runs))
-            energy, note = self._energy(bench, stats.median_ms)
+            if self.plan is None:
+                stats = Stats.from_samples(bench.time_calls(cfg.runs) - overhead_ms)
+            else:
+                plan = (self.plan.for_networks(cfg.runs, cfg.reference_batches) if network
+                        else self.plan)
+                timing = interleave(bench, self._reference(batch), cfg.runs, 0, plan)
+                stats, ratio = timing.stats(overhead_ms), timing.ratio(overhead_ms)
+                reference_ms = timing.reference_ms
+            energy, note = self._energy(bench, stats.median_ms + overhead_ms)
         finally:
             bench.close()
         notes = [] if warm.stable else [
             f"warm-up did not settle within {warm.calls} calls (the last window's median moved "
             f"{warm.last_change:.1%})"]
-        return Measurement(stats, energy, "; ".join(notes + ([note] if note else [])))
+        return Measurement(stats, energy, "; ".join(notes + ([note] if note else [])),
+                           ratio=ratio, reference_ms=reference_ms)
+
+    def _reference(self, batch: int):
+        """The reference network's bench at this batch, made and warmed up once."""
+        if batch not in self._references:
+            from hwnas.profilers.reference import reference_error, reference_model
+
+            module, shape = reference_model()
+            try:
+                bench = self._model_bench(module, shape, batch)
+                warm_up(bench.time_calls, min_calls=self.cfg.warmup,
+                        max_calls=self.cfg.warmup_max, tolerance=self.cfg.warmup_tolerance)
+            except Exception as e:
+                if is_oom_error(e):
+                    raise  # the caller finds the largest batch that fits
+                raise reference_error(self.cfg.name, e) from None
+            self._references[batch] = bench
+        return self._references[batch]
 
     def _fits(self, make_bench, batch: int) -> bool:
         ok = True

@@ -1,0 +1,127 @@
+"""The drift-free protocol: time every item interleaved with the device's reference network.
+
+Why: this machine's speed drifts by 5-15% over minutes (a noisy neighbour, the host's clocks).
+More runs, the minimum or a low percentile do not remove that: whole passes move together. An
+item and a fixed reference network timed within the same second see the same machine, so the
+ratio of the two is (nearly) free of the drift. hwnas therefore times
+
+    reference, item, reference, item, ..., reference
+
+in ``rounds`` rounds, divides each of the item's calls by the mean of the reference medians
+just before and just after its round, and keeps the ratios beside the milliseconds. A table or
+records file converts ratios back to ms with one fixed reference speed (its ``reference.ms``),
+so numbers timed in a slow minute and in a fast minute agree.
+
+A *bench* is anything with ``time_calls(n) -> np.ndarray`` (ms per call of ``n`` calls); every
+profiler makes benches for its items and for its reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from hwnas.latency.stats import RatioStats, Stats
+
+
+class Bench(Protocol):
+    def time_calls(self, n: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ReferencePlan:
+    """How an item is interleaved with the reference (from the device config)."""
+
+    rounds: int = 10  # item runs are split into this many rounds
+    reference_runs: int = 1  # reference calls before each round and after the last
+    reference_warmup: int = 3
+    # keep timing (more batches of ``runs``) while the median ratio's relative standard error
+    # is above this, up to ``max_batches`` batches: a busy neighbour costs time, not accuracy
+    precision: float = 0.004
+    max_batches: int = 1
+
+    def for_networks(self, runs: int, max_batches: int) -> "ReferencePlan":
+        """Whole networks: one reference call beside every call of the network (their calls
+        are long enough for the machine's speed to change within a round), and more batches
+        while the ratio is imprecise. Ops get one batch: a table sums ~30 of them, so their
+        errors average out, and a 20 µs op never reaches 0.4% on a busy box."""
+        from dataclasses import replace
+
+        return replace(self, rounds=runs, max_batches=max_batches)
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """One item's timings and the reference around them."""
+
+    samples_ms: np.ndarray  # the item's per-call times, as timed
+    local_reference_ms: np.ndarray  # per call: the reference's median around its round
+    reference_ms: float  # the reference's median over this item's rounds
+
+    def stats(self, overhead_ms: float = 0.0) -> Stats:
+        return Stats.from_samples(self.samples_ms - overhead_ms)
+
+    def ratio(self, overhead_ms: float = 0.0) -> RatioStats:
+        return RatioStats.from_samples((self.samples_ms - overhead_ms) / self.local_reference_ms)
+
+
+def plan_of(cfg) -> ReferencePlan | None:
+    """The device config's plan, or None when it switches the reference off."""
+    if not cfg.reference:
+        return None
+    return ReferencePlan(cfg.reference_rounds, cfg.reference_runs,
+                         precision=cfg.reference_precision)
+
+
+def protocol_reference(plan: ReferencePlan | None) -> dict:
+    """The part of a profiler's protocol that says which reference its ratios are to.
+
+    A table measured against one reference (or none) cannot be extended against another: the
+    ratios would mean different things."""
+    from hwnas.profilers.reference import REFERENCE_KEY
+
+    return {"reference": REFERENCE_KEY if plan is not None else "none"}
+
+
+def median_rse(ratios: np.ndarray) -> float:
+    """Relative standard error of the median of ``ratios``, from their MAD (robust to the odd
+    call a neighbour interrupted)."""
+    med = float(np.median(ratios))
+    mad_sigma = 1.4826 * float(np.median(np.abs(ratios - med)))
+    return 1.2533 * mad_sigma / np.sqrt(len(ratios)) / med
+
+
+def _reference_ms(reference: Bench, runs: int) -> float:
+    """The reference's median over ``runs`` calls, after one untimed call.
+
+    The untimed call puts the reference back in a steady state (its weights in cache, its
+    arena warm) whatever the item before it did: after an op timed in flush context (a 24 MB
+    read evicts everything) the reference ran ~1.6x slower than after a whole network, so a
+    table's ratios and a records file's would have been to two different references."""
+    return float(np.median(reference.time_calls(1 + runs)[1:]))
+
+
+def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
+               plan: ReferencePlan) -> Interleaved:
+    """Warm both up, then time ``runs`` calls of ``item`` in rounds between reference runs;
+    more batches of ``runs`` while the ratio is not yet precise (see ReferencePlan)."""
+    if warmup:
+        item.time_calls(warmup)
+    reference.time_calls(plan.reference_warmup)
+    rounds = max(1, min(plan.rounds, runs))
+    sizes = np.diff(np.linspace(0, runs, rounds + 1).round().astype(int))
+    refs = [_reference_ms(reference, plan.reference_runs)]
+    samples, local = [], []
+    for batch in range(max(1, plan.max_batches)):
+        for size in sizes:
+            s = item.time_calls(int(size))
+            refs.append(_reference_ms(reference, plan.reference_runs))
+            samples.append(s)
+            # the mean of the reference before and after cancels a linear drift over the round
+            local.append(np.full(len(s), 0.5 * (refs[-2] + refs[-1])))
+        ratios = np.concatenate(samples) / np.concatenate(local)
+        if median_rse(ratios) <= plan.precision:
+            break
+    return Interleaved(np.concatenate(samples), np.concatenate(local), float(np.median(refs)))

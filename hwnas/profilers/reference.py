@@ -1,0 +1,70 @@
+"""The reference network every drift-free measurement is timed beside (see drift.py).
+
+It is one fixed network for every device and space: ElasticViT's smallest subnet at 128 px (a
+conv stem, MBConv stages and four small transformer stages, ~37 MMACs). It runs the same kinds
+of kernels as the items (convolutions, depthwise convolutions, matmuls, softmax, LayerNorm), so
+what slows the machine slows the reference in the same way, and it is small enough to be timed
+often (a few ms on one x86 core, tens of ms on a phone's big core).
+
+Its weights come from a fixed seed so that its exported files are the same everywhere. Changing
+the network changes what every stored ratio means: bump ``REFERENCE_KEY`` when doing so, and
+tables made with another reference refuse to be extended (the key is part of the protocol).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REFERENCE_KEY = "reference-v1-elasticvit-smallest-128"
+REFERENCE_RESOLUTION = 128
+
+
+def reference_model():
+    """(module, NCHW input shape) of the reference network, with seeded weights."""
+    import torch
+
+    from hwnas.spaces.elasticvit import ElasticViTSpace
+
+    space = ElasticViTSpace(resolutions=(REFERENCE_RESOLUTION,))
+    arch = space.smallest(REFERENCE_RESOLUTION)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    try:
+        module = space.build_model(arch)
+    finally:
+        torch.random.set_rng_state(state)  # no global state left changed behind the caller
+    return module.eval(), space.input_shape(arch)
+
+
+def reference_onnx(cache_dir: Path, dtype: str = "float32", batch: int = 1) -> Path:
+    """The reference as ONNX, exported once into the export cache."""
+    from hwnas.profilers.export import export_onnx
+
+    suffix = "" if (dtype, batch) == ("float32", 1) else f"_b{batch}_{dtype}"
+    path = Path(cache_dir) / "onnx" / f"_{REFERENCE_KEY}{suffix}.onnx"
+    if not path.exists():
+        module, shape = reference_model()
+        export_onnx(module, (batch, *shape[1:]), path, dtype)
+    return path
+
+
+def reference_tflite(cache_dir: Path) -> Path:
+    """The reference as .tflite (NHWC input, as the conv blocks), exported once."""
+    from hwnas.profilers.export import export_tflite
+
+    path = Path(cache_dir) / "tflite" / f"_{REFERENCE_KEY}.tflite"
+    if not path.exists():
+        module, shape = reference_model()
+        export_tflite(module, shape, path, channels_last=True)
+    return path
+
+
+def reference_error(device: str, err: BaseException):
+    """The one-line error for a reference that cannot be built or run on ``device``."""
+    from hwnas.errors import ProfileError
+
+    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ProfileError(f"{device}: cannot measure the reference network ({detail}); delete the "
+                        f"cached reference model in the export cache to rebuild it, or set "
+                        f"'reference: false' in the device config to measure without the "
+                        f"drift-free protocol")
