@@ -5,7 +5,9 @@ ONNX export) and the reference network (the unit every drift-free number is expr
 loop is written out here on purpose: plain onnxruntime sessions, one thread pinned to the last
 allowed core, the reference called before every call of the subnet, each call divided by the
 mean of the reference calls around it, the median of those ratios; passes in fresh sessions,
-in a random order. Milliseconds are that ratio times a reference speed the caller passes (the
+in a random order. Each timed reference call follows an untimed one, as in hwnas's protocol:
+the reference's speed depends on what ran before it, and a ratio is only comparable to another
+taken to a reference in the same state. Milliseconds are that ratio times a reference speed the caller passes (the
 device table's), so the figures are comparable to hwnas's predictions.
 """
 
@@ -66,9 +68,11 @@ def time_ratios(space, archs, passes: int = 3, runs: int = 40, warmup: int = 5,
                     item = _caller(_session(paths[i]), space.input_shape(archs[i]))
                     for _ in range(warmup):
                         item()
+                    ref()
                     before, ratios = ref(), []
                     for _ in range(runs):
                         t = item()
+                        ref()  # untimed: the reference back in its steady state
                         after = ref()
                         ratios.append(t / (0.5 * (before + after)))
                         before = after

@@ -233,13 +233,22 @@ def predict(device, space, arch_file, model, predictor_kind, as_json) -> None:
     rows = [{"device": device, "predicted_ms": float(p), "predictor": chosen.kind,
              "predictor_detail": chosen.detail,
              "raw_lut_ms": None if r is None else float(r), "macs": ctx.space.macs(a),
+             "ops": len(ctx.space.ops(a)), "ops_predicted": _ops_predicted(ctx, table, a),
              "arch": a.to_dict()} for a, p, r in zip(archs, predicted, raw)]
     if as_json:
         return _echo_json(rows[0] if len(rows) == 1 else rows)
     for r in rows:
         lut = f"LUT sum {r['raw_lut_ms']:.3f} ms; " if r["raw_lut_ms"] is not None else ""
-        click.echo(f"{r['predicted_ms']:.3f} ms on {device} ({lut}{r['macs'] / 1e6:.1f} MMACs)")
+        filled = (f"; {r['ops_predicted']} of its {r['ops']} ops predicted by kernel "
+                  f"regressors, not measured" if r["ops_predicted"] else "")
+        click.echo(f"{r['predicted_ms']:.3f} ms on {device} ({lut}{r['macs'] / 1e6:.1f} "
+                   f"MMACs{filled})")
     click.echo(f"predictor: {chosen.describe()}")
+
+
+def _ops_predicted(ctx, table, arch) -> int:
+    """How many of the arch's ops the table lacks (a fitted kernel predictor fills them)."""
+    return len(table.missing(ctx.space.op_keys(arch)))
 
 
 def _raw_lut(ctx, table, archs) -> list:

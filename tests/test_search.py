@@ -114,3 +114,40 @@ def test_calibration_never_turns_a_good_raw_prediction_into_a_miss_at_the_edge(s
     # the affine fit on the same data misses the edges badly: this test can tell them apart
     a, b = np.polyfit(raw, measured, 1)
     assert np.abs((a * raw[edges] + b) / truth[edges] - 1).max() > 0.15
+
+
+def test_landing_measures_until_a_pick_lands_just_under_the_target(setup):
+    """A world where the predictor is 12% optimistic near the target and measurements carry
+    1% noise: plain evolution overshoots; landing measures, corrects and lands in the window.
+    The 'device' here is a second synthetic table: this checks the search's logic."""
+    from hwnas.search.landing import LandingConfig, land
+
+    space, pred = setup
+    truth = synthetic_predictor(space, seed=5)  # another draw of per-op costs: not the same
+    noise = np.random.default_rng(3)
+    calls = []
+
+    def measure(archs):
+        calls.append(len(archs))
+        return truth.predict_raw(archs) * 1.12 * noise.uniform(0.99, 1.01, len(archs))
+
+    lo, hi = feasible_range(space, pred.predict)
+    target = lo + 0.4 * (hi - lo)
+    plain = evolve(space, pred.predict, target, np.random.default_rng(0), cfg=FAST)
+    over = truth.predict_raw([plain.best.arch])[0] * 1.12 / target - 1
+    result, landing = land(space, pred.predict, target, 0, measure, evo=FAST,
+                           cfg=LandingConfig(rounds=6))
+    assert over > 0.03  # without measuring, the pick is well over the target
+    assert landing.in_window and -0.03 <= landing.best.measured_ms / target - 1 <= -0.005
+    assert result.best.latency_ms == pytest.approx(pred.predict([result.best.arch])[0])
+    assert landing.correction > 1.03 and sum(calls) == len(landing.checked)
+
+
+def test_landing_says_when_even_the_fastest_subnets_measure_over_the_target(setup):
+    from hwnas.errors import InfeasibleTargetError
+    from hwnas.search.landing import land
+
+    space, pred = setup
+    lo, _ = feasible_range(space, pred.predict)
+    with pytest.raises(InfeasibleTargetError, match=r"fastest measured .*ask for at least"):
+        land(space, pred.predict, 1.1 * lo, 0, lambda archs: 2.0 * pred.predict(archs), evo=FAST)

@@ -30,7 +30,7 @@ import numpy as np
 
 from hwnas.errors import InfeasibleTargetError
 from hwnas.search.evolution import (Candidate, EvolutionConfig, SearchResult, evolve,
-                                    pareto_front)
+                                    feasible_range, pareto_front)
 
 log = logging.getLogger(__name__)
 MeasureFn = Callable[[Sequence], Sequence[float]]  # archs -> drift-free measured ms
@@ -83,17 +83,18 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
          cfg: LandingConfig = LandingConfig()) -> tuple[SearchResult, Landing]:
     """Evolution plus measured checks; see the module docstring."""
     lo, hi = target_ms * (1 - cfg.window_low), target_ms * (1 - cfg.window_high)
+    fastest, _ = feasible_range(space, latency_fn)
+    if target_ms < fastest:  # the target itself: the error gives the range
+        evolve(space, latency_fn, target_ms, np.random.default_rng(seed), objective=objective,
+               cfg=evo)
     checked: dict[str, Checked] = {}
-    k, result = 1.0, None
+    k, result, at_floor = 1.0, None, False
     for round_ in range(cfg.rounds):
-        aim = target_ms * (1 - cfg.aim) / k
-        try:
-            found = evolve(space, latency_fn, aim, np.random.default_rng(seed + round_),
-                           objective=objective, cfg=evo)
-        except InfeasibleTargetError:
-            if result is None:
-                raise  # the target itself is infeasible: the error gives the range
-            break  # a corrected aim below the fastest subnet: keep what was measured
+        # never aim below the fastest subnet: it is the last thing to try
+        aim = max(target_ms * (1 - cfg.aim) / k, fastest * (1 + 1e-6))
+        at_floor = aim <= fastest * (1 + 1e-6)
+        found = evolve(space, latency_fn, aim, np.random.default_rng(seed + round_),
+                       objective=objective, cfg=evo)
         result = found if result is None else _merge(result, found)
         todo = [c for c in sorted(found.feasible, key=lambda c: -c.score)
                 if _key(c.arch) not in checked][:cfg.per_round]
@@ -117,6 +118,11 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
                     "under %g ms (%.3f ms)", lo, hi, target_ms, best.measured_ms)
     else:
         best = min(checked.values(), key=lambda c: c.measured_ms)
+        if at_floor:  # the fastest subnets themselves measure over: the target is out of reach
+            raise InfeasibleTargetError(
+                f"no subnet measured under {target_ms:g} ms on the device: the fastest measured "
+                f"{best.measured_ms:.3f} ms (predicted {best.candidate.latency_ms:.3f} ms); ask "
+                f"for at least {best.measured_ms * 1.01:.3g} ms")
         log.warning("every measured candidate was over %g ms; keeping the fastest (%.3f ms)",
                     target_ms, best.measured_ms)
     return _with_best(result, best, target_ms), Landing(
