@@ -256,17 +256,32 @@ def measure_archs(ctx: Context, archs: Sequence, passes: int = 2,
     scale = reference_scale_ms(ctx)
     rng = np.random.default_rng(len(archs) * 1000 + passes)
     got: list[list[Pass]] = [[] for _ in archs]
-    with _profiler(ctx) as prof:
-        for _ in range(passes):
-            for i in rng.permutation(len(archs)):
-                got[i].append(_measure_pass(prof, ctx.space, archs[i]))
     if record:
-        records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
-        for arch, ps in zip(archs, got):
-            for p in ps:
-                records.add(arch.to_dict(), p)
-        records.meta.setdefault("device", ctx.cfg.name)
-        records.save(ctx.paths.records)
+        Records.load_or_new(ctx.paths.records, ctx.cfg.name)  # a corrupt file fails now
+
+    def keep() -> int:
+        """Record every pass made so far (merged with what others saved meanwhile)."""
+        n = sum(len(ps) for ps in got)
+        if record and n:
+            records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+            for arch, ps in zip(archs, got):
+                for p in ps:
+                    records.add(arch.to_dict(), p)
+            records.meta.setdefault("device", ctx.cfg.name)
+            records.save(ctx.paths.records)
+        return n if record else 0
+
+    try:
+        with _profiler(ctx) as prof:
+            for _ in range(passes):
+                for i in rng.permutation(len(archs)):
+                    got[i].append(_measure_pass(prof, ctx.space, archs[i]))
+    except KeyboardInterrupt:  # the passes finished before Ctrl-C are not thrown away
+        n = keep()
+        raise Interrupted(f"the {n} subnet measurement(s) made by this run are saved in "
+                          f"{ctx.paths.records}" if n else
+                          "nothing measured by this run was saved") from None
+    keep()
     if scale is None:  # no table yet: the passes' own reference speed
         refs = [p.reference_ms for ps in got for p in ps if p.reference_ms]
         scale = float(np.median(refs)) if refs else None

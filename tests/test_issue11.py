@@ -176,6 +176,28 @@ def test_measuring_lock_refuses_or_waits(tmp_path):
         pass  # two phones are two resources
 
 
+def test_interrupted_checks_keep_the_passes_they_finished(tmp_path, monkeypatch):
+    """search's measured checks (measure_archs) save what they finished when Ctrl-C comes."""
+    from hwnas import api
+    from hwnas.errors import Interrupted
+
+    ctx = api.context("local-cpu", "elasticvit", [128], home=tmp_path, runs=3, warmup=1)
+    archs = [ctx.space.smallest(128), ctx.space.sample(np.random.default_rng(3))]
+    real, calls = api._measure_pass, []
+
+    def interrupted_third(prof, space, arch):  # Ctrl-C during the third measurement
+        calls.append(arch)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(prof, space, arch)
+
+    monkeypatch.setattr(api, "_measure_pass", interrupted_third)
+    with pytest.raises(Interrupted, match="the 2 subnet measurement"):
+        api.measure_archs(ctx, archs, passes=2)
+    recs = Records.load(ctx.paths.records, "local-cpu")
+    assert sorted(len(r.passes) for r in recs.records) == [1, 1]
+
+
 # --- 2: validate before touching disk; --fresh keeps the old table ------------------------
 @pytest.mark.parametrize("budget", ["0", "1.5", "nan", "-1"])
 def test_fresh_with_a_bad_budget_touches_nothing(home, budget):
