@@ -10,6 +10,7 @@ around as values; nothing is global. A typical session::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,9 +20,9 @@ from typing import Sequence
 import numpy as np
 
 from hwnas.device_configs import DeviceConfig, load_device
-from hwnas.errors import (DeviceError, HwnasError, MissingKeysError, PredictorError,
-                          TableError)
-from hwnas.home import DevicePaths, device_paths, export_cache
+from hwnas.errors import (DeviceError, HwnasError, Interrupted, MissingKeysError,
+                          PredictorError, TableError)
+from hwnas.home import DevicePaths, check_folder, device_paths, export_cache, hwnas_home
 from hwnas.latency.importers import IMPORTERS
 from hwnas.latency.records import Pass, Records
 from hwnas.latency.sampling import stratified_sample
@@ -55,7 +56,7 @@ class Context:
         if self.cfg.profiler == "imported":
             return False
         if self.cfg.profiler == "adb" and self.paths.table.exists():
-            return "protocol" in LatencyTable.load(self.paths.table).meta
+            return bool(LatencyTable.load(self.paths.table, self.cfg.name).meta.get("protocol"))
         return True
 
 
@@ -68,6 +69,7 @@ def context(device: str, space: str | None = "elasticvit",
         cfg = cfg.with_overrides(**overrides)
     res = tuple(resolutions or ()) or (cfg.resolutions if space == "elasticvit" else ())
     paths = device_paths(device, home, cfg.batch, cfg.precision)
+    check_folder(paths.root)  # HWNAS_HOME or the device's folder being a file: say so now
     return Context(cfg, get_space(space, res or None), paths, home)
 
 
@@ -78,14 +80,27 @@ def load_table(ctx: Context) -> LatencyTable:
         if ctx.live and ctx.cfg.source:  # a phone nn-Meter measured: its table can be imported
             hint += f", or import one with 'hwnas import' ({ctx.cfg.source})"
         raise TableError(f"no latency table for {ctx.cfg.name} at {ctx.paths.table}; {hint}")
-    return LatencyTable.load(ctx.paths.table)
+    return LatencyTable.load(ctx.paths.table, ctx.cfg.name)
 
 
 # --- profiling and measuring -----------------------------------------------------------------
+@contextlib.contextmanager
 def _profiler(ctx: Context, serials: tuple[str, ...] = ()):
+    """The device's profiler, entered, while this process holds the measuring lock of the
+    hardware it times on (another process measuring there makes this one wait)."""
+    from hwnas.locks import measuring, measuring_resources
     from hwnas.profilers import make_profiler
 
-    return make_profiler(ctx.cfg, export_cache(ctx.home), serials=serials)
+    check_folder(export_cache(ctx.home), write=True)  # exports go there: say so before timing
+    prof = make_profiler(ctx.cfg, export_cache(ctx.home), serials=serials)
+    with measuring(ctx.home or hwnas_home(),
+                   measuring_resources(ctx.cfg.profiler, serials, ctx.cfg.serial)), prof as p:
+        yield p
+
+
+def _check_budget(budget) -> None:
+    if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget <= 1):
+        raise HwnasError(f"budget must be a fraction in (0, 1], got {budget}")
 
 
 def profile(ctx: Context, fresh: bool = False, progress: bool = True,
@@ -98,26 +113,39 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
     from hwnas.predictors.kernel import select_ops
     from hwnas.profilers.run import profile_ops
 
+    # everything is checked before anything on disk is touched; --fresh moves the old table
+    # aside (a timestamped backup) only when the new one is first saved
+    _check_budget(budget)
+    check_folder(ctx.paths.root, write=True)
+    if not fresh and ctx.paths.table.exists():
+        LatencyTable.load(ctx.paths.table, ctx.cfg.name)  # unreadable or another device's
     ops = [op for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
-    with _profiler(ctx, serials) as prof:
-        def run(subset, fresh_table=False):
-            return profile_ops(prof, subset, ctx.paths.table, fresh=fresh_table,
-                               sentinel_every=ctx.cfg.sentinel_every,
-                               drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+    rounds = [0]  # profile_ops calls finished (the budget path makes several)
+    try:
+        with _profiler(ctx, serials) as prof:
+            def run(subset):
+                table = profile_ops(prof, subset, ctx.paths.table, fresh=fresh and not rounds[0],
+                                    sentinel_every=ctx.cfg.sentinel_every,
+                                    drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+                rounds[0] += 1
+                return table
 
-        if budget is None:
-            table = run(ops, fresh)
-            table.meta.pop("budget", None)  # every op measured now: nothing left to predict
-        else:
-            if fresh:
-                ctx.paths.table.unlink(missing_ok=True)
-            select_ops(ops, budget, lambda subset: run(subset).medians())
-            table = LatencyTable.load(ctx.paths.table)
-            table.meta["budget"] = {"fraction": budget, "measured": len(table),
-                                    "of": len({o.key for o in ops})}
+            if budget is None:
+                table = run(ops)
+                table.meta.pop("budget", None)  # every op measured now: nothing left to predict
+            else:
+                select_ops(ops, budget, lambda subset: run(subset).medians())
+                table = LatencyTable.load(ctx.paths.table)
+                table.meta["budget"] = {"fraction": budget, "measured": len(table),
+                                        "of": len({o.key for o in ops})}
+    except Interrupted:
+        raise  # the driver says what it saved
+    except KeyboardInterrupt:  # waiting for the CPU, opening the profiler, between rounds
+        raise Interrupted(f"what this run measured is saved in {ctx.paths.table}; rerun to "
+                          f"resume" if rounds[0] else "nothing was measured by this run") from None
     done = set(table.meta.get("resolutions", [])) | set(ctx.space.resolutions)
     table.meta["resolutions"] = sorted(done)
-    table.save(ctx.paths.table)
+    table.save_merged(ctx.paths.table)
     return table
 
 
@@ -167,22 +195,36 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
     """
     from tqdm import tqdm
 
-    records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+    for name, value, low in (("passes", passes, 1), ("sample", sample, 0), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise HwnasError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_folder(ctx.paths.root, write=True)  # measurements that cannot be saved are lost
+    Records.load_or_new(ctx.paths.records, ctx.cfg.name)  # a corrupt file fails now, not later
     todo = list(archs or [])
     if sample:
         todo += stratified_sample(ctx.space, sample, np.random.default_rng(seed),
                                   _cheap_estimate(ctx))
     rng = np.random.default_rng([seed, 7919])  # the order: its own stream, not the sample's
     jobs = [(p, todo[i]) for p in range(passes) for i in rng.permutation(len(todo))]
-    with _profiler(ctx) as prof:
-        records.meta.update(prof.meta(), protocol=prof.protocol())
-        for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
-                            disable=not progress, leave=False):
-            rec = records.find(arch.to_dict())
-            if rec is not None and len(rec.passes) > p:
-                continue  # measured by an earlier, interrupted run
-            records.add(arch.to_dict(), _measure_pass(prof, ctx.space, arch))
-            records.save(ctx.paths.records)
+    done = 0
+    try:
+        with _profiler(ctx) as prof:
+            # read now, under the measuring lock: what a process that held it before measured
+            records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+            records.meta.update(prof.meta(), protocol=prof.protocol())
+            for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
+                                disable=not progress, leave=False):
+                rec = records.find(arch.to_dict())
+                if rec is not None and len(rec.passes) > p:
+                    continue  # measured by an earlier, interrupted run
+                records.add(arch.to_dict(), _measure_pass(prof, ctx.space, arch))
+                records.save(ctx.paths.records)  # merges what others saved meanwhile
+                done += 1
+    except KeyboardInterrupt:  # also while waiting for the CPU, or opening the profiler
+        raise Interrupted(
+            f"the {done} subnet measurement(s) made by this run are saved in "
+            f"{ctx.paths.records}; rerun to resume" if done else
+            "nothing was measured by this run") from None
     return records.rescale(reference_scale_ms(ctx))
 
 
@@ -214,17 +256,32 @@ def measure_archs(ctx: Context, archs: Sequence, passes: int = 2,
     scale = reference_scale_ms(ctx)
     rng = np.random.default_rng(len(archs) * 1000 + passes)
     got: list[list[Pass]] = [[] for _ in archs]
-    with _profiler(ctx) as prof:
-        for _ in range(passes):
-            for i in rng.permutation(len(archs)):
-                got[i].append(_measure_pass(prof, ctx.space, archs[i]))
     if record:
-        records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
-        for arch, ps in zip(archs, got):
-            for p in ps:
-                records.add(arch.to_dict(), p)
-        records.meta.setdefault("device", ctx.cfg.name)
-        records.save(ctx.paths.records)
+        Records.load_or_new(ctx.paths.records, ctx.cfg.name)  # a corrupt file fails now
+
+    def keep() -> int:
+        """Record every pass made so far (merged with what others saved meanwhile)."""
+        n = sum(len(ps) for ps in got)
+        if record and n:
+            records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+            for arch, ps in zip(archs, got):
+                for p in ps:
+                    records.add(arch.to_dict(), p)
+            records.meta.setdefault("device", ctx.cfg.name)
+            records.save(ctx.paths.records)
+        return n if record else 0
+
+    try:
+        with _profiler(ctx) as prof:
+            for _ in range(passes):
+                for i in rng.permutation(len(archs)):
+                    got[i].append(_measure_pass(prof, ctx.space, archs[i]))
+    except KeyboardInterrupt:  # the passes finished before Ctrl-C are not thrown away
+        n = keep()
+        raise Interrupted(f"the {n} subnet measurement(s) made by this run are saved in "
+                          f"{ctx.paths.records}" if n else
+                          "nothing measured by this run was saved") from None
+    keep()
     if scale is None:  # no table yet: the passes' own reference speed
         refs = [p.reference_ms for ps in got for p in ps if p.reference_ms]
         scale = float(np.median(refs)) if refs else None
@@ -241,13 +298,44 @@ def _pooled(passes: list[Pass], scale_ms: float | None) -> Stats:
 
 # --- importing -------------------------------------------------------------------------------
 def import_table(fmt: str, path: str | Path, device: str, home: Path | None = None,
-                 ) -> LatencyTable:
+                 force: bool = False) -> LatencyTable:
+    """Import a foreign table as ``device``'s. An existing table is replaced only with
+    ``force``, and then kept as a timestamped backup (named in ``meta["replaced"]``)."""
+    from hwnas.latency.safeio import backup, dump_pickle
+    from hwnas.locks import folder_lock
+
     if fmt not in IMPORTERS:
         raise HwnasError(f"unknown import format {fmt!r}; known: {', '.join(IMPORTERS)}")
     cfg = load_device(device)
+    dest = device_paths(device, home, cfg.batch, cfg.precision).table
+    check_folder(dest.parent, write=True)
+    if dest.exists() and not force:  # said before the file is read, and again under the lock
+        raise TableError(_existing_table(dest, device))
     table = IMPORTERS[fmt](path, cfg)
-    table.save(device_paths(device, home, cfg.batch, cfg.precision).table)
+    with folder_lock(dest.parent):
+        if dest.is_dir():
+            raise TableError(f"{dest} is a directory, not a table file")
+        if dest.exists():
+            if not force:
+                raise TableError(_existing_table(dest, device))
+            old = _describe_table(dest)
+            table.meta["replaced"] = {"backup": str(backup(dest)), "was": old}
+        dump_pickle(dest, table.to_obj())
     return table
+
+
+def _describe_table(path: Path) -> str:
+    try:
+        t = LatencyTable.load(path)
+    except TableError:
+        return "an unreadable table"
+    how = t.meta.get("source_format") or t.meta.get("runtime") or "unknown origin"
+    return f"{len(t)} entries, {how}"
+
+
+def _existing_table(path: Path, device: str) -> str:
+    return (f"{device} already has a latency table ({_describe_table(path)}) at {path}; "
+            f"pass --force to replace it (the old one is kept as a backup)")
 
 
 # --- predicting ------------------------------------------------------------------------------
@@ -352,19 +440,35 @@ def model_context(device: str, model: str, home: Path | None = None):
 
     m = named_model(model)
     cfg = load_device(device)
-    return Context(cfg, m.space, device_paths(device, home, cfg.batch, cfg.precision), home), m
+    paths = device_paths(device, home, cfg.batch, cfg.precision)
+    check_folder(paths.root)
+    return Context(cfg, m.space, paths, home), m
 
 
 def profile_model(device: str, model: str, home: Path | None = None,
-                  progress: bool = True) -> LatencyTable:
-    """Measure the blocks of one named model that the device's table lacks."""
+                  progress: bool = True, **overrides) -> LatencyTable:
+    """Measure the blocks of one named model that the device's table lacks (``overrides``:
+    the device config's warmup, runs, ... as for ``context``)."""
+    from dataclasses import replace
+
     from hwnas.profilers.run import profile_ops
 
     ctx, m = model_context(device, model, home)
-    with _profiler(ctx) as prof:
-        return profile_ops(prof, m.ops(), ctx.paths.table,
-                           sentinel_every=ctx.cfg.sentinel_every,
-                           drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+    if any(v is not None for v in overrides.values()):
+        cfg = ctx.cfg.with_overrides(**overrides)
+        ctx = replace(ctx, cfg=cfg, paths=device_paths(device, home, cfg.batch, cfg.precision))
+    check_folder(ctx.paths.root, write=True)
+    if ctx.paths.table.exists():
+        LatencyTable.load(ctx.paths.table, ctx.cfg.name)  # unreadable or another device's
+    try:
+        with _profiler(ctx) as prof:
+            return profile_ops(prof, m.ops(), ctx.paths.table,
+                               sentinel_every=ctx.cfg.sentinel_every,
+                               drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # before the driver measured anything
+        raise Interrupted("nothing was measured by this run") from None
 
 
 # --- exporting -------------------------------------------------------------------------------
@@ -392,10 +496,22 @@ def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto") -> Lat
     if not ctx.live:
         table = load_table(ctx)
         missing = _space_ops_missing(ctx, table)
+        fill = [k for k in ("kernel", "e2e") if ctx.paths.predictor(k).exists()]
+        if missing and not (fill and kind != "lut"):
+            # nothing prices those ops: every search would stop at the first subnet using one
+            lacking = {r: table.missing(op.key for op in ctx.space.enumerate_ops(r))
+                       for r in ctx.space.resolutions}
+            full = [r for r, m in lacking.items() if not m]
+            hint = (f"it covers resolution(s) {full}: pass -r {full[0]}" if full else
+                    "it covers none of them fully")
+            raise TableError(f"{ctx.cfg.name}'s table lacks {len(missing)} op key(s) of "
+                             f"{ctx.space.name} at resolution(s) "
+                             f"{[r for r, m in lacking.items() if m]}; {hint}")
         if missing:
-            log.warning("%s's table lacks %d op keys of this space", ctx.cfg.name, len(missing))
+            log.warning("%s's table lacks %d op keys of this space; the fitted %s predictor "
+                        "prices them", ctx.cfg.name, len(missing), fill[0])
         return table
-    table = LatencyTable.load(ctx.paths.table) if ctx.paths.table.exists() else None
+    table = load_table(ctx) if ctx.paths.table.exists() else None
     if table is None:
         return profile(ctx, progress=progress)
     if _space_ops_missing(ctx, table):
@@ -413,6 +529,11 @@ def ready_predictor(ctx: Context, kind: str, table: LatencyTable,
     chosen = predictor(ctx, kind, table)
     if (chosen.kind == "lut" and ctx.live
             and len(calibration_set(ctx, table)[1]) < CALIBRATION_SUBNETS):
+        if not _can_save(ctx):
+            log.warning("%s is read-only: no subnets are measured to calibrate the predictor "
+                        "(they could not be saved); predictions are uncalibrated",
+                        ctx.paths.root)
+            return chosen
         try:
             measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
             chosen = predictor(ctx, kind, table)
@@ -448,6 +569,25 @@ def _imported(table: LatencyTable) -> bool:
     return bool(table.meta.get("source_format"))
 
 
+def _can_save(ctx: Context) -> bool:
+    try:
+        check_folder(ctx.paths.root, write=True)
+    except DeviceError:
+        return False
+    return True
+
+
+def _plot_or_warn(make, what: str):
+    """A plot must never cost a result: on any failure, warn and go on without it."""
+    try:
+        return make()
+    except Exception as e:  # noqa: BLE001 - a figure is never worth the result it illustrates
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        log.warning("could not write %s (%s: %s); the result is unaffected", what,
+                    getattr(e, "filename", None) or type(e).__name__, reason)
+        return None
+
+
 def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvit",
            resolutions: Sequence[int] | None = None, remeasure: bool = True,
            progress: bool = True, cfg: EvolutionConfig = EvolutionConfig(),
@@ -457,13 +597,18 @@ def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvi
 
     On a device hwnas can measure, the search lands on the target: it measures the best
     candidates and corrects itself until one measures within a few percent under the target
-    (hwnas.search.landing). Then the pick is re-measured in 3 fresh passes."""
+    (hwnas.search.landing). Then the pick is re-measured in 3 fresh passes. In a read-only
+    HWNAS_HOME nothing is measured (it could not be saved): the search says so and goes on."""
     from hwnas.search import landing as landing_
 
     ctx = context(device, space, resolutions, home, **overrides)
     table = ensure_ready(ctx, progress, predictor_kind)
     chosen = ready_predictor(ctx, predictor_kind, table, progress)
     measured, landed = None, None
+    if remeasure and ctx.live and not _can_save(ctx):
+        log.warning("%s is read-only: the pick is not measured (its measurements could not "
+                    "be saved)", ctx.paths.root)
+        remeasure = False
     try:
         if remeasure and ctx.live and not elasticity:
             def measure_fn(archs):
@@ -493,14 +638,13 @@ def _pareto_png(ctx: Context, result: SearchResult, target_ms: float,
     """The Pareto plot; a plot that cannot be written is a warning, never a lost result."""
     from hwnas.search.evolution import plot_pareto
 
-    try:
+    def make():
         ctx.paths.plots.mkdir(parents=True, exist_ok=True)
         return plot_pareto(result, ctx.paths.plots / f"pareto_{target_ms:g}ms.png",
                            f"{ctx.space.name} on {ctx.cfg.name}, target {target_ms:g} ms",
                            measured.median_ms if measured else None)
-    except OSError as e:
-        log.warning("could not write the Pareto plot (%s); the result is not affected", e)
-        return None
+
+    return _plot_or_warn(make, "the Pareto plot")
 
 
 # --- predictors: fit and evaluate against end-to-end records ---------------------------------
@@ -518,6 +662,9 @@ def fit(ctx: Context, kind: str, model: str | None = None,
     calibrates on the records when there are any."""
     from hwnas.predictors.fitting import fit_and_save
 
+    if not (isinstance(test_fraction, (int, float)) and 0 <= test_fraction < 1):
+        raise HwnasError(f"test fraction must be in [0, 1), got {test_fraction}")
+    check_folder(ctx.paths.predictor(kind).parent, write=True)
     data = _dataset(ctx, records_path, missing_ok=kind == "kernel" and records_path is None)
     table = load_table(ctx) if kind not in ("flops", "flops+blocks") else None
     return fit_and_save(ctx.paths.predictor(kind), kind, ctx.cfg.name, ctx.space, table, data,
@@ -551,6 +698,7 @@ def evaluate(ctx: Context, kind: str, records_path: str | Path | None = None,
         raise HwnasError(f"only {len(held.archs)} held-out subnets to score on; measure more "
                          f"with 'hwnas measure --sample N'")
     p = pred.predict(held.archs)
-    pngs = plot(p, held.pooled_ms, f"{kind} on {ctx.cfg.name}", plots_dir or ctx.paths.plots,
-                kind.replace("+", "_"))
+    pngs = _plot_or_warn(lambda: plot(p, held.pooled_ms, f"{kind} on {ctx.cfg.name}",
+                                      plots_dir or ctx.paths.plots, kind.replace("+", "_")),
+                         "the evaluation plots") or []
     return Evaluation(kind, metrics.score(p, held.pooled_ms), noise_floor(held), pngs)

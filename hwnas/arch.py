@@ -47,6 +47,10 @@ class ElasticViTArch:
             object.__setattr__(self, f.name, _int_tuple(f.name, getattr(self, f.name)))
         if len(self.channels) != N_STAGES or len(self.depths) != N_STAGES:
             raise ArchError(f"channels and depths need {N_STAGES} entries (one per stage)")
+        # say what is wrong with a depth before counting layers with it
+        for i, d in enumerate(self.depths):
+            if d < 0:
+                raise ArchError(f"depths[{i}]={d} is negative; depths are layer counts >= 0")
         n_conv, n_trans = self.n_conv_layers, self.n_trans_layers
         for name, n in (("conv_expand", n_conv), ("conv_kernel", n_conv),
                         ("mlp_ratio", n_trans), ("v_scale", n_trans)):
@@ -133,7 +137,7 @@ def arch_from_obj(obj: Any):
     """An Arch from hwnas's JSON form (a dict with "space") or ElasticViT's 10-element list."""
     if isinstance(obj, dict):
         space = obj.get("space")
-        if space not in ARCH_TYPES:
+        if not isinstance(space, str) or space not in ARCH_TYPES:
             raise ArchError(f"unknown architecture space {space!r}; known: {sorted(ARCH_TYPES)}")
         return ARCH_TYPES[space].from_dict(obj)
     if isinstance(obj, (list, tuple)):

@@ -1,24 +1,28 @@
 """The ``hwnas`` command line. Each command parses its arguments and calls ``hwnas.api``.
 
-User errors (HwnasError) print one line on stderr and exit 1; Ctrl-C exits 130 after the
-profiler has saved what it measured. Anything else is a bug and keeps its traceback.
+Every numeric option is range-checked, and every output path checked, by its click type
+(``hwnas.cli_types``) before a command does anything. Whatever escapes a command becomes one
+line on stderr and exit 1 (Ctrl-C: 130, saying only what was really saved); ``-vv`` adds the
+traceback. That boundary is ``hwnas.cli_boundary.HwnasGroup``, the class of ``cli``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 
 import click
 
 from hwnas import __version__
 from hwnas.cli_adb import benchmark_bin_option, serial_option
+from hwnas.cli_boundary import HwnasGroup
+from hwnas.cli_types import (FRACTION_OPEN, POSITIVE_MS, SEED, TEST_FRACTION, OutputPath,
+                             check_output)
 
 DEVICE = click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
 SPACE = click.option("--space", default="elasticvit", show_default=True, help="Search space.")
-RESOLUTION = click.option("--resolution", "-r", "resolutions", type=int, multiple=True,
-                          help="Input resolution(s); default: the device config's.")
+RESOLUTION = click.option("--resolution", "-r", "resolutions", type=click.IntRange(1, 4096),
+                          multiple=True, help="Input resolution(s); default: the device config's.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 # hwnas.predictors.select.CHOICES, repeated so that --help does not import the predictors
 PREDICTOR = click.option(
@@ -47,13 +51,16 @@ def _resolutions(found) -> list[int]:
     return sorted({found.space.input_shape(a)[-1] for a in found.archs})
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=HwnasGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hwnas")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """Hardware-aware NAS: profile a device, predict latency, search under a latency target."""
+    from hwnas.cli_boundary import LOG_FORMAT, log_to_stderr
+
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=LOG_FORMAT)  # third-party libraries' records
+    log_to_stderr(level)
 
 
 @cli.command()
@@ -73,7 +80,7 @@ def devices(as_json: bool, adb: bool) -> None:
     for name in device_names():
         cfg = load_device(name)
         paths = device_paths(name, batch=cfg.batch, precision=cfg.precision)
-        rows.append({"device": name, "profiler": cfg.profiler, "table": paths.table.exists(),
+        rows.append({"device": name, "profiler": cfg.profiler, "table": paths.table.is_file(),
                      "description": cfg.description})
     if as_json:
         return _echo_json(rows)
@@ -89,16 +96,19 @@ def devices(as_json: bool, adb: bool) -> None:
 @click.option("--fresh", is_flag=True, help="Start a new table instead of resuming.")
 @click.option("--context", type=click.Choice(["flush", "isolated"]), default=None,
               help="Time blocks in network-like context (flush) or alone (isolated).")
-@click.option("--warmup", type=int, default=None, help="Warm-up runs per op (config default).")
-@click.option("--runs", type=int, default=None, help="Timed runs per op (config default).")
-@click.option("--batch", type=int, default=None, help="Batch size (GPU devices; config default).")
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=None,
+              help="Warm-up runs per op (config default).")
+@click.option("--runs", type=click.IntRange(1, 1_000_000), default=None,
+              help="Timed runs per op (config default).")
+@click.option("--batch", type=click.IntRange(1, 65536), default=None,
+              help="Batch size (GPU devices; config default).")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "fp16", "bf16"]), default=None,
               help="Precision (GPU devices; config default).")
 @click.option("--backend", type=click.Choice(["torch", "ort-cuda", "ort-trt"]), default=None,
               help="GPU runtime (cuda devices; config default).")
 @click.option("--model", default=None,
               help="Profile only the blocks of this named reference model (deit-tiny, ...).")
-@click.option("--budget", type=float, default=None,
+@click.option("--budget", type=FRACTION_OPEN, default=None,
               help="Measure only this fraction of the ops (coverage, then where kernel "
                    "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest.")
 @serial_option
@@ -111,9 +121,19 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
     defaults live side by side.
     """
     from hwnas import api
+    from hwnas.errors import HwnasError
 
     if model:
-        table = api.profile_model(device, model)
+        given = [name for name, v in (("--fresh", fresh), ("--budget", budget),
+                                      ("--resolution", resolutions), ("--serial", serials),
+                                      ("--context", context)) if v]
+        if given or space != "elasticvit":
+            given += ["--space"] if space != "elasticvit" else []
+            raise HwnasError(f"{', '.join(given)} cannot be used with --model (a model's blocks "
+                             f"and resolution are its own; its ops are added to the table)")
+        table = api.profile_model(device, model, warmup=warmup, runs=runs, batch=batch,
+                                  precision=precision, backend=backend,
+                                  benchmark_bin=benchmark_bin)
         click.echo(f"{device}: {len(table)} ops in its table (covers {model})")
         return
     ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs,
@@ -130,12 +150,15 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
 @RESOLUTION
 @click.option("--arch", "arch_file", type=click.Path(),
               help="An architecture file: every architecture it holds is measured.")
-@click.option("--sample", type=int, default=0, help="Measure N subnets stratified by latency.")
-@click.option("--passes", type=int, default=1, show_default=True,
+@click.option("--sample", type=click.IntRange(0, 100_000), default=0,
+              help="Measure N subnets stratified by latency.")
+@click.option("--passes", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Independent passes over the subnets (for the noise floor).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--warmup", type=int, default=None, help="Warm-up runs (config default).")
-@click.option("--runs", type=int, default=None, help="Timed runs per pass (config default).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=None,
+              help="Warm-up runs (config default).")
+@click.option("--runs", type=click.IntRange(1, 1_000_000), default=None,
+              help="Timed runs per pass (config default).")
 def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs) -> None:
     """Measure whole subnets end to end into DEVICE's records file (resumes)."""
     from hwnas import api
@@ -162,13 +185,22 @@ def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup,
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["nn-meter", "tf-nas"]))
 @click.argument("file", type=click.Path())
 @DEVICE
-def import_(fmt, file, device) -> None:
-    """Import a table measured by others (nn-Meter JSON, TF-NAS pickle) for DEVICE."""
+@click.option("--force", is_flag=True,
+              help="Replace DEVICE's existing table (it is kept as a timestamped backup).")
+def import_(fmt, file, device, force) -> None:
+    """Import a table measured by others (nn-Meter JSON, TF-NAS pickle) for DEVICE.
+
+    The table must be one the format's project measured for DEVICE's hardware, and its keys
+    must be op keys of the format's space; an existing table is replaced only with --force.
+    """
     from hwnas import api
 
-    table = api.import_table(fmt, file, device)
+    table = api.import_table(fmt, file, device, force=force)
     flagged = f", {len(table.flags)} flagged (kept as given)" if table.flags else ""
     click.echo(f"{device}: imported {len(table)} entries from {file}{flagged}")
+    if "replaced" in table.meta:
+        r = table.meta["replaced"]
+        click.echo(f"the previous table ({r['was']}) is kept as {r['backup']}")
 
 
 @cli.command()
@@ -235,10 +267,10 @@ def _raw_lut(ctx, table, archs) -> list:
 @ARCH_SPACE
 @click.option("--arch", "arch_file", required=True, type=click.Path(),
               help="An architecture file (any file hwnas writes that holds architectures).")
-@click.option("--index", type=int, default=None,
+@click.option("--index", type=click.IntRange(0, 10**9), default=None,
               help="Which architecture, when the file holds several (records, pools).")
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
-@click.option("--out", required=True, type=click.Path())
+@click.option("--out", required=True, type=OutputPath())
 def export(space, arch_file, index, fmt, out) -> None:
     """Export the static model of an architecture (random weights)."""
     from hwnas import api
@@ -259,8 +291,8 @@ def export(space, arch_file, index, fmt, out) -> None:
 @DEVICE
 @SPACE
 @RESOLUTION
-@click.option("--target-latency", "target", type=float, required=True, help="Budget in ms.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--target-latency", "target", type=POSITIVE_MS, required=True, help="Budget in ms.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", type=click.Path(),
               help="Write the result as JSON (with --supernet: a folder for arch.json and "
                    "subnet.pt).")
@@ -273,20 +305,20 @@ def export(space, arch_file, index, fmt, out) -> None:
                    "the MACs proxy (the space comes from the checkpoint).")
 @click.option("--data", default=None, help="With --supernet: the dataset (default: the "
               "checkpoint's).")
-@click.option("--population", type=int, default=16, show_default=True,
+@click.option("--population", type=click.IntRange(2, 100_000), default=16, show_default=True,
               help="With --supernet: evolution population.")
-@click.option("--generations", type=int, default=4, show_default=True,
+@click.option("--generations", type=click.IntRange(0, 100_000), default=4, show_default=True,
               help="With --supernet: evolution generations.")
-@click.option("--calib-batches", type=int, default=8, show_default=True,
+@click.option("--calib-batches", type=click.IntRange(1, 100_000), default=8, show_default=True,
               help="With --supernet: batches for BatchNorm recalibration per candidate.")
-@click.option("--max-eval-images", type=int, default=None,
+@click.option("--max-eval-images", type=click.IntRange(1), default=None,
               help="With --supernet: cap on held-out images per candidate.")
-@click.option("--eval-batch-size", type=int, default=64, show_default=True)
+@click.option("--eval-batch-size", type=click.IntRange(1, 65536), default=64, show_default=True)
 @click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="With --supernet: where to evaluate candidates.")
-@click.option("--warmup", type=int, default=None,
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=None,
               help="Warm-up runs of each measurement on the device (config default).")
-@click.option("--runs", type=int, default=None,
+@click.option("--runs", type=click.IntRange(1, 1_000_000), default=None,
               help="Timed runs of each measurement on the device (config default).")
 @PREDICTOR
 @JSON
@@ -297,6 +329,8 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
 
     On a device hwnas can measure, the best candidates are measured (drift-free) until one
     lands just under the target; the pick is then re-measured in 3 fresh passes."""
+    if out:  # a file (a folder with --supernet): refused now, not after the search
+        check_output(out, folder=bool(supernet), param_hint="'--out'")
     if supernet:
         return _search_supernet(device, target, seed, out, no_remeasure, supernet, data,
                                 population, generations, calib_batches, max_eval_images,
@@ -371,7 +405,7 @@ def _print_search(doc: dict, target: float) -> None:
         click.echo(f"measured:  {doc['measured_ms']:.3f} ms "
                    f"({100 * (doc['measured_ms'] / target - 1):+.1f}% vs target, re-measured "
                    f"end to end on {doc['device']}, 3 passes, drift-free)")
-    plot = f"; plot: {doc['pareto_plot']}" if doc["pareto_plot"] else ""
+    plot = f"; plot: {doc['pareto_plot']}" if doc["pareto_plot"] else "; no plot (see the warning)"
     click.echo(f"Pareto set: {len(doc['pareto'])} subnets{plot}")
 
 
@@ -383,7 +417,7 @@ def _print_search(doc: dict, target: float) -> None:
               type=click.Choice(["flops", "flops+blocks", "lut", "kernel", "e2e"]))
 @click.option("--model", default=None, help="kernel: rf|gbr|xgb; e2e: xgb|mlp.")
 @click.option("--records", "records_path", type=click.Path(), help="Default: DEVICE's records.")
-@click.option("--test-fraction", type=float, default=0.5, show_default=True,
+@click.option("--test-fraction", type=TEST_FRACTION, default=0.5, show_default=True,
               help="Share of subnets held out for evaluate (chosen by arch hash).")
 def fit_(device, space, resolutions, kind, model, records_path, test_fraction) -> None:
     """Fit a latency predictor on DEVICE's end-to-end records and save it."""
@@ -402,7 +436,8 @@ def fit_(device, space, resolutions, kind, model, records_path, test_fraction) -
 @click.option("--predictor", "kind", required=True,
               type=click.Choice(["flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e"]))
 @click.option("--records", "records_path", type=click.Path(), help="Default: DEVICE's records.")
-@click.option("--plots", "plots_dir", type=click.Path(), help="Where to write the PNG plots.")
+@click.option("--plots", "plots_dir", type=OutputPath(folder=True),
+              help="Where to write the PNG plots.")
 @JSON
 def evaluate(device, space, resolutions, kind, records_path, plots_dir, as_json) -> None:
     """Score a fitted predictor on held-out subnets, against the noise floor."""
@@ -424,7 +459,7 @@ def evaluate(device, space, resolutions, kind, records_path, plots_dir, as_json)
                    f"{s['spearman']:>7.3f}")
     if ev.noise:
         click.echo(f"RMSPE is {ev.scores['rmspe'] / ev.noise['rmspe']:.2f}x the noise floor")
-    click.echo("plots: " + ", ".join(str(p) for p in ev.plots))
+    click.echo("plots: " + (", ".join(str(p) for p in ev.plots) or "none (see the warning)"))
 
 
 @cli.group()
@@ -434,14 +469,15 @@ def records() -> None:
 
 @records.command(name="export")
 @DEVICE
-@click.option("--csv", "csv_path", required=True, type=click.Path())
+@click.option("--csv", "csv_path", required=True, type=OutputPath())
 def records_export(device, csv_path) -> None:
     """Write DEVICE's records as CSV (one row per subnet, per-pass medians)."""
     from hwnas import api
     from hwnas.latency.records import Records
+    from hwnas.latency.safeio import atomic_write_text
 
     recs = Records.load(api.context(device).paths.records, device)
-    recs.to_frame().to_csv(csv_path, index=False)
+    atomic_write_text(csv_path, recs.to_frame().to_csv(index=False))
     click.echo(f"wrote {len(recs)} records to {csv_path}")
 
 
@@ -458,22 +494,8 @@ _register_extra_commands()
 
 
 def main(argv=None) -> None:
-    from hwnas.errors import HwnasError
-
-    try:
-        cli.main(args=argv, prog_name="hwnas", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("hwnas: interrupted; what was measured is saved; rerun to resume", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("hwnas: interrupted; what was measured is saved; rerun to resume", err=True)
-        sys.exit(130)
-    except click.exceptions.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except HwnasError as e:
-        click.echo(f"hwnas: error: {e}", err=True)
-        sys.exit(1)
+    """The ``hwnas`` entry point: exits 0, 1 (one line on stderr) or 130 (interrupted)."""
+    cli.main(args=argv, prog_name="hwnas")
 
 
 if __name__ == "__main__":

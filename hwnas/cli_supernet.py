@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import click
 
+from hwnas.cli_types import POSITIVE_MS, SEED, Finite, FloatList, OutputPath
+
 # hwnas.supernet.spec.PRESETS, repeated so that --help does not import the spaces (tested)
 PRESETS = ("full", "tiny", "vit", "vit-tiny")
 
@@ -18,21 +20,19 @@ def _ints(text: str | None) -> tuple[int, ...]:
     if not text:
         return ()
     try:
-        return tuple(int(x) for x in text.split(","))
+        values = tuple(int(x) for x in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}",
+                                 param_hint="'--resolutions'") from None
+    if any(not 1 <= v <= 4096 for v in values):
+        raise click.BadParameter(f"resolutions are 1..4096 pixels, got {text!r}",
+                                 param_hint="'--resolutions'")
+    return values
 
 
 def space_options(f):
     """--preset/--resolutions/--max-depth: which (narrowed) space, elasticvit or vit."""
-    f = click.option("--max-depth", type=click.IntRange(min=1), default=None,
+    f = click.option("--max-depth", type=click.IntRange(1, 64), default=None,
                      help="Cap the depth choices, of every stage or of a ViT's "
                           "blocks (CPU-sized supernets).")(f)
     f = click.option("--resolutions", default=None,
@@ -51,17 +51,18 @@ def _spec(preset, resolutions, max_depth, classes):
 
 @click.command("build-pools")
 @click.option("--device", default=None, help="Named device whose latency predictor is used.")
-@click.option("--levels", required=True, help="Comma-separated levels: ms, or MMACs for flops.")
+@click.option("--levels", required=True, type=FloatList(POSITIVE_MS),
+              help="Comma-separated levels, ascending: ms, or MMACs for flops.")
 @click.option("--metric", type=click.Choice(["latency", "flops"]), default="latency",
               show_default=True)
-@click.option("--bound", type=float, default=None,
+@click.option("--bound", type=POSITIVE_MS, default=None,
               help="Accept archs within +/- bound of a level (default: a quarter of the "
                    "closest level spacing).")
-@click.option("--per-level", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--classes", type=click.IntRange(min=2), default=1000, show_default=True,
+@click.option("--per-level", type=click.IntRange(1, 100_000), default=64, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--classes", type=click.IntRange(2, 1_000_000), default=1000, show_default=True,
               help="Classifier width counted in FLOPs levels (latency tables use 1000).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pools JSON to write.")
+@click.option("--out", required=True, type=OutputPath(), help="Pools JSON to write.")
 @click.option("--predictor", "predictor_kind", type=click.Choice(["auto", "lut", "kernel", "e2e"]),
               default="auto", show_default=True,
               help="The device's latency predictor (see 'hwnas search --help').")
@@ -72,7 +73,7 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
     from hwnas.supernet.workflows import build_pools_for
 
     spec = _spec(preset, resolutions, max_depth, classes)
-    pools = build_pools_for(spec, metric=metric, levels=_floats(levels), out=out, device=device,
+    pools = build_pools_for(spec, metric=metric, levels=levels, out=out, device=device,
                             bound=bound, per_level=per_level, seed=seed,
                             predictor=predictor_kind)
     for lv, members in zip(pools.levels, pools.members):
@@ -85,26 +86,26 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
 @click.command("train-supernet")
 @click.option("--data", default="digits", show_default=True,
               help="'digits' (built in) or an ImageFolder root (train/ and optional val/).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", required=True, type=OutputPath(folder=True),
               help="Run folder; checkpoint.pt is written there after every epoch.")
 @click.option("--pools", "pools_path", type=click.Path(dir_okay=False), default=None,
               help="Pools JSON from build-pools (latency- or FLOPs-aware sampling).")
 @click.option("--sampling", type=click.Choice(["pools", "sandwich"]), default="pools",
               show_default=True, help="'sandwich' = uniform sampling with the sandwich rule.")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, 100_000), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2, 65536), default=64, show_default=True,
               help="Per process.")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--warmup-epochs", type=float, default=1.0, show_default=True)
-@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None)
-@click.option("--subnets-per-step", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--bank-size", type=click.IntRange(min=2), default=16, show_default=True)
+@click.option("--lr", type=Finite(min=0, max=10, min_open=True), default=1e-3, show_default=True)
+@click.option("--warmup-epochs", type=Finite(min=0, max=10_000), default=1.0, show_default=True)
+@click.option("--steps-per-epoch", type=click.IntRange(1, 10_000_000), default=None)
+@click.option("--subnets-per-step", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option("--bank-size", type=click.IntRange(2, 1_000_000), default=16, show_default=True)
 @click.option("--distill/--no-distill", default=True, show_default=True)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="fp16 autocast on CUDA.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--image-size", type=int, default=None,
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--image-size", type=click.IntRange(8, 4096), default=None,
               help="ImageFolder decoding size (default: the largest resolution).")
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True)
 @click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")

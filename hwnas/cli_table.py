@@ -9,6 +9,8 @@ import json
 
 import click
 
+from hwnas.cli_types import OutputPath
+
 
 @click.group("table")
 def table_group() -> None:
@@ -18,9 +20,9 @@ def table_group() -> None:
 @table_group.command("show")
 @click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
 @click.option("--space", default="elasticvit", show_default=True, help="Search space.")
-@click.option("--resolution", "-r", "resolutions", type=int, multiple=True,
+@click.option("--resolution", "-r", "resolutions", type=click.IntRange(1, 4096), multiple=True,
               help="Input resolution(s); default: the device config's.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--csv", "csv_path", type=OutputPath(), default=None,
               help="Write one row per op of the space: key, ms, ratio, source.")
 @click.option("--all", "show_all", is_flag=True, help="Print one line per op of the space.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

@@ -63,3 +63,17 @@ class ProfileError(HwnasError):
 
 class PredictorError(HwnasError):
     """A predictor that cannot be fitted or used as asked."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, re-raised by code that saved what it had finished; ``saved`` says what that is.
+
+    A plain KeyboardInterrupt means nothing in progress was saved, so the CLI does not claim it."""
+
+    def __init__(self, saved: str) -> None:
+        super().__init__(saved)
+        self.saved = saved
+
+
+class LockTimeout(HwnasError):
+    """Another hwnas process holds a lock (a device's files, or its CPU/GPU/phone) too long."""

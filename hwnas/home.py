@@ -58,3 +58,32 @@ def device_paths(device: str, home: Path | None = None, batch: int = 1,
 def export_cache(home: Path | None = None) -> Path:
     """Exported models, cached by op key and format (keys are stable, so the cache is shared)."""
     return (home or hwnas_home()) / "cache"
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def writable(folder: Path) -> bool:
+    """Whether this process may create files in an existing folder. Effective ids: root may
+    write anywhere except on a read-only file system, an unprivileged user only where allowed."""
+    if os.access in os.supports_effective_ids:
+        return os.access(folder, os.W_OK | os.X_OK, effective_ids=True)
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_folder(folder: Path, write: bool = False) -> None:
+    """Raise DeviceError, naming the culprit, when ``folder`` cannot be a folder (a file sits
+    where it or one of its parents should be), or, with ``write``, cannot be written into."""
+    folder = Path(folder)
+    anchor = nearest_existing(folder)
+    if not anchor.is_dir():
+        raise DeviceError(f"cannot use {folder}: {anchor} is a file, not a folder"
+                          + (" (HWNAS_HOME)" if anchor == hwnas_home() else ""))
+    if write and not writable(anchor):
+        raise DeviceError(f"cannot write into {folder}: {anchor} is read-only "
+                          f"(HWNAS_HOME is {hwnas_home()})")

@@ -100,8 +100,11 @@ def test_misused_predictors_are_one_line(device, monkeypatch, capsys, tmp_path):
     other = home / "devices" / "xiaomi11" / "predictors" / "e2e.pkl"
     other.parent.mkdir(parents=True)
     other.write_bytes(pred.read_bytes())
-    (home / "devices" / "xiaomi11" / "table.pkl").write_bytes(
-        (home / "devices" / DEVICE / "table.pkl").read_bytes())
+    # xiaomi11's own table (the same numbers: a table names its device, and one naming
+    # pixel6 would be refused before the predictor is looked at)
+    mine = LatencyTable.load(home / "devices" / DEVICE / "table.pkl")
+    mine.meta["device"] = "xiaomi11"
+    mine.save(home / "devices" / "xiaomi11" / "table.pkl")
     one_line(*run(["predict", "-d", "xiaomi11", "--arch", f, "--predictor", "e2e"], home,
                   monkeypatch, capsys)[::2], "fitted for device 'pixel6', not 'xiaomi11'")
     # the table re-measured under another protocol since the predictor was fitted

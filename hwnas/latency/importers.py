@@ -4,6 +4,12 @@
 * TF-NAS's LUTs: a pickle {block: {mid_channels: ms}} plus 'base'. Flattened to
   ``{block}_mid{M}``. Widths were measured every 8 channels and linearly interpolated, so some
   small widths are negative: they are kept as given and listed in ``table.flags``.
+
+An import must fit its device: every key must be an op key of the format's space (a JSON of
+anything else is refused, naming a key), and the device must be one the format measured (a
+device whose config names the source project, or any phone for nn-Meter's TFLite tables), so
+TF-NAS's GPU table cannot become pixel6's and nn-Meter's phone table cannot become local-cpu's.
+Latencies must be finite and positive, except TF-NAS's own flagged negatives.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 from hwnas import __version__
-from hwnas.device_configs import DeviceConfig, device_names
-from hwnas.errors import TableError
-from hwnas.latency.safeio import safe_load
+from hwnas.device_configs import DeviceConfig, device_names, load_device
+from hwnas.errors import HwnasError, TableError
+from hwnas.latency.safeio import read_bytes, safe_load
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 
@@ -43,28 +49,86 @@ def _check_name_matches(path: Path, device: str) -> None:
             raise TableError(f"{path.name} looks like the table of {other}, not {device}")
 
 
+# Which project measured each format, and the op kinds of the space its keys belong to.
+PROJECT = {"nn-meter": "nn-Meter", "tf-nas": "TF-NAS"}
+SPACE_OF = {"nn-meter": "elasticvit", "tf-nas": "tfnas"}
+KINDS = {"nn-meter": frozenset({"firstconv", "conv", "transds", "transattn", "transffn",
+                                "mbpool"}),
+         "tf-nas": frozenset({"base", "MBInvertedResBlock"})}
+
+
+def check_device_fits(fmt: str, path: Path, cfg: DeviceConfig) -> None:
+    """Refuse to import a table measured on other hardware than ``cfg`` describes."""
+    project = PROJECT[fmt]
+    if cfg.source:
+        if project.lower() not in cfg.source.lower():
+            raise TableError(f"{cfg.name}'s table comes from {cfg.source}; a {project} table "
+                             f"was measured on other hardware")
+    elif not (fmt == "nn-meter" and cfg.profiler == "adb"):
+        raise TableError(f"{cfg.name} is measured here with {cfg.profiler}; a {project} table "
+                         f"was measured on other hardware (import it for the device it "
+                         f"describes, see 'hwnas devices')")
+    for other in device_names():  # a file that is, by name, another device's own table
+        src = load_device(other).source if other != cfg.name else ""
+        if src and src.rsplit("/", 1)[-1] == path.name and not cfg.source.endswith(path.name):
+            raise TableError(f"{path.name} is the table of {other} ({src}), not of {cfg.name}")
+
+
+def check_keys(keys, fmt: str, source: str) -> None:
+    """Every key must name an op of the format's space (parse_key rebuilds it)."""
+    from hwnas.ops import kind_of, parse_key
+
+    bad = []
+    for k in keys:
+        try:
+            if kind_of(k) not in KINDS[fmt]:
+                raise HwnasError(k)
+            parse_key(k)
+        except (HwnasError, ValueError, TypeError):
+            bad.append(k)
+    if bad:
+        raise TableError(f"{source}: {len(bad)} of {len(keys)} keys are not {PROJECT[fmt]} op "
+                         f"keys of the {SPACE_OF[fmt]} space, e.g. {bad[0][:60]!r}; is it a "
+                         f"{fmt} table?")
+
+
 def _number(key: str, value, source: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TableError(f"{source}: entry {key!r} is not a finite number ({value!r})")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TableError(f"{source}: entry {key!r} is not a finite number ({value!r:.40})")
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v):
+        raise TableError(f"{source}: entry {key!r} is not a finite number ({value!r:.40})")
+    return v
+
+
+def _positive(key: str, value, source: str) -> float:
+    v = _number(key, value, source)
+    if v <= 0:
+        raise TableError(f"{source}: entry {key!r} has a latency of {v!r} ms; a latency must "
+                         f"be positive")
+    return v
 
 
 def import_nn_meter(path: str | Path, cfg: DeviceConfig) -> LatencyTable:
     path = Path(path)
     _check_name_matches(path, cfg.name)
+    check_device_fits("nn-meter", path, cfg)
+    data = read_bytes(path)
     try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise TableError(f"no such file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raw = json.loads(data.decode())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise TableError(f"{path} is not valid JSON (corrupt or truncated?): {e}") from None
     if not isinstance(raw, dict) or not raw:
         raise TableError(f"{path}: an nn-Meter LUT is a non-empty JSON object of key -> ms")
     meta = _base_meta(cfg, "nn-meter", path)
     meta["runtime"] = "tflite benchmark_model (nn-Meter)"
-    entries = {str(k): Stats.single(_number(k, v, str(path))) for k, v in raw.items()}
-    flags = {k: "negative latency in source" for k, s in entries.items() if s.median_ms < 0}
-    return LatencyTable(meta, entries, flags)
+    # nn-Meter's tables hold measured medians only: nothing of theirs is <= 0
+    entries = {str(k): Stats.single(_positive(k, v, str(path))) for k, v in raw.items()}
+    check_keys(list(entries), "nn-meter", str(path))
+    return LatencyTable(meta, entries, {})
 
 
 def tfnas_key(block: str, mid: int) -> str:
@@ -73,6 +137,7 @@ def tfnas_key(block: str, mid: int) -> str:
 
 def import_tf_nas(path: str | Path, cfg: DeviceConfig) -> LatencyTable:
     path = Path(path)
+    check_device_fits("tf-nas", path, cfg)
     raw = safe_load(path, allowed=TFNAS_ALLOWED)
     if not isinstance(raw, (dict, OrderedDict)) or "base" not in raw:
         raise TableError(f"{path}: a TF-NAS LUT is a dict with 'base' and MBInvertedResBlock keys")
@@ -81,16 +146,22 @@ def import_tf_nas(path: str | Path, cfg: DeviceConfig) -> LatencyTable:
     meta["statistic"] = "mean of runs (TF-NAS reports means, stored as median and mean)"
     entries, flags = {}, {}
     for block, value in raw.items():
+        if not isinstance(block, str):
+            raise TableError(f"{path}: a block name is {block!r:.40}, not a string")
         if block == "base":
-            entries["base"] = Stats.single(_number(block, value, str(path)), cfg.runs)
+            entries["base"] = Stats.single(_positive(block, value, str(path)), cfg.runs)
             continue
         if not isinstance(value, dict):
             raise TableError(f"{path}: entry {block!r} should map mid channels to ms")
         for mid, ms in value.items():
-            key = tfnas_key(block, int(mid))
+            if isinstance(mid, bool) or not isinstance(mid, int) or mid < 1:
+                raise TableError(f"{path}: entry {block!r} has a mid width {mid!r:.40}; widths "
+                                 f"are positive integers")
+            key = tfnas_key(block, mid)
             entries[key] = Stats.single(_number(key, ms, str(path)), cfg.runs)
-            if ms < 0:
+            if entries[key].median_ms <= 0:  # TF-NAS's own: kept as given, and flagged
                 flags[key] = "negative: TF-NAS interpolated between widths measured every 8"
+    check_keys(list(entries), "tf-nas", str(path))
     return LatencyTable(meta, entries, flags)
 
 

@@ -15,6 +15,7 @@ reference speed: the records file's own (the median of its reference timings) or
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from hwnas.errors import TableError
-from hwnas.latency.safeio import atomic_write_text
+from hwnas.latency.safeio import atomic_write_text, backup
 from hwnas.latency.stats import RatioStats, Stats
+from hwnas.locks import folder_lock
 
+log = logging.getLogger(__name__)
 RECORDS_SCHEMA = 1
 RECORDS_TAG = "hwnas-records"
 
@@ -64,10 +67,18 @@ class Record:
     arch: dict  # the architecture's JSON form (with "space")
     passes: list[Pass] = field(default_factory=list)
     scale_ms: float | None = None  # the reference ms that turns ratios into ms (see Records)
+    # each pass as read from the file (None for one measured by this process): written back
+    # as it was, so that per-pass fields this version does not know survive a save, and a
+    # merge compares passes exactly as stored
+    stored: list = field(default_factory=list)
 
     def pass_ms(self) -> list[float]:
         """Each pass's median ms (drift-free where the pass has a ratio)."""
         return [p.ms(self.scale_ms) for p in self.passes]
+
+    def pass_objs(self) -> list:
+        stored = self.stored + [None] * (len(self.passes) - len(self.stored))
+        return [o if o is not None else p.to_obj() for p, o in zip(self.passes, stored)]
 
     @property
     def pooled_ms(self) -> float:
@@ -101,7 +112,9 @@ class Records:
         if rec is None:
             rec = Record(arch_dict, scale_ms=self.scale_ms)
             self.records.append(rec)
+        rec.stored += [None] * (len(rec.passes) - len(rec.stored))
         rec.passes.append(measured if isinstance(measured, Pass) else Pass(measured))
+        rec.stored.append(None)
         if isinstance(measured, Pass) and measured.ratio is not None and self._own_scale:
             self._rescale(self.reference_ms)
         return rec
@@ -136,11 +149,45 @@ class Records:
     def to_obj(self) -> dict:
         return {"format": RECORDS_TAG, "schema": RECORDS_SCHEMA, "device": self.device,
                 "meta": self.meta,
-                "records": [{"arch": r.arch, "passes": [p.to_obj() for p in r.passes]}
-                            for r in self.records]}
+                "records": [{"arch": r.arch, "passes": r.pass_objs()} for r in self.records]}
 
     def save(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_obj(), indent=1))
+        """Read-merge-write under the folder's lock: records and passes another process saved
+        since this one read the file are kept (merged by architecture, passes united), and
+        this object is updated to the merged state. Nothing completed is ever dropped."""
+        path = Path(path)
+        with folder_lock(path.parent):
+            if path.is_file():
+                try:
+                    disk = Records.load(path, self.device)
+                except TableError as e:  # garbled since we read it: keep it aside, not lose it
+                    log.warning("kept the unreadable %s as %s (%s)", path, backup(path), e)
+                else:
+                    self.merge(disk)
+            atomic_write_text(path, json.dumps(self.to_obj(), indent=1))
+
+    def merge(self, other: "Records") -> None:
+        """Add ``other``'s records and passes that this one lacks (passes compared exactly as
+        stored: a pass measured once is one pass, however many processes read it)."""
+        mine = {r.key: r for r in self.records}
+        for theirs in other.records:
+            rec = mine.get(theirs.key)
+            if rec is None:
+                self.records.append(theirs)
+                mine[theirs.key] = theirs
+                continue
+            have = [_canon(o) for o in rec.pass_objs()]
+            rec.stored = rec.stored + [None] * (len(rec.passes) - len(rec.stored))
+            for p, obj in zip(theirs.passes, theirs.pass_objs()):
+                c = _canon(obj)
+                if c in have:
+                    have.remove(c)  # a multiset: two equal passes on disk stay two
+                else:
+                    rec.passes.append(p)
+                    rec.stored.append(obj)
+        self.meta = {**other.meta, **self.meta}
+        # the drift-free scale: this file's own (now over both writers' passes) or the one set
+        self._rescale(self.reference_ms if self._own_scale else self._scale_ms)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "Records":
@@ -149,6 +196,10 @@ class Records:
             obj = json.loads(path.read_text())
         except FileNotFoundError:
             raise TableError(f"no records file: {path} (make one with 'hwnas measure')") from None
+        except IsADirectoryError:
+            raise TableError(f"{path} is a directory, not a records file") from None
+        except OSError as e:
+            raise TableError(f"cannot read {path}: {(e.strerror or str(e)).lower()}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise TableError(f"{path} is corrupt or truncated: {e}") from None
         if not isinstance(obj, dict) or obj.get("format") != RECORDS_TAG:
@@ -157,18 +208,19 @@ class Records:
             raise TableError(f"{path} has records schema {obj.get('schema')!r}, expected "
                              f"{RECORDS_SCHEMA}")
         if device is not None and obj.get("device") != device:
-            raise TableError(f"{path} holds records of device {obj.get('device')!r}, not {device!r}")
+            raise TableError(f"{path} holds records of device {obj.get('device')!r}, "
+                             f"not {device!r}")
         try:
-            recs = [Record(r["arch"], [Pass.from_obj(s) for s in r["passes"]])
-                    for r in obj["records"]]
-        except (KeyError, TypeError, ValueError) as e:
+            recs = [_record(r) for r in obj["records"]]
+            meta = dict(obj.get("meta", {}))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise TableError(f"{path} is corrupt ({type(e).__name__}: {e})") from None
         for r in recs:
             for p in r.passes:
                 if not math.isfinite(p.timed.median_ms) or p.timed.median_ms <= 0:
                     raise TableError(f"{path} has a NaN, zero or negative latency "
                                      f"({p.timed.median_ms}); refusing to use it")
-        return cls(obj["device"], dict(obj.get("meta", {})), recs)
+        return cls(obj["device"], meta, recs)
 
     @classmethod
     def load_or_new(cls, path: str | Path, device: str) -> "Records":
@@ -187,3 +239,19 @@ class Records:
                         if p.ratio is not None})
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _canon(pass_obj) -> str:
+    return json.dumps(pass_obj, sort_keys=True)
+
+
+def _record(r: dict) -> Record:
+    """One record from its JSON form; raises KeyError/TypeError/ValueError when malformed."""
+    arch, passes = r["arch"], r["passes"]
+    if not isinstance(arch, dict) or not isinstance(arch.get("space"), str):
+        raise ValueError(f"an arch is a JSON object with a 'space' name, got {arch!r:.80}")
+    if not isinstance(passes, list) or not passes:
+        raise ValueError(f"a record needs a non-empty list of passes, got {passes!r:.80}")
+    # a pass is its Stats as a list, or an object (drift-free: timed, ratio, reference_ms);
+    # fields of an object this version does not know are kept, unread, in ``stored``
+    return Record(arch, [Pass.from_obj(p) for p in passes], stored=list(passes))

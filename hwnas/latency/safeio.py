@@ -7,6 +7,7 @@ accepts a short allow-list of classes. Anything else is refused before it can ru
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import pickle
@@ -50,14 +51,45 @@ def safe_loads(data: bytes, source: str = "pickle", allowed=SAFE_GLOBALS):
 
 
 def safe_load(path: str | Path, allowed=SAFE_GLOBALS):
+    return safe_loads(read_bytes(path), str(Path(path)), allowed)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes, or TableError naming the file and why it cannot be read."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise TableError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise TableError(f"{path} is a directory, not a file") from None
-    return safe_loads(data, str(path), allowed)
+    except OSError as e:
+        raise TableError(f"cannot read {path}: {(e.strerror or str(e)).lower()}") from None
+
+
+def _umask() -> int:
+    """The process's umask. Linux reports it in /proc; elsewhere set-and-restore (racy only
+    against another thread creating a file in the same microsecond)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def backup(path: str | Path) -> Path:
+    """Move a file aside as ``{name}.{UTC timestamp}.bak`` (same folder) and return where."""
+    import datetime as dt
+
+    path = Path(path)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    dest = path.with_name(f"{path.name}.{stamp}.bak")
+    os.replace(path, dest)
+    return dest
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -66,10 +98,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     A crash or Ctrl-C leaves either the old file or the new one, never half of one.
     """
     path = Path(path)
+    if path.is_dir():  # os.replace would name the temp file; name the target instead
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp makes the file 0600; a written table or model should keep the mode of the file
+    # it replaces, or get the user's usual one (0644 under umask 022)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

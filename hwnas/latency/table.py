@@ -6,6 +6,7 @@ with the restricted unpickler, so a table from anywhere can be loaded without ru
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,11 @@ import numpy as np
 
 from hwnas.errors import MissingKeysError, TableError
 from hwnas.latency.energy import Energy
-from hwnas.latency.safeio import dump_pickle, safe_load
+from hwnas.latency.safeio import backup, dump_pickle, safe_load
 from hwnas.latency.stats import RatioStats, Stats
+from hwnas.locks import folder_lock
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 FORMAT_TAG = "hwnas-latency-table"
 
@@ -168,7 +171,8 @@ class LatencyTable:
                              f"schema {SCHEMA_VERSION}")
         try:
             entries = {str(k): Stats.from_list(v) for k, v in obj["entries"].items()}
-            meta, flags = dict(obj["meta"]), dict(obj.get("flags", {}))
+            meta = dict(obj["meta"])
+            flags = {str(k): str(v) for k, v in dict(obj.get("flags", {})).items()}
             energy = {str(k): Energy.from_list(v) for k, v in obj.get("energy", {}).items()}
             ratios = {str(k): RatioStats.from_list(v) for k, v in obj.get("ratios", {}).items()}
             timed = {str(k): Stats.from_list(v) for k, v in obj.get("timed", {}).items()}
@@ -176,11 +180,20 @@ class LatencyTable:
             if ref is not None and not (isinstance(ref, dict) and math.isfinite(
                     float(ref["ms"])) and float(ref["ms"]) > 0):
                 raise ValueError(f"reference ms {ref!r} is not a positive number")
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise TableError(f"{source} is corrupt ({type(e).__name__}: {e})") from None
-        bad = [k for k, s in entries.items() if math.isnan(s.median_ms)]
+        _check_meta(meta, source)
+        bad = [k for k, s in entries.items() if not math.isfinite(s.median_ms)]
         if bad:
-            raise TableError(f"{source} has NaN latency for {len(bad)} key(s), e.g. {bad[0]}")
+            raise TableError(f"{source} has a non-finite latency ({entries[bad[0]].median_ms}) "
+                             f"for {len(bad)} key(s), e.g. {bad[0]}")
+        # a table gives a latency to every op it prices: 0 or less is a broken measurement,
+        # unless the source itself gave it and it is flagged as such (TF-NAS's interpolation)
+        bad = [k for k, s in entries.items() if s.median_ms <= 0 and k not in flags]
+        if bad:
+            raise TableError(f"{source} has a zero or negative latency "
+                             f"({entries[bad[0]].median_ms} ms) for {len(bad)} key(s) not "
+                             f"flagged by their source, e.g. {bad[0]}; refusing to use it")
         stray = sorted(set(energy) - set(entries))
         if stray:
             raise TableError(f"{source} has energy without latency for {len(stray)} key(s), "
@@ -192,9 +205,79 @@ class LatencyTable:
         return cls(meta, entries, flags, energy, ratios, timed)
 
     def save(self, path: str | Path) -> None:
+        """Write the table as it is (replacing the file), under its folder's lock."""
         self.sync_reference()
-        dump_pickle(path, self.to_obj())
+        with folder_lock(Path(path).parent):
+            dump_pickle(path, self.to_obj())
+
+    def save_merged(self, path: str | Path, replace: bool = False) -> None:
+        """Write the table, keeping what another process saved at ``path`` since it was read.
+
+        Entries on disk that this table lacks (same device and protocol) are added to it, with
+        their drift-free ratios, and the reference timings of both are pooled; ours win where
+        both have a key. A table on disk that cannot be merged (another protocol or device,
+        unreadable) or, with ``replace`` (a fresh start), any table on disk, is moved aside as
+        a timestamped backup: a measured table is never simply overwritten.
+        """
+        path = Path(path)
+        with folder_lock(path.parent):
+            if path.is_file():
+                why = "replaced by a fresh profile"
+                try:
+                    disk = None if replace else LatencyTable.load(path)
+                except TableError as e:
+                    disk, why = None, f"unreadable ({e})"
+                same = disk is not None and all(
+                    disk.meta.get(k) == self.meta.get(k) for k in ("device", "protocol"))
+                if same:
+                    self._merge_from(disk)
+                else:
+                    if disk is not None:
+                        why = "measured with another protocol or for another device"
+                    log.warning("kept the table at %s as %s (%s)", path, backup(path), why)
+            self.sync_reference()
+            dump_pickle(path, self.to_obj())
+
+    def _merge_from(self, disk: "LatencyTable") -> None:
+        for k in disk.entries.keys() - self.entries.keys():
+            self.entries[k] = disk.entries[k]
+            for mine, theirs in ((self.flags, disk.flags), (self.energy, disk.energy),
+                                 (self.ratios, disk.ratios), (self.timed, disk.timed)):
+                if k in theirs:
+                    mine[k] = theirs[k]
+        theirs = disk.reference
+        if theirs and theirs.get("observations_ms"):
+            ours = self.meta.setdefault("reference", dict(theirs, observations_ms=[]))
+            # pooled as a multiset: the timings both read from the file count once
+            have = list(ours.get("observations_ms", []))
+            extra = list(have)
+            for ms in theirs["observations_ms"]:
+                if ms in extra:
+                    extra.remove(ms)
+                else:
+                    have.append(ms)
+            ours["observations_ms"] = have
 
     @classmethod
-    def load(cls, path: str | Path) -> "LatencyTable":
-        return cls.from_obj(safe_load(path), str(path))
+    def load(cls, path: str | Path, device: str | None = None) -> "LatencyTable":
+        """Read a table; with ``device``, refuse one whose meta names another device."""
+        table = cls.from_obj(safe_load(path), str(path))
+        owner = table.meta.get("device")
+        if device is not None and owner is not None and owner != device:
+            raise TableError(f"{path} holds the latency table of {owner}, not of {device}; "
+                             f"move it back, or re-import or re-profile {device}")
+        return table
+
+
+def _check_meta(meta: dict, source: str) -> None:
+    """The meta fields that enter arithmetic must be what they claim to be."""
+    ovh = meta.get("call_overhead_ms", 0.0)
+    if isinstance(ovh, bool) or not isinstance(ovh, (int, float)) or not (
+            math.isfinite(ovh) and ovh >= 0):
+        raise TableError(f"{source} is corrupt: meta call_overhead_ms is {ovh!r}, not a "
+                         f"finite number of ms >= 0")
+    batch = meta.get("batch", 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise TableError(f"{source} is corrupt: meta batch is {batch!r}, not a positive integer")
+    if not isinstance(meta.get("device", ""), str):
+        raise TableError(f"{source} is corrupt: meta device is {meta['device']!r}, not a name")

@@ -13,10 +13,13 @@ fitted robustly in log space, moves every prediction by the same relative amount
 a good raw prediction at the edge of the range into a bad one. What remains size-dependent is
 for the model-level (e2e) predictor, which is scored on held-out subnets before it is used.
 
-A key the table lacks raises MissingKeysError: a missing op is never 0 ms.
+A key the table lacks raises MissingKeysError: a missing op is never 0 ms. Every prediction
+leaves through ``_checked``: a latency at or under 0 ms, or not finite, raises PredictorError.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
@@ -24,6 +27,7 @@ from hwnas.errors import PredictorError
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces.base import SearchSpace
 
+log = logging.getLogger(__name__)
 MIN_CALIBRATION = 3
 
 
@@ -60,8 +64,21 @@ class LUTPredictor:
         if fast is not None and len(archs):
             out = fast.predict_encoded(np.stack([self.space.encode(a) for a in archs]))
             if not np.isnan(out).any():
-                return out
-        return self._predict_walk(archs)
+                return self._checked(out, "LUT sum")
+        return self._checked(self._predict_walk(archs), "LUT sum")
+
+    def _checked(self, ms: np.ndarray, what: str) -> np.ndarray:
+        """The one exit of every prediction: never a latency <= 0 ms or a non-finite one."""
+        bad = ~np.isfinite(ms) | (ms <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            cal = (f"; calibrated as {self.coef_:.4g} x sum {self.intercept_:+.4g} ms on "
+                   f"{self.n_calibration_} subnets" if self.n_calibration_ else "")
+            raise PredictorError(
+                f"the {what} of {int(bad.sum())} architecture(s) on {self.table.device} is "
+                f"{ms[i]:.4g} ms (not a positive, finite latency){cal}; the table or the "
+                f"calibration is wrong: check them, re-profile or re-measure")
+        return ms
 
     def _predict_walk(self, archs) -> np.ndarray:
         """The plain walk over each arch's ops; lists every missing key."""
@@ -93,20 +110,27 @@ class LUTPredictor:
             raise PredictorError(f"calibration needs at least {MIN_CALIBRATION} measured "
                                  f"subnets, got {len(y)}")
         raw = self.predict_raw(archs)
-        self.coef_ = float(np.exp(np.median(np.log(y / raw))))
+        coef = float(np.exp(np.median(np.log(y / raw))))
+        if not (np.isfinite(coef) and coef > 0):  # cannot happen for finite positive y, raw
+            log.warning("calibration on %d subnets gave a factor of %s; using the raw LUT sum",
+                        len(y), coef)
+            return self
+        self.coef_ = coef
         self.intercept_ = 0.0  # kept for the state's layout; always 0 since the log-space fit
         self.n_calibration_ = len(y)
         return self
 
     def predict(self, archs) -> np.ndarray:
-        return self.coef_ * self.predict_raw(archs) + self.intercept_
+        return self._checked(self.coef_ * self.predict_raw(archs) + self.intercept_,
+                             "calibrated prediction")
 
     def predict_encoded(self, x: np.ndarray) -> np.ndarray:
         """Calibrated predictions of a batch of ``space.encode`` rows (the fast path only)."""
         fast = self._fast()
         if fast is None:
             raise PredictorError(f"no compiled LUT for space {self.space.name}")
-        return self.coef_ * fast.predict_encoded(x) + self.intercept_
+        return self._checked(self.coef_ * fast.predict_encoded(x) + self.intercept_,
+                             "calibrated prediction")
 
     def predict_one(self, arch) -> float:
         return float(self.predict([arch])[0])

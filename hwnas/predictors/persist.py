@@ -64,12 +64,15 @@ def library_versions() -> dict[str, str]:
 def save_predictor(path: str | Path, *, kind: str, device: str, space: str,
                    resolutions: list[int], state: dict, trained_on: list[str], model: str = "",
                    holdout: dict | None = None, protocol: dict | None = None) -> None:
-    dump_pickle(path, {
-        "format": FORMAT_TAG, "version": FORMAT_VERSION, "libs": library_versions(),
-        "kind": kind, "model": model, "device": device, "space": space,
-        "resolutions": list(resolutions), "state": state, "trained_on": list(trained_on),
-        "holdout": holdout, "protocol": protocol,
-    })
+    from hwnas.locks import folder_lock
+
+    with folder_lock(Path(path).parent):  # two fits of one device take turns
+        dump_pickle(path, {
+            "format": FORMAT_TAG, "version": FORMAT_VERSION, "libs": library_versions(),
+            "kind": kind, "model": model, "device": device, "space": space,
+            "resolutions": list(resolutions), "state": state, "trained_on": list(trained_on),
+            "holdout": holdout, "protocol": protocol,
+        })
 
 
 def load_predictor_file(path: str | Path, device: str, space: str) -> dict:

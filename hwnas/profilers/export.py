@@ -42,9 +42,20 @@ def export_onnx(module, input_shape, path: str | Path, dtype: str = "float32") -
 def onnx_for_op(op: OpSpec, cache_dir: Path) -> Path:
     path = Path(cache_dir) / "onnx" / f"{op.key}.onnx"
     if not path.exists():
-        module, shape = op.build()
-        export_onnx(module, shape, path)
+        with cache_lock(path.parent):  # processes sharing the cache export each op once
+            if not path.exists():
+                module, shape = op.build()
+                export_onnx(module, shape, path)
     return path
+
+
+def cache_lock(folder: Path):
+    """The export cache's lock: a cache that is a file, or read-only, says so in one line."""
+    from hwnas.home import check_folder
+    from hwnas.locks import folder_lock
+
+    check_folder(folder, write=True)
+    return folder_lock(folder)
 
 
 # --- TFLite ----------------------------------------------------------------------------------
@@ -161,8 +172,10 @@ def tflite_for_op(op: OpSpec, cache_dir: Path) -> Path:
     """The op's .tflite, exported once and cached by key (cache_dir/tflite/{key}.tflite)."""
     path = Path(cache_dir) / "tflite" / f"{op.key}.tflite"
     if not path.exists():
-        module, shape = op.build()
-        export_tflite(module, shape, path, channels_last=channels_last_io(op))
+        with cache_lock(path.parent):
+            if not path.exists():
+                module, shape = op.build()
+                export_tflite(module, shape, path, channels_last=channels_last_io(op))
     return path
 
 
@@ -177,5 +190,7 @@ def tflite_overhead_model(cache_dir: Path) -> Path:
             def forward(self, x):
                 return x + 1.0
 
-        export_tflite(AddOne(), (1,), path)
+        with cache_lock(path.parent):
+            if not path.exists():
+                export_tflite(AddOne(), (1,), path)
     return path

@@ -23,6 +23,7 @@ from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.ops import OpSpec
 from hwnas.profilers import Measurement
+from hwnas.errors import Interrupted
 from hwnas.profilers.run import (SAVE_EVERY, _now, _Sentinel, open_table, pick_sentinel, store,
                                  sync_meta)
 
@@ -85,6 +86,7 @@ class _Shared:
 
     def __init__(self, table: LatencyTable, todo: list[OpSpec], path: Path, fleet: Fleet):
         self.table, self.path, self.fleet = table, path, fleet
+        self.replace = False  # True for a fresh table until its first save
         self.todo = collections.deque(todo)
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -108,7 +110,8 @@ class _Shared:
     def save(self) -> None:
         sync_meta(self.table, self.fleet)
         self.table.meta["measured_by"] = dict(self.by_phone)
-        self.table.save(self.path)
+        self.table.save_merged(self.path, replace=self.replace)
+        self.replace = False  # a fresh table's first save moves the old one aside
 
 
 def _worker(phone, shared: _Shared, sentinel_op: OpSpec, sentinel_every: int,
@@ -178,8 +181,10 @@ def profile_ops_parallel(fleet: Fleet, ops: Sequence[OpSpec], path: Path, *,
     sentinel_op = pick_sentinel(ops)
     table.meta["sentinel"] = {"key": sentinel_op.key}
     shared = _Shared(table, todo, path, fleet)
-    bar = tqdm(total=len(todo), desc=f"profiling {table.device} on {len(fleet.members)} phones",
-               unit="op", disable=not progress, leave=False)
+    shared.replace = fresh
+    unique = len({op.key for op in ops})
+    bar = tqdm(total=unique, initial=unique - len(todo), unit="op", disable=not progress,
+               desc=f"profiling {table.device} on {len(fleet.members)} phones", leave=False)
     threads = [threading.Thread(target=_worker, name=f"phone-{m.serial}", daemon=True,
                                 args=(m, shared, sentinel_op, sentinel_every, drift_tolerance,
                                       cooldown_s, bar)) for m in fleet.members]
@@ -193,8 +198,11 @@ def profile_ops_parallel(fleet: Fleet, ops: Sequence[OpSpec], path: Path, *,
         shared.stop.set()  # phones finish their current op; nothing measured is lost
         for t in threads:
             t.join()
+        if not shared.done:
+            raise Interrupted("nothing was measured by this run") from None
         shared.save()
-        raise
+        raise Interrupted(f"the {shared.done} op(s) measured by this run are saved in {path}; "
+                          f"rerun to resume") from None
     finally:
         bar.close()
     return _finish(shared)

@@ -19,7 +19,7 @@ import numpy as np
 from pathlib import Path
 from typing import Sequence
 
-from hwnas.errors import ProfileError
+from hwnas.errors import Interrupted, ProfileError
 from hwnas.latency.table import LatencyTable
 from hwnas.ops import OpSpec
 from hwnas.profilers import Measurement, Profiler
@@ -36,7 +36,7 @@ def open_table(path: Path, profiler: Profiler, fresh: bool = False) -> LatencyTa
     """The existing table to extend, or a new one; refuses to mix measurement protocols."""
     protocol = profiler.protocol()
     if path.exists() and not fresh:
-        table = LatencyTable.load(path)
+        table = LatencyTable.load(path, profiler.meta().get("device"))
         old = table.meta.get("protocol")
         if old != protocol:
             raise ProfileError(
@@ -115,14 +115,23 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
                                     progress=progress)
     path = Path(path)
     table = open_table(path, profiler, fresh)
-    todo = [op for op in dict((op.key, op) for op in ops).values() if op.key not in table]
+    unique = list(dict((op.key, op) for op in ops).values())
+    todo = [op for op in unique if op.key not in table]
     if not todo:
         return table
     sentinel = _Sentinel(profiler, pick_sentinel(ops), drift_tolerance)
     table.meta["sentinel"] = {"key": sentinel.op.key, "baseline_ms": sentinel.baseline}
     since_check: list[OpSpec] = []
+    # a resumed run shows where it stands (184/670), not a count of what is left (0/486)
     bar = tqdm(todo, desc=f"profiling {table.device}", unit="op", disable=not progress,
-               leave=False)
+               leave=False, total=len(unique), initial=len(unique) - len(todo))
+    replace = [fresh]  # a fresh table's first save moves the old one aside, later ones merge
+
+    def save() -> None:
+        sync_meta(table, profiler)
+        table.save_merged(path, replace=replace[0])
+        replace[0] = False
+
     try:
         for i, op in enumerate(bar, 1):
             _record(table, profiler, op)
@@ -131,17 +140,21 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
                 _check_drift(table, sentinel, since_check, cooldown_s)
                 since_check = []
             if i % SAVE_EVERY == 0:
-                sync_meta(table, profiler)
-                table.save(path)
-    except (KeyboardInterrupt, ProfileError):
-        sync_meta(table, profiler)
-        table.save(path)  # nothing measured is lost; the next run resumes from here
+                save()
+    except KeyboardInterrupt:
+        done = sum(op.key in table for op in todo)
+        if done:
+            save()  # nothing measured is lost; the next run resumes from here
+            raise Interrupted(f"the {done} op(s) measured by this run are saved in {path} "
+                              f"({len(table)} in all); rerun to resume") from None
+        raise Interrupted("nothing was measured by this run") from None
+    except ProfileError:
+        save()
         raise
     finally:
         bar.close()
-    sync_meta(table, profiler)
     table.meta["updated"] = _now()
-    table.save(path)
+    save()
     return table
 
 
@@ -150,7 +163,8 @@ def store(table: LatencyTable, key: str, m: Measurement) -> None:
     from hwnas.profilers.reference import REFERENCE_KEY
 
     ref = (REFERENCE_KEY, m.reference_ms) if m.ratio is not None else None
-    table.put(key, m.stats, m.energy, m.flag, ratio=m.ratio, reference=ref)
+    table.put(key, m.stats, m.energy, m.flag or nonpositive_flag(m, key), ratio=m.ratio,
+              reference=ref)
 
 
 def _record(table: LatencyTable, profiler: Profiler, op: OpSpec) -> None:
@@ -158,6 +172,22 @@ def _record(table: LatencyTable, profiler: Profiler, op: OpSpec) -> None:
     full = getattr(profiler, "measure_op_full", None)
     m = full(op) if full is not None else Measurement(profiler.measure_op(op))
     store(table, op.key, m)
+
+
+def nonpositive_flag(m: Measurement, key: str) -> str:
+    """A block timed at or under the per-call overhead subtracted from it keeps its number,
+    flagged (so the table loads and says why); a non-finite timing is a failed measurement,
+    and so is a drift-free ratio <= 0 (a table cannot hold one)."""
+    import math
+
+    if not math.isfinite(m.stats.median_ms):
+        raise ProfileError(f"{key}: the measurement gave {m.stats.median_ms} ms")
+    if m.ratio is not None and not m.ratio.median > 0:
+        raise ProfileError(f"{key}: the measurement gave a ratio to the reference of "
+                           f"{m.ratio.median}")
+    if m.stats.median_ms <= 0:
+        return "measured at or under the per-call overhead subtracted from it"
+    return ""
 
 
 def _check_drift(table: LatencyTable, sentinel: _Sentinel, recent: list[OpSpec],

@@ -8,15 +8,14 @@ registers the commands).
 from __future__ import annotations
 
 import logging
-import sys
 
 import click
 
+from hwnas.cli_boundary import HwnasGroup
 from hwnas.cli_supernet import COMMANDS
-from hwnas.errors import HwnasError
 
 
-@click.group()
+@click.group(cls=HwnasGroup)  # the main CLI's error boundary: one line, exit 1 (130: Ctrl-C)
 def group():
     """hwnas supernet commands."""
 
@@ -27,16 +26,7 @@ for _command in COMMANDS:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        group(standalone_mode=False)
-    except HwnasError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    group.main(prog_name="python -m hwnas.supernet")
 
 
 if __name__ == "__main__":

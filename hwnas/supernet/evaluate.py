@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,10 +38,12 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise HwnasError(f"supernet checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for corrupt/unsafe files; all are user input
         raise HwnasError(f"{path} is not a loadable supernet checkpoint "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+                         f"({type(e).__name__}: {_gist(str(e))})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise HwnasError(f"{path} is not an hwnas supernet checkpoint")
     if state.get("schema") != CHECKPOINT_SCHEMA:
@@ -49,12 +52,28 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return state
 
 
+def _gist(message: str) -> str:
+    """One line of torch's many-line load error: what the weights-only unpickler refused."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if ln.endswith("WeightsUnpickler error:") and i + 1 < len(lines):
+            return f"refused by torch's weights-only loader: {lines[i + 1][:120]}"
+        if "WeightsUnpickler error:" in ln:
+            return f"refused by torch's weights-only loader: {ln.split('error:', 1)[1][:120]}"
+    return lines[0][:160] if lines else "unreadable"
+
+
 def load_supernet(path: str | Path, map_location="cpu") -> tuple[Supernet, dict]:
     """The trained supernet (eval mode) and its checkpoint dict."""
     state = load_checkpoint(path, map_location)
-    space = SpaceSpec.from_dict(state["space"]).build()
-    model = make_supernet(space)
-    model.load_state_dict(state["model"])
+    try:
+        space = SpaceSpec.from_dict(state["space"]).build()
+        model = make_supernet(space)
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        raise HwnasError(f"{path} is a corrupt supernet checkpoint ({type(e).__name__}: "
+                         f"{first[:160]})") from None
     return model.to(map_location).eval(), state
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -75,11 +76,12 @@ class Pools:
             return cls(obj["metric"], obj["device"], SpaceSpec.from_dict(obj["space"]),
                        tuple(float(x) for x in obj["levels"]), float(obj["bound"]), members,
                        dict(obj.get("meta", {})))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise HwnasError(f"{source} is corrupt ({type(e).__name__}: {e})") from None
 
     def save(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_obj(), indent=1))
+        # allow_nan=False: 'Infinity' is not JSON, and no reader of this file could use it
+        atomic_write_text(path, json.dumps(self.to_obj(), indent=1, allow_nan=False))
 
     @classmethod
     def load(cls, path: str | Path) -> "Pools":
@@ -87,6 +89,9 @@ class Pools:
             obj = json.loads(Path(path).read_text())
         except FileNotFoundError:
             raise HwnasError(f"pools file not found: {path}") from None
+        except OSError as e:
+            raise HwnasError(f"cannot read pools file {path}: "
+                             f"{(e.strerror or str(e)).lower()}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise HwnasError(f"pools file {path} is not valid JSON: {e}") from None
         return cls.from_obj(obj, str(path))
@@ -131,10 +136,13 @@ def cost_range(space, cost_fn: CostFn) -> tuple[float, float]:
 
 
 def _check_levels(levels, bound: float, lo: float, hi: float, unit: str) -> None:
-    if not levels or list(levels) != sorted(set(levels)):
+    if not levels or not all(math.isfinite(x) and x > 0 for x in levels):
+        raise HwnasError(f"levels must be positive finite numbers, got {list(levels)}")
+    if list(levels) != sorted(set(levels)):
         raise HwnasError("levels must be distinct and ascending")
-    if bound <= 0:
-        raise HwnasError("the bound around each level must be positive")
+    if not (math.isfinite(bound) and bound > 0):  # NaN would make every draw miss, silently
+        raise HwnasError(f"the bound around each level must be a positive finite number, got "
+                         f"{bound}")
     for lv in levels:
         if lv + bound < lo or lv - bound > hi:
             raise InfeasibleTargetError(

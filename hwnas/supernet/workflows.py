@@ -48,7 +48,8 @@ def local_measure(device: str) -> Iterator[MeasureFn | None]:
     Drift-free where the profiler times beside the reference: the ratio at the device's table's
     reference speed, the scale its predictions are in."""
     from hwnas import api
-    from hwnas.home import export_cache
+    from hwnas.home import export_cache, hwnas_home
+    from hwnas.locks import measuring, measuring_resources
     from hwnas.profilers import make_profiler
 
     ctx = api.context(device)
@@ -64,7 +65,18 @@ def local_measure(device: str) -> Iterator[MeasureFn | None]:
         m = p.measure_model_full(module, shape)
         return m.ratio.median * scale if m.ratio is not None and scale else m.stats.median_ms
 
-    with profiler as p:
+    with contextlib.ExitStack() as stack:
+        # held for the whole search: evaluating candidates on this CPU would disturb another
+        # process's timings as much as timing does
+        try:
+            stack.enter_context(measuring(hwnas_home(), measuring_resources(
+                ctx.cfg.profiler, (), ctx.cfg.serial)))
+        except OSError as e:  # a read-only HWNAS_HOME: search, but do not time anything
+            log.warning("not measuring the chosen subnet on %s (no measuring lock: %s)", device,
+                        (e.strerror or str(e)).lower())
+            yield None
+            return
+        p = stack.enter_context(profiler)
         yield lambda module, shape: measure(p, module, shape)
 
 
