@@ -63,3 +63,9 @@ class ProfileError(HwnasError):
 
 class PredictorError(HwnasError):
     """A predictor that cannot be fitted or used as asked."""
+
+
+class ModelError(HwnasError):
+    """A model file (ONNX, TFLite) or zoo name that cannot be measured or predicted as given:
+    malformed, truncated, an op the runtime cannot run, inputs that are not one fixed-shape
+    image tensor, too large for the device, an unknown zoo name."""

@@ -59,12 +59,15 @@ class _LiteBench:
     """One interpreter with its input set; with a twin, each call runs in network context."""
 
     def __init__(self, it, twin=None, flush_buf=None):
-        inp = it.get_input_details()[0]
-        x = np.random.default_rng(0).standard_normal(inp["shape"]).astype(np.float32)
-        it.set_tensor(inp["index"], x)
-        if twin is not None:
-            twin.set_tensor(twin.get_input_details()[0]["index"], x.copy())
-        self.it, self.twin, self.flush_buf, self.index = it, twin, flush_buf, inp["index"]
+        rng = np.random.default_rng(0)
+        details = it.get_input_details()
+        for d in details:  # a kernel of any model may take several activations
+            x = (rng.standard_normal(d["shape"]).astype(d["dtype"])
+                 if np.issubdtype(d["dtype"], np.floating) else np.zeros(d["shape"], d["dtype"]))
+            it.set_tensor(d["index"], x)
+            if twin is not None:
+                twin.set_tensor(d["index"], x.copy())
+        self.it, self.twin, self.flush_buf, self.index = it, twin, flush_buf, details[0]["index"]
 
     def time_calls(self, n: int) -> np.ndarray:
         it, twin = self.it, self.twin
@@ -186,6 +189,11 @@ class LiteRTProfiler:
 
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
+
+    def measure_kernel_full(self, path: Path) -> Measurement:
+        """One kernel of any model as its own .tflite (hwnas.anymodel): isolated (hot caches,
+        see anymodel/profile.py), every input fed, the per-call overhead subtracted."""
+        return self._run(_LiteBench(self._interpreter(Path(path))), self.call_overhead_ms)
 
     def measure_tflite_full(self, path: Path) -> Measurement:
         """A model file as given (a user's .tflite), end to end."""

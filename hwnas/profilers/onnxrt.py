@@ -55,11 +55,13 @@ def _cpu_model() -> str:
 class _OrtBench:
     """One session and its input; with a twin, each timed call runs in network-like context."""
 
-    def __init__(self, sess, shape, twin=None, flush_buf=None):
-        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        name = sess.get_inputs()[0].name
-        self.sess, self.twin, self.flush_buf, self.x = sess, twin, flush_buf, x
-        self.feed, self.twin_feed = {name: x}, {name: x.copy()}
+    def __init__(self, sess, shape, twin=None, flush_buf=None, feeds=None):
+        if feeds is None:  # one image tensor; a kernel of any model brings all its inputs
+            x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            feeds = {sess.get_inputs()[0].name: x}
+        self.sess, self.twin, self.flush_buf = sess, twin, flush_buf
+        self.inputs = list(feeds.values())
+        self.feed, self.twin_feed = feeds, {k: v.copy() for k, v in feeds.items()}
 
     def time_calls(self, n: int) -> np.ndarray:
         out = np.empty(n)
@@ -69,7 +71,8 @@ class _OrtBench:
             if twin is not None:
                 self.flush_buf.sum()  # (1) evict this block's weights
                 twin.run(None, self.twin_feed)  # (2) warm the shared scratch buffers, the code
-                self.x.sum()  # (3) the input is hot: the previous block just wrote it
+                for x in self.inputs:  # (3) the input is hot: the previous block wrote it
+                    x.sum()
             t0 = clock()
             sess.run(None, feed)
             out[i] = (clock() - t0) / 1e6
@@ -214,6 +217,17 @@ class OrtProfiler:
 
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
+
+    def measure_kernel_full(self, model: bytes, feeds: dict,
+                            context: str | None = None) -> Measurement:
+        """One kernel of any model as its own ONNX model (hwnas.anymodel), timed like a block
+        with every input fed and the per-call overhead subtracted; ``context`` (default: the
+        config's) says whether each call follows a cache flush and a twin run."""
+        context = context or self.cfg.context
+        sess = self._session(model)
+        twin = self._session(model) if context == "flush" else None
+        return self._run(_OrtBench(sess, None, twin, self.flush_buf, feeds),
+                         self.call_overhead_ms)
 
     def measure_onnx_full(self, path: Path, input_shape) -> Measurement:
         """A model file as given (a user's ONNX), end to end, like ``measure_model``."""
