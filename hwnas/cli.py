@@ -14,6 +14,7 @@ import click
 
 from hwnas import __version__
 from hwnas.cli_adb import benchmark_bin_option, serial_option
+from hwnas.cli_anymodel import ALLOW_MISSING, BREAKDOWN, INPUT_SHAPE, ONNX, TFLITE
 
 DEVICE = click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
 SPACE = click.option("--space", default="elasticvit", show_default=True, help="Search space.")
@@ -100,18 +101,26 @@ def devices(as_json: bool, adb: bool) -> None:
               help="Profile only the blocks of this named reference model (deit-tiny, ...).")
 @click.option("--budget", type=float, default=None,
               help="Measure only this fraction of the ops (coverage, then where kernel "
-                   "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest.")
+                   "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest. "
+                   "With --kernels: the number of kernels to measure (default 1500).")
+@click.option("--kernels", is_flag=True,
+              help="Sample and measure runtime kernels (and synthetic networks) for "
+                   "predicting any model ('hwnas predict --onnx/--tflite/--model').")
 @serial_option
 @benchmark_bin_option
 def profile(device, space, resolutions, fresh, context, warmup, runs, batch, precision, backend,
-            model, budget, serials, benchmark_bin) -> None:
+            model, budget, kernels, serials, benchmark_bin) -> None:
     """Measure every op of the space on DEVICE into its latency table (resumes).
 
     GPU tables are kept per batch and precision, so --batch 32 --precision fp16 and the
-    defaults live side by side.
+    defaults live side by side. With --kernels, measure the device's runtime kernels instead.
     """
     from hwnas import api
 
+    if kernels:
+        from hwnas.cli_anymodel import profile_kernels
+
+        return profile_kernels(device, budget, fresh)
     if model:
         table = api.profile_model(device, model)
         click.echo(f"{device}: {len(table)} ops in its table (covers {model})")
@@ -136,11 +145,23 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--warmup", type=int, default=None, help="Warm-up runs (config default).")
 @click.option("--runs", type=int, default=None, help="Timed runs per pass (config default).")
-def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs) -> None:
-    """Measure whole subnets end to end into DEVICE's records file (resumes)."""
+@ONNX
+@TFLITE
+@click.option("--model", default=None,
+              help="A zoo model or hwnas named model (see 'hwnas zoo'), measured end to end.")
+@INPUT_SHAPE
+def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs,
+            onnx_file, tflite_file, model, input_shape) -> None:
+    """Measure whole subnets, or any model (--onnx, --tflite, --model), end to end into
+    DEVICE's records file (resumes)."""
     from hwnas import api
     from hwnas.errors import HwnasError
 
+    if onnx_file or tflite_file or model:
+        from hwnas.cli_anymodel import measure_any
+
+        return measure_any(device, onnx_file, tflite_file, model, input_shape, passes, warmup,
+                           runs)
     if not arch_file and sample <= 0:
         raise HwnasError("give --arch FILE or --sample N")
     archs = []
@@ -177,14 +198,32 @@ def import_(fmt, file, device) -> None:
 @click.option("--arch", "arch_file", type=click.Path(),
               help="An architecture file (any file hwnas writes that holds architectures).")
 @click.option("--model", default=None,
-              help="A named reference model instead (deit-tiny, mobilenetv2, edgevit-xxs, ...).")
+              help="A named reference model instead (deit-tiny, mobilenetv2, edgevit-xxs, ...), "
+                   "or a zoo model (see 'hwnas zoo').")
+@ONNX
+@TFLITE
+@INPUT_SHAPE
+@BREAKDOWN
+@ALLOW_MISSING
+@click.option("--kernels", "by_kernels", is_flag=True,
+              help="Predict a named model from its runtime kernels ('hwnas profile --kernels'), "
+                   "as --onnx and --tflite files and zoo models are.")
 @PREDICTOR
 @JSON
-def predict(device, space, arch_file, model, predictor_kind, as_json) -> None:
-    """Predict the latency of architectures (or a named model) on DEVICE."""
+def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape, breakdown,
+            allow_missing, by_kernels, predictor_kind, as_json) -> None:
+    """Predict the latency of architectures (or a named model) on DEVICE; or of any model
+    (--onnx, --tflite, a zoo --model) from its runtime kernels, without running it there."""
     from hwnas import api
+    from hwnas.cli_anymodel import predict_any, wants_any_model
     from hwnas.errors import HwnasError
 
+    if wants_any_model(onnx_file, tflite_file, model, input_shape, breakdown, allow_missing,
+                       by_kernels):
+        if arch_file:
+            raise HwnasError("--arch is for subnets; give --onnx, --tflite or --model alone")
+        return predict_any(device, onnx_file, tflite_file, model, input_shape, breakdown,
+                           allow_missing, as_json)
     if bool(arch_file) == bool(model):
         raise HwnasError("give exactly one of --arch FILE or --model NAME")
     if model:
@@ -440,8 +479,9 @@ def _register_extra_commands() -> None:
     """Commands that live beside their library (they import only click at load time)."""
     from hwnas.cli_supernet import COMMANDS as SUPERNET_COMMANDS
     from hwnas.cli_table import COMMANDS as TABLE_COMMANDS
+    from hwnas.cli_anymodel import COMMANDS as ANYMODEL_COMMANDS
 
-    for cmd in SUPERNET_COMMANDS + TABLE_COMMANDS:
+    for cmd in SUPERNET_COMMANDS + TABLE_COMMANDS + ANYMODEL_COMMANDS:
         cli.add_command(cmd)
 
 

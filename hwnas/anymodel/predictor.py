@@ -247,17 +247,18 @@ class AnyModelPredictor:
 
     def predict(self, kernels: Sequence[Kernel], scale_ms: float, allow_missing: bool = False,
                 use_measured: bool = True) -> Prediction:
-        from hwnas.errors import MissingKeysError
-
         if not kernels:
             raise PredictorError("the model has no kernels")
         if not (math.isfinite(scale_ms) and scale_ms > 0):
             raise PredictorError(f"bad reference scale {scale_ms!r} ms")
         missing = sorted({k.kind for k in kernels if not k.view} - self.kinds)
         if missing and not allow_missing:
-            raise MissingKeysError(missing, "the kernel regressors", what="measured kernels") \
-                .with_hint("profile kernels of these kinds ('hwnas profile --kernels'), or "
-                           "pass --allow-missing to predict the rest and see the coverage")
+            n = sum(1 for k in kernels if k.kind in missing)
+            raise PredictorError(
+                f"{n} of the model's {len(kernels)} kernels are of {len(missing)} kind(s) never "
+                f"measured on this device: {', '.join(missing)}; profile more kernels ('hwnas "
+                f"profile --kernels --budget N'), or pass --allow-missing to predict the rest "
+                f"and see how much of the graph is covered")
         covered = [i for i, k in enumerate(kernels) if k.view or k.kind not in missing]
         units = np.zeros(len(kernels))
         if covered:

@@ -159,6 +159,7 @@ def net_entries(table: LatencyTable) -> list[tuple[list[Kernel], float]]:
 @dataclass
 class ProfileReport:
     table: LatencyTable
+    path: Path
     measured_now: int
     kernels: int
     nets: int
@@ -252,7 +253,7 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
     finally:
         bar.close()
     _save(table, path, t0)
-    return ProfileReport(table, _n_kernels(table) - before, _n_kernels(table),
+    return ProfileReport(table, path, _n_kernels(table) - before, _n_kernels(table),
                          len(meta["nets"]), time.perf_counter() - t0)
 
 

@@ -205,11 +205,12 @@ def build_se(c: dict):
     mid = max(8, c["c"] // c["ratio"])
 
     def fwd(m, x):
-        s = m.gate(m.fc2(m.act(m.fc1(x.mean((2, 3), keepdim=True)))))
-        return x * s
+        sq = m.pool(x) if c["squeeze"] == "pool" else x.mean((2, 3), keepdim=True)
+        return x * m.gate(m.fc2(m.act(m.fc1(sq))))
 
     return _module(fwd, fc1=nn.Conv2d(c["c"], mid, 1), fc2=nn.Conv2d(mid, c["c"], 1),
-                   act=_act(c["act"]), gate=_act(c["gate"])), (1, c["c"], c["hw"], c["hw"])
+                   act=_act(c["act"]), gate=_act(c["gate"]), pool=nn.AdaptiveAvgPool2d(1)), \
+        (1, c["c"], c["hw"], c["hw"])
 
 
 def cost_se(c):
@@ -266,8 +267,11 @@ class _Attention:
             a = a.softmax(-1)
             o = (a @ v).transpose(1, 2).reshape(1, n, d)
             o = m.proj(o)
+            if c["residual"] == 2:  # post-norm (BERT-style): the add and the norm fuse
+                return m.post(o + x)
             return o + x if c["residual"] else o
 
+        kids["post"] = nn.LayerNorm(d)
         return _module(fwd, **kids), (1, n, d)
 
     @staticmethod
@@ -281,7 +285,11 @@ def build_mlp(c: dict):
     nn = torch.nn
     d, r = c["dim"], c["ratio"]
 
+    post = c.get("post", 0)
+
     def fwd(m, x):
+        if post:  # the residual add and the next norm fuse (SkipLayerNormalization)
+            return m.norm(x + m.fc2(m.act(m.fc1(x))))
         return x + m.fc2(m.act(m.fc1(m.norm(x))))
 
     return _module(fwd, norm=nn.LayerNorm(d), fc1=nn.Linear(d, r * d), act=_act(c["act"]),
@@ -304,11 +312,15 @@ def build_norm(c: dict):
     if kind == "groupnorm1":
         return _module(lambda m, x: m.norm(x), norm=nn.GroupNorm(1, c["c"])), \
             (1, c["c"], c["hw"], c["hw"])
+    if kind == "bn_tokens":  # BatchNorm1d over a token sequence's channels (LeViT-style)
+        bn = nn.BatchNorm1d(c["c"]).eval()
+        return _module(lambda m, x: m.norm(x.flatten(0, 1)).reshape_as(x), norm=bn), \
+            (1, c["n"], c["c"])
     return _module(lambda m, x: m.norm(x), norm=_bn(c["c"])), (1, c["c"], c["hw"], c["hw"])
 
 
 def cost_norm(c):
-    e = c["c"] * (c["n"] if c["norm"] == "ln_tokens" else c["hw"] ** 2)
+    e = c["c"] * (c["n"] if c["norm"] in ("ln_tokens", "bn_tokens") else c["hw"] ** 2)
     return 8.0 * e, e
 
 
@@ -383,8 +395,15 @@ def build_concat(c: dict):
 
 
 def build_reduce(c: dict):
+    torch = _torch()
+    how = c["how"]
     if c["layout"] == "map":
         return _module(lambda m, x: x.mean((2, 3))), (1, c["c"], c["hw"], c["hw"])
+    if how == "first":  # a class token
+        return _module(lambda m, x: x[:, 0] * 1.0), (1, c["n"], c["c"])
+    if how == "pool1d":  # Swin's head: AdaptiveAvgPool1d over the tokens
+        return _module(lambda m, x: torch.flatten(m.pool(x.transpose(1, 2)), 1),
+                       pool=torch.nn.AdaptiveAvgPool1d(1)), (1, c["n"], c["c"])
     return _module(lambda m, x: x.mean(1)), (1, c["n"], c["c"])
 
 
@@ -394,6 +413,20 @@ def build_resize(c: dict):
     return _module(lambda m, x: torch.nn.functional.interpolate(
         x, scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
     ), (1, c["c"], c["hw"], c["hw"])
+
+
+def build_upconv(c: dict):
+    """A transposed convolution upsampling by its stride (EdgeViT's local propagation)."""
+    torch = _torch()
+    up = torch.nn.ConvTranspose2d(c["c"], c["c"], c["s"], c["s"],
+                                  groups=c["c"] if c["dw"] else 1)
+    return _module(lambda m, x: m.up(x), up=up), (1, c["c"], c["hw"], c["hw"])
+
+
+def cost_upconv(c):
+    per = c["s"] ** 2 * (1 if c["dw"] else c["c"])
+    o = c["hw"] * c["s"]
+    return 2.0 * o * o * c["c"] * per / c["s"] ** 2, c["c"] * o * o
 
 
 def cost_elems(c):
@@ -430,7 +463,8 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
     Template("se", (Param("hw", "hw", 4, 112), C_ANY,
                     Param("ratio", "choice", choices=(4, 8, 16)),
                     Param("act", "choice", choices=("relu", "silu")),
-                    Param("gate", "choice", choices=("sigmoid", "hardsigmoid"))),
+                    Param("gate", "choice", choices=("sigmoid", "hardsigmoid")),
+                    Param("squeeze", "choice", choices=("pool", "mean"))),
              0.04, build_se, cost_se),
     Template("patch", (Param("hw", "choice", choices=(64, 96, 128, 160, 192, 224, 256)),
                        Param("p", "choice", choices=(2, 4, 7, 8, 14, 16, 32)),
@@ -446,15 +480,17 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
                            Param("dim", "int", 16, 16),
                            Param("qkv", "choice", choices=("fused", "split")),
                            Param("prenorm", "choice", choices=(0, 1)),
-                           Param("residual", "choice", choices=(0, 1))),
+                           Param("residual", "choice", choices=(0, 1, 2))),
              0.12, _Attention.build, _Attention.cost),
     Template("mlp", (N_ANY, Param("dim", "channels", 16, 768),
                      Param("ratio", "choice", choices=(2, 3, 4)),
                      Param("act", "choice", choices=("gelu", "relu", "hardswish", "silu"),
-                           weights=(.6, .1, .15, .15))),
+                           weights=(.6, .1, .15, .15)),
+                     Param("post", "choice", choices=(0, 1), weights=(.6, .4))),
              0.06, build_mlp, cost_mlp),
     Template("norm", (HW, C_ANY, N_ANY, Param("norm", "choice", choices=(
-        "ln_tokens", "ln_channels_first", "groupnorm1", "batchnorm"), weights=(.4, .25, .2, .15))),
+        "ln_tokens", "ln_channels_first", "groupnorm1", "batchnorm", "bn_tokens"),
+        weights=(.35, .2, .15, .15, .15))),
              0.05, build_norm, cost_norm),
     Template("eltwise", (HW, C_ANY, N_ANY, LAYOUT,
                          Param("op", "choice", choices=("add", "mul", "sub", "div"),
@@ -473,7 +509,12 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
     Template("concat", (HW, C_ANY, N_ANY, LAYOUT, Param("how", "choice", choices=(
         "cat2", "cat3", "split", "roll", "pad"))),
              0.03, build_concat, cost_elems),
-    Template("reduce", (HW, C_ANY, N_ANY, LAYOUT), 0.02, build_reduce, cost_elems),
+    Template("reduce", (HW, C_ANY, N_ANY, LAYOUT, Param("how", "choice", choices=(
+        "mean", "first", "pool1d"))), 0.03, build_reduce, cost_elems),
+    Template("upconv", (Param("hw", "hw", 4, 56), Param("c", "channels", 8, 512),
+                        Param("s", "choice", choices=(2, 4)),
+                        Param("dw", "choice", choices=(0, 1), weights=(.4, .6))),
+             0.02, build_upconv, cost_upconv),
     Template("resize", (Param("hw", "hw", 4, 56), Param("c", "channels", 8, 512),
                         Param("mode", "choice", choices=("nearest", "bilinear"))),
              0.01, build_resize, lambda c: (4.0 * c["c"] * c["hw"] ** 2, 4 * c["c"] * c["hw"] ** 2)),

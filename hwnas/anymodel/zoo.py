@@ -219,14 +219,15 @@ def _build_hf(e: ZooEntry, seed: int):
 
 def cache_key(name: str, fmt: str, seed: int = 0) -> str:
     """Exports are cached by what they depend on: the entry, the seed and the libraries."""
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
 
     e = get(name)
-    versions = {"torch": torch.__version__}
+    versions = {"torch": version("torch")}  # not imported: transformers takes seconds
     if e.source.startswith("hf:"):
-        import transformers
-
-        versions["transformers"] = transformers.__version__
+        try:
+            versions["transformers"] = version("transformers")
+        except PackageNotFoundError:
+            raise ModelError(f"{name}: {ZOO_HINT}") from None
     body = json.dumps([e.name, e.source, e.config, e.resolution, fmt, seed, versions],
                       sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()[:16]
