@@ -178,14 +178,16 @@ class Sampler:
         self.weights = self.weights / self.weights.sum()
 
     def broad(self, n: int) -> list[tuple[str, dict]]:
-        """``n`` configurations, templates in proportion to their weights (at least one each),
-        in a seeded random order."""
+        """One configuration of every template first (so that even a small budget covers
+        every kind of block), then ``n`` more in proportion to the templates' weights; each
+        part in a seeded random order."""
         rng = np.random.default_rng([self.seed, 0])
-        counts = np.maximum(1, np.round(self.weights * n)).astype(int)
-        out = [(name, tpl.TEMPLATES[name].draw(rng)) for name, c in zip(self.names, counts)
-               for _ in range(c)]
-        order = rng.permutation(len(out))
-        return [out[i] for i in order]
+        first = [(name, tpl.TEMPLATES[name].draw(rng)) for name in self.names]
+        counts = np.round(self.weights * n).astype(int)
+        rest = [(name, tpl.TEMPLATES[name].draw(rng)) for name, c in zip(self.names, counts)
+                for _ in range(c)]
+        return [first[i] for i in rng.permutation(len(first))] + \
+            [rest[i] for i in rng.permutation(len(rest))]
 
     def unsure(self, n: int, samples: list[dict], round_: int,
                candidates: int = 40) -> list[tuple[str, dict]]:
