@@ -327,9 +327,9 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print, do not edit BENCHMARKS.md")
     args = ap.parse_args(argv)
     q = args.quick
-    args.budget = args.budget or (60 if q else 1500)
+    args.budget = args.budget or (150 if q else 1500)
     args.tflite_budget = args.tflite_budget or (25 if q else 600)
-    args.nets = args.nets if args.nets is not None else (3 if q else None)
+    args.nets = args.nets if args.nets is not None else (4 if q else None)
     args.passes = args.passes or (1 if q else 2)
     args.warmup = args.warmup or (3 if q else 10)
     args.runs = args.runs or (10 if q else 30)

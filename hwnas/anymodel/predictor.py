@@ -7,9 +7,9 @@ the device's, as records and tables are.
 * **Per-kind regressors.** One per kernel kind (``nchwc.Conv``, ``nchwc.Conv/dw``, ``Gemm``,
   ``FusedMatMul``, ``CONV_2D``, ...): a ridge regression of log(time) on the log of the
   kernel's shape features (it extrapolates like a power law) and a random forest on what the
-  ridge leaves (it learns the runtime's steps and cliffs). A kind with few samples falls back
-  to its mean time per FLOP. A kernel whose exact signature was measured uses that
-  measurement.
+  ridge leaves (it learns the runtime's steps and cliffs). A kind with fewer than 6 samples
+  falls back to a power law of its work (FLOPs plus elements moved). A kernel whose exact
+  signature was measured uses that measurement.
 * **Views** (Reshape, Flatten, ... on onnxruntime) cost no work in a network: their output
   aliases their input. They cost what every kernel costs, the executor's dispatch.
 * **Per-network overhead.** measured(network) ~ c * sum(kernels) + b * n_kernels + a, fitted
@@ -31,7 +31,7 @@ from hwnas.anymodel.kernels import Kernel
 from hwnas.errors import PredictorError
 
 log = logging.getLogger(__name__)
-MIN_FIT = 6  # fewer samples of a kind: time per FLOP instead of a regressor
+MIN_FIT = 6  # fewer samples of a kind: a power law of its work instead of a regressor
 MODELS = ("rf", "xgb", "gbr")
 
 
@@ -65,6 +65,24 @@ def _make_trees(model: str, seed: int):
     raise PredictorError(f"unknown kernel model {model!r}; one of {', '.join(MODELS)}")
 
 
+def _work(kernels: Sequence[Kernel]) -> np.ndarray:
+    """FLOPs plus elements moved: what a kernel's time grows with, compute- or memory-bound."""
+    out = []
+    for k in kernels:
+        f = k.features()
+        out.append(max(1.0, f["flops"] + f["in"] + f["out"] + f["w"]))
+    return np.asarray(out)
+
+
+def _power_law(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """log time = slope * log work + intercept, the slope kept to what kernels do (0.3-1.2);
+    one sample: time proportional to work."""
+    slope = 1.0
+    if len(x) >= 2 and np.var(x) > 1e-9:
+        slope = float(np.clip(np.cov(x, y, bias=True)[0, 1] / np.var(x), 0.3, 1.2))
+    return slope, float(np.mean(y) - slope * np.mean(x))
+
+
 class KindRegressors:
     """log(reference units) of a kernel from its shape, one model per kind."""
 
@@ -84,9 +102,7 @@ class KindRegressors:
         self.kinds_ = {}
         for kind, idx in by_kind.items():
             ks = [kernels[i] for i in idx]
-            flops = np.array([max(k.flops, 1.0) for k in ks])
-            entry = {"n": len(idx),
-                     "per_flop": float(np.exp(np.mean(y[idx] - np.log(flops))))}
+            entry = {"n": len(idx), "power": _power_law(np.log(_work(ks)), y[idx])}
             if len(idx) >= MIN_FIT:
                 names = sorted(ks[0].features())
                 x = _matrix(ks, names)
@@ -102,9 +118,9 @@ class KindRegressors:
 
     def _log_predict(self, kind: str, ks: list[Kernel]) -> tuple[np.ndarray, np.ndarray]:
         entry = self.kinds_[kind]
-        if "ridge" not in entry:
-            flops = np.array([max(k.flops, 1.0) for k in ks])
-            return np.log(entry["per_flop"] * flops), np.ones(len(ks))
+        if "ridge" not in entry:  # too few samples for a regressor: a power law of the work
+            slope, icpt = entry["power"]
+            return icpt + slope * np.log(_work(ks)), np.ones(len(ks))
         x = _matrix(ks, entry["names"])
         base = entry["ridge"].predict(x)
         trees = entry["trees"]

@@ -83,7 +83,7 @@ class KernelTimer:
         if self.runtime == "onnxruntime":
             from hwnas.anymodel.ort import random_feeds
 
-            return self.prof.measure_kernel_full(model, random_feeds(k), context="isolated")
+            return self.prof.measure_kernel_full(model, random_feeds(k))
         return self.prof.measure_kernel_full(self._file(model, k.signature, "tflite"))
 
     def network(self, data: bytes, input_shape):
@@ -118,7 +118,7 @@ def _units(m) -> RatioStats:
 
 # --- the kernel table ------------------------------------------------------------------------
 def open_kernel_table(path: Path, prof, runtime: str, fresh: bool = False) -> LatencyTable:
-    protocol = dict(prof.protocol(), kernels="isolated", kernel_runtime=runtime)
+    protocol = dict(prof.protocol(), kernels="hot", kernel_runtime=runtime)
     if path.exists() and not fresh:
         table = LatencyTable.load(path)
         if table.meta.get("protocol") != protocol:
