@@ -212,13 +212,12 @@ def fit_predictor(ctx, table, model: str = "rf"):
     base = AnyModelPredictor(regs, measured, Overhead(), table.meta["anymodel"]["runtime"])
     sums, counts, nets = [], [], []
     for ks, measured_units in net_entries(table):
-        try:
-            u = base.kernel_units(ks)
-        except HwnasError as e:  # a net with a kind the sample never produced
-            log.info("synthetic network skipped for the overhead fit: %s", e)
+        p = base.predict(ks, 1.0, allow_missing=True)  # in reference units
+        if p.covered_flops < 0.97:  # kinds the sample never produced carry real work
+            log.info("synthetic network skipped for the overhead fit (%s)", p.coverage_line())
             continue
-        sums.append(float(u.sum()))
-        counts.append(len(ks))
+        sums.append(p.kernels_ms)
+        counts.append(p.covered_kernels)
         nets.append(measured_units)
     call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)
     over = Overhead.fit(sums, counts, nets, call)
