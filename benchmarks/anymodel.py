@@ -16,9 +16,7 @@ local-tflite where the models convert):
 
 Run from the repository root::
 
-    python -m benchmarks.anymodel            # full: about 40 min for local-cpu (15 of them
-                                             # kernel profiling) plus about 60 min for
-                                             # local-tflite (litert-torch conversions)
+    python -m benchmarks.anymodel            # full: see "Run time" below
     python -m benchmarks.anymodel --skip-tflite
     python -m benchmarks.anymodel --quick    # smoke run: a few minutes, numbers meaningless
 
@@ -130,9 +128,12 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
                 mf, g = graphs[r.name]
                 m = timer.network(mf.data, mf.input_shape)
                 r.measured_units.append(m.ratio.median)
+        per_kind: dict[str, list] = {}
         for r in ok:
             mf, g = graphs[r.name]
             total = 0.0
+            kinds_ok = [k for k in g.kernels if k.view or k.kind in pred.kinds]
+            predicted = dict(zip([id(k) for k in kinds_ok], pred.kernel_units(kinds_ok)))
             for k in g.kernels:
                 if k.view:
                     continue
@@ -142,6 +143,10 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
                     except HwnasError:
                         units[k.signature] = math.nan
                 total += units[k.signature]
+                row = per_kind.setdefault(k.kind, [0.0, 0.0, 0])
+                row[0] += units[k.signature]
+                row[1] += predicted.get(id(k), math.nan)
+                row[2] += 1
             r.kernel_sum_units = total + prof.call_overhead_ms / scale
     nets = net_entries(table)
     return {"device": device, "runtime": runtime, "budget": budget, "results": results,
@@ -149,6 +154,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
             "scale": scale, "overhead": pred.overhead, "cv": cv,
             "nets": [(sum(k.flops for k in ks) / 1e9, u) for ks, u in nets],
             "kernels_measured": len(units), "version": table.meta.get("runtime_version", "?"),
+            "per_kind": per_kind,
             "n_sampled": len(kernel_entries(table)[0])}
 
 
@@ -308,6 +314,17 @@ def render(args, runs: list[dict]) -> str:
                          f"{r.kernel_sum_units * sc:.2f} "
                          f"({100 * (r.kernel_sum_units / r.measured - 1):+.1f}%) | "
                          f"{100 * r.covered_flops:.0f}% |")
+        kinds = sorted(res["per_kind"].items(), key=lambda kv: -kv[1][0])[:16]
+        if kinds:
+            lines += ["", "Where the predictor errs: per kernel kind, summed over every zoo model "
+                          "(ms at the reference speed; the zoo's kernels measured one by one, "
+                          "as in the additivity column, against the regressors' predictions):",
+                      "", "| kind | kernels | measured ms | predicted ms | error |",
+                      "|---|---|---|---|---|"]
+            for kind, (meas, prd, n) in kinds:
+                err = f"{100 * (prd / meas - 1):+.1f}%" if meas > 0 and np.isfinite(prd) \
+                    else "n/a"
+                lines.append(f"| {kind} | {n} | {meas * sc:.2f} | {prd * sc:.2f} | {err} |")
         if res["cv"]:
             top = sorted(res["cv"].items(), key=lambda kv: -kv[1][0])[:14]
             lines += ["", "Kernel regressors, 5-fold CV on the sampled kernels, per kind: "
@@ -331,6 +348,8 @@ def main(argv=None) -> None:
     ap.add_argument("--models", default=None, help="comma-separated zoo names")
     ap.add_argument("--skip-tflite", action="store_true")
     ap.add_argument("--cache", type=Path, default=None, help="reuse an export cache")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep the devices' kernel tables and records in this folder")
     ap.add_argument("--no-write", action="store_true", help="print, do not edit BENCHMARKS.md")
     ap.add_argument("--cpu-clock", action="store_true",
                     help="DIAGNOSTIC: time with the thread's CPU clock instead of the wall "
@@ -343,7 +362,7 @@ def main(argv=None) -> None:
         _time.perf_counter_ns = _time.thread_time_ns  # every profiler reads this clock
         args.no_write = True
     q = args.quick
-    args.budget = args.budget or (150 if q else 1500)
+    args.budget = args.budget or (150 if q else 2500)
     args.tflite_budget = args.tflite_budget or (25 if q else 600)
     args.nets = args.nets if args.nets is not None else (4 if q else None)
     args.passes = args.passes or (1 if q else 2)
@@ -353,6 +372,7 @@ def main(argv=None) -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or Path(tmp) / "cache"
+        tmp = args.keep or Path(tmp)
         runs.append(run_device("local-cpu", args, Path(tmp) / "home-cpu", cache, names))
         if not args.skip_tflite:
             from hwnas.profilers.export import tflite_export_available

@@ -143,8 +143,7 @@ class Kernel:
             b, m, k, n = self.mkn()
             return 2.0 * b * m * k * n
         if self.op in POOL_OPS:
-            ks = self.attr("kernel_shape") or self.attr("filter", [1, 1])
-            return float(self.outputs[0].size * math.prod(ks))
+            return float(self.outputs[0].size * self._pool_window())
         if self.op in GLOBAL_POOL_OPS:
             return float(self.inputs[0].size)
         return float(max(out, sum(t.size for t in self.dynamic_inputs)))
@@ -218,14 +217,25 @@ class Kernel:
         return {"cin": cin, "cout": cout, "hin": hin, "win": win, "hout": hout, "wout": wout,
                 "kh": kh, "kw": kw, "stride": max(strides) if strides else 1,
                 "cin_per_group": cin / max(1, groups), "sum": fused_sum,
-                "act": 0.0 if act in ("", 0, None, "NONE") else 1.0}
+                "act": 0.0 if act in ("", 0, None, "NONE") else 1.0,
+                # where the runtime's convolution code changes path: pointwise (a GEMM),
+                # channels that fill the SIMD blocks (8 or 16 floats) or not
+                "pointwise": float(kh * kw == 1), "cin_block": float(cin % 16 == 0),
+                "cout_block": float(cout % 16 == 0), "pixels": hout * wout}
+
+    def _pool_window(self) -> int:
+        """Elements each output reads: the window, cut to the input (a pooling window of 1280
+        over a 7 x 7 map, as EfficientNet's head has, reads 49)."""
+        _, hin, win = self._nchw(self.inputs[0].shape)
+        ks = self.attr("kernel_shape") or [self.attr("filter_height", hin),
+                                           self.attr("filter_width", win)]
+        ks = list(ks) + [1] * (2 - len(ks))
+        return int(min(ks[0], hin) * min(ks[-1], win))
 
     def _pool_features(self) -> dict:
         c, hin, win = self._nchw(self.inputs[0].shape)
         _, hout, wout = self._nchw(self.outputs[0].shape)
-        ks = self.attr("kernel_shape") or [self.attr("filter_height", hin),
-                                           self.attr("filter_width", win)]
-        return {"c": c, "hin": hin, "hout": hout, "k": max(ks) if ks else hin}
+        return {"c": c, "hin": hin, "hout": hout, "k": self._pool_window() ** 0.5}
 
     def _axis_features(self) -> dict:
         shape = self.inputs[0].shape or (1,)

@@ -33,6 +33,7 @@ from hwnas.errors import PredictorError
 log = logging.getLogger(__name__)
 MIN_FIT = 6  # fewer samples of a kind: a power law of its work instead of a regressor
 MODELS = ("rf", "xgb", "gbr")
+CLAMP = math.log(8.0)  # how far a regressor may stray from its kind's power law of work
 
 
 def _matrix(kernels: Sequence[Kernel], names: list[str]) -> np.ndarray:
@@ -126,8 +127,14 @@ class KindRegressors:
         trees = entry["trees"]
         if hasattr(trees, "estimators_") and isinstance(trees.estimators_, list):
             per_tree = np.stack([t.predict(x) for t in trees.estimators_])
-            return base + per_tree.mean(0), per_tree.std(0)
-        return base + trees.predict(x), np.zeros(len(ks))
+            out, unc = base + per_tree.mean(0), per_tree.std(0)
+        else:
+            out, unc = base + trees.predict(x), np.zeros(len(ks))
+        # far outside the samples a linear model in many log features can run away; the
+        # kind's power law of work cannot, so it bounds the answer (x/÷ 8)
+        slope, icpt = entry["power"]
+        anchor = icpt + slope * np.log(_work(ks))
+        return np.clip(out, anchor - CLAMP, anchor + CLAMP), unc
 
     def predict(self, kernels: Sequence[Kernel]) -> tuple[np.ndarray, np.ndarray]:
         """(reference units, log-space uncertainty) per kernel; PredictorError for kinds

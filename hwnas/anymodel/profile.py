@@ -177,24 +177,25 @@ class Sampler:
         self.weights = np.array([tpl.TEMPLATES[n].weight for n in self.names])
         self.weights = self.weights / self.weights.sum()
 
-    def broad(self, n: int) -> list[tuple[str, dict]]:
+    def broad(self, n: int, part: int = 0) -> list[tuple[str, dict]]:
         """One configuration of every template first (so that even a small budget covers
         every kind of block), then ``n`` more in proportion to the templates' weights; each
         part in a seeded random order."""
-        rng = np.random.default_rng([self.seed, 0])
-        first = [(name, tpl.TEMPLATES[name].draw(rng)) for name in self.names]
+        rng = np.random.default_rng([self.seed, 0, part])
+        first = [(name, tpl.TEMPLATES[name].draw(rng)) for name in self.names] if part == 0 \
+            else []
         counts = np.round(self.weights * n).astype(int)
         rest = [(name, tpl.TEMPLATES[name].draw(rng)) for name, c in zip(self.names, counts)
                 for _ in range(c)]
         return [first[i] for i in rng.permutation(len(first))] + \
             [rest[i] for i in rng.permutation(len(rest))]
 
-    def unsure(self, n: int, samples: list[dict], round_: int,
+    def unsure(self, n: int, samples: list[dict], round_: int, part: int = 0,
                candidates: int = 40) -> list[tuple[str, dict]]:
         """``n`` configurations where each template's forest disagrees most."""
         from sklearn.ensemble import RandomForestRegressor
 
-        rng = np.random.default_rng([self.seed, round_])
+        rng = np.random.default_rng([self.seed, round_, part])
         scores, picks = {}, {}
         for name in self.names:
             t = tpl.TEMPLATES[name]
@@ -241,12 +242,14 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
     try:
         for round_, share in enumerate(ROUND_SHARES):
             target = int(round(budget * sum(ROUND_SHARES[:round_ + 1])))
-            if _n_kernels(table) >= target:
-                continue
-            want = target - _n_kernels(table)
-            configs = (sampler.broad(max(1, want // 3)) if round_ == 0 else
-                       sampler.unsure(max(1, want // 3), meta["samples"], round_))
-            _measure_configs(table, path, timer, runtime, configs, target, bar, threads)
+            for part in range(4):  # more configurations while the round falls short
+                if _n_kernels(table) >= target:
+                    break
+                want = target - _n_kernels(table)
+                configs = (sampler.broad(max(1, want // 3), part) if round_ == 0 else
+                           sampler.unsure(max(1, want // 3), meta["samples"], round_, part))
+                _measure_configs(table, path, timer, runtime, configs, target, bar, threads,
+                                 budget)
         n_nets = default_nets(budget) if nets is None else nets
         _measure_nets(table, path, timer, runtime, n_nets, progress, threads)
     except (KeyboardInterrupt, HwnasError):
@@ -310,9 +313,34 @@ def _graphs(runtime: str, configs, threads: int):
                for i, (n, c) in enumerate(chunk)]
 
 
-def _measure_configs(table, path, timer, runtime, configs, target, bar, threads) -> None:
+# kinds that carry most of a network's time get as many samples as the templates make;
+# the others (reorders, transposes, elementwise, ...) come with every template and would
+# fill the budget: at most CAP_SHARE of it each
+MAIN_KINDS = ("Conv", "Gemm", "MatMul", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+              "BATCH_MATMUL")
+CAP_SHARE = 0.06
+
+
+def _full(table, kind: str, counts: dict, budget: int) -> bool:
+    if any(m in kind for m in MAIN_KINDS):
+        return False
+    return counts.get(kind, 0) >= max(20, int(CAP_SHARE * budget))
+
+
+def _kind_counts(table) -> dict:
+    counts: dict[str, int] = {}
+    for sig in table.entries:
+        if not sig.startswith(NET_PREFIX):
+            kind = sig.split(":", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _measure_configs(table, path, timer, runtime, configs, target, bar, threads,
+                     budget) -> None:
     meta = table.meta["anymodel"]
     since_save = 0
+    kind_counts = _kind_counts(table)
     for group in _graphs(runtime, configs, threads):
         for name, cfg, g, kernels in group:
             units = 0.0
@@ -324,7 +352,8 @@ def _measure_configs(table, path, timer, runtime, configs, target, bar, threads)
                 if k.signature in table.entries:
                     units += table.ratios[k.signature].median
                     continue
-                if k.signature in meta["skipped"] or _n_kernels(table) >= target:
+                if k.signature in meta["skipped"] or _n_kernels(table) >= target \
+                        or _full(table, k.kind, kind_counts, budget):
                     continue
                 try:
                     m = timer.kernel(g, k)
@@ -334,13 +363,15 @@ def _measure_configs(table, path, timer, runtime, configs, target, bar, threads)
                     continue
                 _store(table, k.signature, m)
                 meta["kernels"][k.signature] = k.to_obj()
+                kind_counts[k.kind] = kind_counts.get(k.kind, 0) + 1
                 units += table.ratios[k.signature].median
                 bar.update(1)
                 since_save += 1
                 if since_save >= SAVE_EVERY:
                     _save(table, path)
                     since_save = 0
-            if sigs and all(s in table.entries for s in sigs):
+            if sigs and all(s in table.entries or _full(table, s.split(":", 1)[0],
+                                                        kind_counts, budget) for s in sigs):
                 meta["samples"].append({"template": name, "config": cfg, "units": units})
         if _n_kernels(table) >= target:
             break
