@@ -120,7 +120,8 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
     if kernels:
         from hwnas.cli_anymodel import profile_kernels
 
-        return profile_kernels(device, budget, fresh)
+        return profile_kernels(device, budget, fresh, warmup=warmup, runs=runs,
+                               serials=tuple(serials), benchmark_bin=benchmark_bin)
     if model:
         table = api.profile_model(device, model)
         click.echo(f"{device}: {len(table)} ops in its table (covers {model})")
@@ -150,8 +151,10 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
 @click.option("--model", default=None,
               help="A zoo model or hwnas named model (see 'hwnas zoo'), measured end to end.")
 @INPUT_SHAPE
+@serial_option
+@benchmark_bin_option
 def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs,
-            onnx_file, tflite_file, model, input_shape) -> None:
+            onnx_file, tflite_file, model, input_shape, serials, benchmark_bin) -> None:
     """Measure whole subnets, or any model (--onnx, --tflite, --model), end to end into
     DEVICE's records file (resumes)."""
     from hwnas import api
@@ -161,7 +164,10 @@ def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup,
         from hwnas.cli_anymodel import measure_any
 
         return measure_any(device, onnx_file, tflite_file, model, input_shape, passes, warmup,
-                           runs)
+                           runs, tuple(serials), benchmark_bin)
+    if serials or benchmark_bin:
+        raise HwnasError("--serial and --benchmark-bin go with --onnx, --tflite or --model here; "
+                         "'hwnas profile' takes them for tables")
     if not arch_file and sample <= 0:
         raise HwnasError("give --arch FILE or --sample N")
     archs = []

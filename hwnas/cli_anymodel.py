@@ -40,14 +40,14 @@ def wants_any_model(onnx_file, tflite_file, model, input_shape=None, breakdown=N
     return False
 
 
-def measure_any(device, onnx_file, tflite_file, model, input_shape, passes, warmup,
-                runs) -> None:
+def measure_any(device, onnx_file, tflite_file, model, input_shape, passes, warmup, runs,
+                serials=(), benchmark_bin=None) -> None:
     from hwnas.anymodel import api
     from hwnas.anymodel.model import parse_input_shape
 
     got = api.measure(device, onnx=onnx_file, tflite=tflite_file, model=model,
                       input_shape=parse_input_shape(input_shape), passes=passes,
-                      warmup=warmup, runs=runs)
+                      serials=serials, warmup=warmup, runs=runs, benchmark_bin=benchmark_bin)
     how = "drift-free at the device's reference speed" if got.drift_free else "as timed"
     click.echo(f"{got.latency_ms:.3f} ms on {device}: {got.model.name} "
                f"(input {'x'.join(map(str, got.model.input_shape))}; median of "
@@ -128,17 +128,20 @@ def _table(p) -> None:
     click.echo("")
 
 
-def profile_kernels(device, budget, fresh, seed=0) -> None:
+def profile_kernels(device, budget, fresh, seed=0, serials=(), **overrides) -> None:
     from hwnas.anymodel import api
     from hwnas.anymodel.profile import table_summary
     from hwnas.errors import ProfileError
 
     if budget is None:
-        budget = 1500
+        from hwnas.anymodel.api import DEFAULT_BUDGET
+
+        budget = DEFAULT_BUDGET
     if budget != int(budget) or budget < 1:
-        raise ProfileError(f"with --kernels, --budget is a number of kernels (e.g. 1500), "
+        raise ProfileError(f"with --kernels, --budget is a number of kernels (e.g. 2000), "
                            f"not {budget:g}")
-    report = api.profile_kernels(device, int(budget), fresh=fresh, seed=seed)
+    report = api.profile_kernels(device, int(budget), fresh=fresh, seed=seed,
+                                 serials=serials, **overrides)
     s = table_summary(report.table)
     click.echo(f"{device}: {s['kernels']} kernels of {len(s['kinds'])} kinds and {s['nets']} "
                f"synthetic networks in {report.path} ({report.measured_now} measured now, "

@@ -20,6 +20,7 @@ from hwnas.anymodel.model import ModelFile, check_fits, load_model
 from hwnas.errors import HwnasError, ModelError, ProfileError, TableError
 
 log = logging.getLogger(__name__)
+DEFAULT_BUDGET = 2000  # kernels: about 7 CPU minutes on local-cpu (BENCHMARKS.md)
 PREDICTOR_KIND = "anymodel"
 PREDICTOR_SPACE = "any-model"
 
@@ -93,7 +94,7 @@ def scale_ms(ctx, kernel_table=None) -> float | None:
 
 def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
             passes: int = 1, home: Path | None = None, progress: bool = True,
-            **overrides) -> Measured:
+            serials: tuple[str, ...] = (), **overrides) -> Measured:
     """Measure a model file or zoo model end to end on ``device`` into its records."""
     import numpy as np
 
@@ -107,7 +108,7 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
     cache = export_cache(home)
     mf = resolve(ctx.cfg, cache, onnx, tflite, model, input_shape)
     got: list[Pass] = []
-    with core._profiler(ctx) as prof:
+    with core._profiler(ctx, serials[:1]) as prof:
         check_fits(mf, device, device_memory_bytes(prof))
         path = mf.write(cache / "models")
         for _ in range(passes):
@@ -170,9 +171,10 @@ def _kernel_table_or_none(ctx):
     return LatencyTable.load(path) if path.exists() else None
 
 
-def profile_kernels(device: str, budget: int = 1500, nets: int | None = None, seed: int = 0,
-                    fresh: bool = False, home: Path | None = None, progress: bool = True,
-                    model: str = "rf", **overrides):
+def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None = None,
+                    seed: int = 0, fresh: bool = False, home: Path | None = None,
+                    progress: bool = True, model: str = "rf", serials: tuple[str, ...] = (),
+                    **overrides):
     """Sample and measure kernels (and synthetic networks) on ``device``, then fit and save
     the any-model predictor. Returns the ProfileReport."""
     from hwnas import api as core
@@ -182,12 +184,14 @@ def profile_kernels(device: str, budget: int = 1500, nets: int | None = None, se
 
     if budget < 1:
         raise ProfileError(f"--budget must be a positive number of kernels, not {budget}")
+    if len(serials) > 1:
+        raise ProfileError("kernel profiling runs on one phone; pass one --serial")
     ctx = core.context(device, home=home, **overrides)
     runtime = runtime_of(ctx.cfg)
     table_path, pred_path = kernel_paths(ctx)
     if fresh:
         table_path.unlink(missing_ok=True)
-    with core._profiler(ctx) as prof:
+    with core._profiler(ctx, serials) as prof:
         report = run(prof, runtime, table_path, export_cache(home), budget, nets=nets,
                      seed=seed, progress=progress, threads=ctx.cfg.threads)
     fit_predictor(ctx, report.table, model)

@@ -16,10 +16,18 @@
 3. **Synthetic networks** (random CNNs, ViTs and hybrids of the same blocks) are measured end
    to end, for the per-network overhead model (anymodel/predictor.py).
 
-Kernels are timed *isolated* (hot caches), not in the cache-flushing context of the block
-tables: a kernel is a small part of a block, and between one kernel and the next a network's
-working set stays in the caches; summed over the zoo, isolated kernels came within a few
-percent of the whole network, flushed ones 15-45% over it (README, "The latency of any model").
+Kernels are timed *hot*: each timed call right after an untimed call of the same kernel,
+inputs and outputs bound to buffers allocated once (profilers/onnxrt.py ``_KernelBench``),
+not in the cache-flushing context of the block tables. A kernel is a small part of a block,
+and between one kernel and the next a network's working set stays in the caches: summed
+over a zoo, hot kernels came within about ±10% of the whole network, flushed ones 4-44% over
+it, and kernels timed cold after each reference call (the drift-free rounds) 2-3.5x over it
+(README, "The latency of any model"). A fresh output buffer per call would time page faults
+a network's planned arena never takes.
+
+Auxiliary kinds (reorders, transposes, elementwise ops) come with nearly every block; each
+may take at most ``CAP_SHARE`` of the budget, so that convolutions and matrix products, which
+carry most of a network's time, get most of the samples.
 
 The table is saved every few kernels and on interruption; a rerun with the same seed replays
 the same configurations and skips what is measured.
