@@ -24,6 +24,7 @@ from hwnas.errors import ArchError
 
 DEFAULT_SPACE = "elasticvit"
 RECORDS_TAG = "hwnas-records"  # latency/records.py
+MODEL_FILE_SPACE = "model-file"  # records of any model (anymodel/model.py): not architectures
 POOLS_TAG = "hwnas-supernet-pools"  # supernet/pools.py (not imported: it pulls in torch)
 
 
@@ -41,7 +42,9 @@ def arch_objects(obj) -> tuple[list, str]:
             recs = obj.get("records")
             if not isinstance(recs, list):
                 raise ArchError("the records file has no list of records")
-            return [r.get("arch") if isinstance(r, dict) else None for r in recs], "records"
+            archs = [r.get("arch") if isinstance(r, dict) else None for r in recs]
+            return [a for a in archs if not (isinstance(a, dict) and
+                                             a.get("space") == MODEL_FILE_SPACE)], "records"
         if obj.get("format") == POOLS_TAG:
             levels = obj.get("members")
             if not isinstance(levels, list):

@@ -15,9 +15,10 @@ import click
 
 from hwnas import __version__
 from hwnas.cli_adb import benchmark_bin_option, serial_option
+from hwnas.cli_anymodel import ALLOW_MISSING, BREAKDOWN, INPUT_SHAPE, ONNX, TFLITE
 from hwnas.cli_boundary import HwnasGroup
-from hwnas.cli_types import (FRACTION_OPEN, POSITIVE_MS, SEED, TEST_FRACTION, OutputPath,
-                             check_output)
+from hwnas.cli_types import (FRACTION_OPEN, POSITIVE, POSITIVE_MS, SEED, TEST_FRACTION,
+                             OutputPath, check_output)
 
 DEVICE = click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
 SPACE = click.option("--space", default="elasticvit", show_default=True, help="Search space.")
@@ -108,21 +109,33 @@ def devices(as_json: bool, adb: bool) -> None:
               help="GPU runtime (cuda devices; config default).")
 @click.option("--model", default=None,
               help="Profile only the blocks of this named reference model (deit-tiny, ...).")
-@click.option("--budget", type=FRACTION_OPEN, default=None,
+@click.option("--budget", type=POSITIVE, default=None,
               help="Measure only this fraction of the ops (coverage, then where kernel "
-                   "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest.")
+                   "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest. "
+                   "With --kernels: the number of kernels to measure (default 1500).")
+@click.option("--kernels", is_flag=True,
+              help="Sample and measure runtime kernels (and synthetic networks) for "
+                   "predicting any model ('hwnas predict --onnx/--tflite/--model').")
 @serial_option
 @benchmark_bin_option
 def profile(device, space, resolutions, fresh, context, warmup, runs, batch, precision, backend,
-            model, budget, serials, benchmark_bin) -> None:
+            model, budget, kernels, serials, benchmark_bin) -> None:
     """Measure every op of the space on DEVICE into its latency table (resumes).
 
     GPU tables are kept per batch and precision, so --batch 32 --precision fp16 and the
-    defaults live side by side.
+    defaults live side by side. With --kernels, measure the device's runtime kernels instead.
     """
     from hwnas import api
     from hwnas.errors import HwnasError
 
+    if kernels:
+        from hwnas.cli_anymodel import profile_kernels
+
+        return profile_kernels(device, budget, fresh, warmup=warmup, runs=runs,
+                               serials=tuple(serials), benchmark_bin=benchmark_bin)
+    if budget is not None and budget > 1:
+        raise HwnasError(f"--budget must be a fraction in (0, 1] of the ops, not {budget:g} "
+                         f"(a count of kernels needs --kernels)")
     if model:
         given = [name for name, v in (("--fresh", fresh), ("--budget", budget),
                                       ("--resolution", resolutions), ("--serial", serials),
@@ -159,11 +172,28 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
               help="Warm-up runs (config default).")
 @click.option("--runs", type=click.IntRange(1, 1_000_000), default=None,
               help="Timed runs per pass (config default).")
-def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs) -> None:
-    """Measure whole subnets end to end into DEVICE's records file (resumes)."""
+@ONNX
+@TFLITE
+@click.option("--model", default=None,
+              help="A zoo model or hwnas named model (see 'hwnas zoo'), measured end to end.")
+@INPUT_SHAPE
+@serial_option
+@benchmark_bin_option
+def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs,
+            onnx_file, tflite_file, model, input_shape, serials, benchmark_bin) -> None:
+    """Measure whole subnets, or any model (--onnx, --tflite, --model), end to end into
+    DEVICE's records file (resumes)."""
     from hwnas import api
     from hwnas.errors import HwnasError
 
+    if onnx_file or tflite_file or model:
+        from hwnas.cli_anymodel import measure_any
+
+        return measure_any(device, onnx_file, tflite_file, model, input_shape, passes, warmup,
+                           runs, tuple(serials), benchmark_bin)
+    if serials or benchmark_bin:
+        raise HwnasError("--serial and --benchmark-bin go with --onnx, --tflite or --model here; "
+                         "'hwnas profile' takes them for tables")
     if not arch_file and sample <= 0:
         raise HwnasError("give --arch FILE or --sample N")
     archs = []
@@ -209,14 +239,32 @@ def import_(fmt, file, device, force) -> None:
 @click.option("--arch", "arch_file", type=click.Path(),
               help="An architecture file (any file hwnas writes that holds architectures).")
 @click.option("--model", default=None,
-              help="A named reference model instead (deit-tiny, mobilenetv2, edgevit-xxs, ...).")
+              help="A named reference model instead (deit-tiny, mobilenetv2, edgevit-xxs, ...), "
+                   "or a zoo model (see 'hwnas zoo').")
+@ONNX
+@TFLITE
+@INPUT_SHAPE
+@BREAKDOWN
+@ALLOW_MISSING
+@click.option("--kernels", "by_kernels", is_flag=True,
+              help="Predict a named model from its runtime kernels ('hwnas profile --kernels'), "
+                   "as --onnx and --tflite files and zoo models are.")
 @PREDICTOR
 @JSON
-def predict(device, space, arch_file, model, predictor_kind, as_json) -> None:
-    """Predict the latency of architectures (or a named model) on DEVICE."""
+def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape, breakdown,
+            allow_missing, by_kernels, predictor_kind, as_json) -> None:
+    """Predict the latency of architectures (or a named model) on DEVICE; or of any model
+    (--onnx, --tflite, a zoo --model) from its runtime kernels, without running it there."""
     from hwnas import api
+    from hwnas.cli_anymodel import predict_any, wants_any_model
     from hwnas.errors import HwnasError
 
+    if wants_any_model(onnx_file, tflite_file, model, input_shape, breakdown, allow_missing,
+                       by_kernels):
+        if arch_file:
+            raise HwnasError("--arch is for subnets; give --onnx, --tflite or --model alone")
+        return predict_any(device, onnx_file, tflite_file, model, input_shape, breakdown,
+                           allow_missing, as_json)
     if bool(arch_file) == bool(model):
         raise HwnasError("give exactly one of --arch FILE or --model NAME")
     if model:
@@ -485,8 +533,9 @@ def _register_extra_commands() -> None:
     """Commands that live beside their library (they import only click at load time)."""
     from hwnas.cli_supernet import COMMANDS as SUPERNET_COMMANDS
     from hwnas.cli_table import COMMANDS as TABLE_COMMANDS
+    from hwnas.cli_anymodel import COMMANDS as ANYMODEL_COMMANDS
 
-    for cmd in SUPERNET_COMMANDS + TABLE_COMMANDS:
+    for cmd in SUPERNET_COMMANDS + TABLE_COMMANDS + ANYMODEL_COMMANDS:
         cli.add_command(cmd)
 
 

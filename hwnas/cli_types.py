@@ -104,4 +104,5 @@ class OutputPath(click.Path):
 SEED = click.IntRange(0, 2**63 - 1)
 POSITIVE_MS = Finite(min=0, min_open=True, max=1e6)  # a latency target or level: up to 1000 s
 FRACTION_OPEN = Finite(min=0, max=1, min_open=True)  # (0, 1]
+POSITIVE = Finite(min=0, min_open=True, max=1e9)  # a fraction or a count, checked by its command
 TEST_FRACTION = Finite(min=0, max=1, max_open=True)  # [0, 1)

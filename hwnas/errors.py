@@ -77,3 +77,9 @@ class Interrupted(KeyboardInterrupt):
 
 class LockTimeout(HwnasError):
     """Another hwnas process holds a lock (a device's files, or its CPU/GPU/phone) too long."""
+
+
+class ModelError(HwnasError):
+    """A model file (ONNX, TFLite) or zoo name that cannot be measured or predicted as given:
+    malformed, truncated, an op the runtime cannot run, inputs that are not one fixed-shape
+    image tensor, too large for the device, an unknown zoo name."""

@@ -284,6 +284,11 @@ class AdbProfiler:
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
 
+    def measure_kernel_full(self, path: Path) -> Measurement:
+        """One kernel of any model as its own .tflite (hwnas.anymodel), in its own
+        benchmark_model run, with the per-call overhead subtracted (as blocks)."""
+        return self._measure_file(Path(path), self.call_overhead_ms)
+
     def measure_tflite_full(self, path: Path) -> Measurement:
         """A model file as given (a user's .tflite), end to end."""
         return self._measure_file(Path(path), 0.0)

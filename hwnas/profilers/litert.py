@@ -58,13 +58,17 @@ def load_interpreter():
 class _LiteBench:
     """One interpreter with its input set; with a twin, each call runs in network context."""
 
-    def __init__(self, it, twin=None, flush_buf=None):
-        inp = it.get_input_details()[0]
-        x = np.random.default_rng(0).standard_normal(inp["shape"]).astype(np.float32)
-        it.set_tensor(inp["index"], x)
-        if twin is not None:
-            twin.set_tensor(twin.get_input_details()[0]["index"], x.copy())
-        self.it, self.twin, self.flush_buf, self.index = it, twin, flush_buf, inp["index"]
+    def __init__(self, it, twin=None, flush_buf=None, hot=False):
+        rng = np.random.default_rng(0)
+        details = it.get_input_details()
+        for d in details:  # a kernel of any model may take several activations
+            x = (rng.standard_normal(d["shape"]).astype(d["dtype"])
+                 if np.issubdtype(d["dtype"], np.floating) else np.zeros(d["shape"], d["dtype"]))
+            it.set_tensor(d["index"], x)
+            if twin is not None:
+                twin.set_tensor(d["index"], x.copy())
+        self.it, self.twin, self.flush_buf, self.index = it, twin, flush_buf, details[0]["index"]
+        self.hot = hot
 
     def time_calls(self, n: int) -> np.ndarray:
         it, twin = self.it, self.twin
@@ -76,6 +80,8 @@ class _LiteBench:
                 self.flush_buf.sum()  # (1) evict this block's weights
                 twin.invoke()  # (2) warm the code paths, as the previous block of a network does
                 view().sum()  # (3) the input is hot: the previous block just wrote it
+            elif self.hot:  # a kernel: hot caches whatever ran just before (the reference)
+                it.invoke()
             t0 = clock()
             it.invoke()
             out[i] = (clock() - t0) / 1e6
@@ -186,6 +192,13 @@ class LiteRTProfiler:
 
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
+
+    def measure_kernel_full(self, path: Path) -> Measurement:
+        """One kernel of any model as its own .tflite (hwnas.anymodel): hot (an untimed call
+        before each timed one, see anymodel/profile.py), every input fed, the per-call
+        overhead subtracted."""
+        return self._run(_LiteBench(self._interpreter(Path(path)), hot=True),
+                         self.call_overhead_ms)
 
     def measure_tflite_full(self, path: Path) -> Measurement:
         """A model file as given (a user's .tflite), end to end."""

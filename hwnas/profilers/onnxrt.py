@@ -76,6 +76,37 @@ class _OrtBench:
         return out
 
 
+class _KernelBench:
+    """One kernel of any model (hwnas.anymodel) as its own session. Inputs and outputs are
+    bound once to buffers allocated up front, as a network's kernels write into its planned
+    arena (a fresh multi-MB output each call would time page faults), and each timed call
+    follows an untimed one, so the reference network timed between rounds does not leave the
+    kernel cold (a kernel is timed hot; anymodel/profile.py says why)."""
+
+    def __init__(self, sess, feeds: dict):
+        self.sess = sess
+        self.binding = sess.io_binding()
+        for name, x in feeds.items():
+            self.binding.bind_cpu_input(name, x)
+        outputs = [o.name for o in sess.get_outputs()]
+        for name in outputs:
+            self.binding.bind_output(name, "cpu")
+        sess.run_with_iobinding(self.binding)
+        for name, value in zip(outputs, self.binding.get_outputs()):
+            self.binding.bind_ortvalue_output(name, value)  # written in place from now on
+
+    def time_calls(self, n: int) -> np.ndarray:
+        out = np.empty(n)
+        clock = time.perf_counter_ns
+        run, binding = self.sess.run_with_iobinding, self.binding
+        for i in range(n):
+            run(binding)
+            t0 = clock()
+            run(binding)
+            out[i] = (clock() - t0) / 1e6
+        return out
+
+
 class OrtProfiler:
     """Use as a context manager: it pins the process on entry and restores it on exit."""
 
@@ -93,6 +124,7 @@ class OrtProfiler:
         self.call_overhead_ms = 0.0
         self.plan = plan_of(cfg)
         self._reference: _OrtBench | None = None
+        self._kernel_overhead_ms: float | None = None  # measured on the first kernel
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "OrtProfiler":
@@ -214,6 +246,24 @@ class OrtProfiler:
 
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
+
+    def measure_kernel_full(self, model: bytes, feeds: dict) -> Measurement:
+        """One kernel of any model as its own ONNX model (hwnas.anymodel): every input fed,
+        outputs bound once, hot, and the per-call overhead of such a call subtracted."""
+        if self._kernel_overhead_ms is None:
+            from onnx import TensorProto, helper
+
+            g = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "noop",
+                                  [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                 [1])],
+                                  [helper.make_tensor_value_info("output", TensorProto.FLOAT,
+                                                                 [1])])
+            noop = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+            bench = _KernelBench(self._session(noop.SerializeToString()),
+                                 {"input": np.ones(1, np.float32)})
+            bench.time_calls(self.cfg.warmup)
+            self._kernel_overhead_ms = float(np.median(bench.time_calls(self.cfg.runs)))
+        return self._run(_KernelBench(self._session(model), feeds), self._kernel_overhead_ms)
 
     def measure_onnx_full(self, path: Path, input_shape) -> Measurement:
         """A model file as given (a user's ONNX), end to end, like ``measure_model``."""

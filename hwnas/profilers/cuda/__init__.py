@@ -229,6 +229,34 @@ class CudaProfiler:
     def measure_model(self, module, input_shape) -> Stats:
         return self.measure_model_full(module, input_shape).stats
 
+    def measure_onnx_full(self, path: Path, input_shape) -> Measurement:
+        """A model file as given (a user's float32 ONNX, hwnas.anymodel), end to end through
+        the onnxruntime backend: its input shape, batch included, is the file's."""
+        from hwnas.profilers.cuda.ort_bench import onnx_dtype
+
+        shape = tuple(input_shape)
+        if shape[0] != self.cfg.batch:
+            raise ProfileError(f"{self.cfg.name} measures batch {self.cfg.batch}, but the model's "
+                               f"input is fixed at batch {shape[0]}; pass --batch {shape[0]} "
+                               f"or a model with a free batch dimension and --input-shape")
+        if self.ort is None:
+            raise ProfileError(f"{self.cfg.name} runs eager torch (backend torch); measure ONNX "
+                               f"files with --backend ort-cuda or ort-trt")
+        if onnx_dtype(self.cfg.precision, self.cfg.backend) != "float32":
+            raise ProfileError(f"{self.cfg.name} runs {self.cfg.precision} graphs on "
+                               f"{self.cfg.backend}; a float32 model file needs --precision fp32 "
+                               f"(or ort-trt, which lowers float32 graphs itself)")
+        data = Path(path).read_bytes()
+        try:
+            return self._measure_at(lambda b: self._ort_bench(data, shape), shape[0],
+                                    network=True)
+        except Exception as e:
+            if not is_oom_error(e):
+                raise
+        self._free_memory()
+        raise ProfileError(f"{Path(path).name} does not fit in the GPU's "
+                           f"{self.gpu.memory_gib:.0f} GiB at batch {shape[0]}")
+
     def _measure(self, what: str, make_bench, overhead_ms: float = 0.0,
                  network: bool = False) -> Measurement:
         try:

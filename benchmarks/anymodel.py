@@ -1,0 +1,391 @@
+"""The latency of any model: kernel-level prediction scored on a zoo it never saw.
+
+Writes the ``anymodel`` section of BENCHMARKS.md. For each device (local-cpu, then
+local-tflite where the models convert):
+
+1. **Kernel profiling** into a fresh home: ``hwnas profile --kernels --budget N`` (sampled
+   template kernels and synthetic networks only); wall-clock and CPU minutes.
+2. **The zoo, predicted** from its kernels by the regressors fitted on those samples: no zoo
+   model's measurement goes into training (the predictor is fitted and frozen before any zoo
+   model is timed).
+3. **The zoo, measured** end to end, drift-free, in ``--passes`` passes in random order.
+4. **The additivity ceiling**: every distinct kernel of every zoo model cut out and timed with
+   the same protocol as the sampled ones; their sum against the whole network, per family.
+5. Baselines: a FLOPs-linear fit on the same synthetic networks the overhead model saw, and
+   (optimistic, it sees the zoo) a leave-one-out FLOPs-linear fit on the zoo itself.
+
+Run from the repository root::
+
+    python -m benchmarks.anymodel            # full: see "Run time" below
+    python -m benchmarks.anymodel --skip-tflite
+    python -m benchmarks.anymodel --quick    # smoke run: a few minutes, numbers meaningless
+
+The full run needs ``hwnas[zoo]`` (transformers); without it only hwnas's own models are
+scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import machine_line, write_section  # noqa: E402
+
+HWNAS_MODELS = ("deit-tiny", "mobilenetv2", "edgevit-xxs", "elastic_T1", "elastic_M",
+                "vit-resnas-tiny")
+QUICK_MODELS = ("mobilenet-v2-0.5-160", "mobilevit-xxs", "elastic_T1", "deit-tiny")
+QUICK_TFLITE_MODELS = ("mobilenet-v2-0.5-160",)
+
+
+@dataclass
+class ZooResult:
+    name: str
+    family: str
+    gflops: float
+    kernels: int
+    predicted_units: float = math.nan
+    covered_flops: float = 1.0
+    measured_units: list = field(default_factory=list)
+    kernel_sum_units: float = math.nan
+    error: str = ""
+
+    @property
+    def measured(self) -> float:
+        return float(np.median(self.measured_units)) if self.measured_units else math.nan
+
+
+def zoo_names(args) -> list[str]:
+    from hwnas.anymodel import zoo
+
+    if args.models:
+        return args.models.split(",")
+    if args.quick:
+        return [n for n in QUICK_MODELS if zoo.zoo_available() or n in HWNAS_MODELS]
+    hf = [e.name for e in zoo.HF] if zoo.zoo_available() else []
+    return hf + list(HWNAS_MODELS)
+
+
+def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> dict:
+    """Profile kernels, predict the zoo, measure it, and time its kernels."""
+    from hwnas import api as core
+    from hwnas.anymodel import api, zoo
+    from hwnas.anymodel.graph import detect, runtime_of
+    from hwnas.anymodel.model import load_model
+    from hwnas.anymodel.profile import KernelTimer, kernel_entries, net_entries, table_summary
+    from hwnas.errors import HwnasError
+    from hwnas.profilers import make_profiler
+
+    over = dict(warmup=args.warmup, runs=args.runs)
+    ctx = core.context(device, home=home, **over)
+    runtime = runtime_of(ctx.cfg)
+    fmt = "onnx" if runtime == "onnxruntime" else "tflite"
+    budget = args.budget if runtime == "onnxruntime" else args.tflite_budget
+    t0, c0 = time.perf_counter(), time.process_time()
+    report = api.profile_kernels(device, budget, nets=args.nets, home=home, progress=True,
+                                 **over)
+    prof_wall, prof_cpu = time.perf_counter() - t0, time.process_time() - c0
+    table = report.table
+    pred = api.fit_predictor(ctx, table)  # frozen from here on: nothing of the zoo in it
+    scale = table.reference_ms
+    cv = kernel_cv(table)
+    # the zoo: export (cached), kernels, prediction
+    results, graphs = [], {}
+    for name in names:
+        e = zoo.get(name)
+        try:
+            path = zoo.export(name, fmt, cache)
+            mf = load_model(path, fmt, name=name)
+            g = detect(runtime, mf.data, mf.input_shape, ctx.cfg.threads, name)
+        except HwnasError as err:
+            results.append(ZooResult(name, e.family, math.nan, 0, error=str(err)[:120]))
+            continue
+        r = ZooResult(name, e.family, sum(k.flops for k in g.kernels) / 1e9, len(g.kernels))
+        p = pred.predict(list(g.kernels), scale, allow_missing=True)
+        r.predicted_units, r.covered_flops = p.latency_ms / scale, p.covered_flops
+        results.append(r)
+        graphs[name] = (mf, g)
+    # measure whole networks (random order per pass) and every distinct kernel
+    rng = np.random.default_rng(0)
+    cfg = ctx.cfg
+    units: dict[str, float] = {}
+    ok = [r for r in results if r.name in graphs]
+    with make_profiler(cfg, cache) as prof:
+        timer = KernelTimer(prof, runtime, cache)
+        for _ in range(args.passes):
+            for i in rng.permutation(len(ok)):
+                r = ok[i]
+                mf, g = graphs[r.name]
+                m = timer.network(mf.data, mf.input_shape)
+                r.measured_units.append(m.ratio.median)
+        per_kind: dict[str, list] = {}
+        for r in ok:
+            mf, g = graphs[r.name]
+            total = 0.0
+            kinds_ok = [k for k in g.kernels if k.view or k.kind in pred.kinds]
+            predicted = dict(zip([id(k) for k in kinds_ok], pred.kernel_units(kinds_ok)))
+            for k in g.kernels:
+                if k.view:
+                    continue
+                if k.signature not in units:
+                    try:
+                        units[k.signature] = timer.kernel(g, k).ratio.median
+                    except HwnasError:
+                        units[k.signature] = math.nan
+                total += units[k.signature]
+                row = per_kind.setdefault(k.kind, [0.0, 0.0, 0])
+                row[0] += units[k.signature]
+                row[1] += predicted.get(id(k), math.nan)
+                row[2] += 1
+            r.kernel_sum_units = total + prof.call_overhead_ms / scale
+    nets = net_entries(table)
+    return {"device": device, "runtime": runtime, "budget": budget, "results": results,
+            "summary": table_summary(table), "prof_wall": prof_wall, "prof_cpu": prof_cpu,
+            "scale": scale, "overhead": pred.overhead, "cv": cv,
+            "nets": [(sum(k.flops for k in ks) / 1e9, u) for ks, u in nets],
+            "kernels_measured": len(units), "version": table.meta.get("runtime_version", "?"),
+            "per_kind": per_kind,
+            "n_sampled": len(kernel_entries(table)[0])}
+
+
+def kernel_cv(table, folds: int = 5) -> dict:
+    """Per kind, share of held-out sampled kernels within ±10% (5-fold CV), and the count."""
+    from hwnas.anymodel.predictor import KindRegressors
+    from hwnas.anymodel.profile import kernel_entries
+
+    kernels, units = kernel_entries(table)
+    if len(kernels) < 2 * folds:
+        return {}
+    rng = np.random.default_rng(0)
+    fold = rng.integers(0, folds, len(kernels))
+    pred = np.full(len(kernels), np.nan)
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        regs = KindRegressors().fit([k for k, t in zip(kernels, tr) if t], units[tr])
+        idx = [i for i in np.where(te)[0] if kernels[i].kind in regs.kinds]
+        if idx:
+            pred[idx] = regs.predict([kernels[i] for i in idx])[0]
+    out = {}
+    for kind in sorted({k.kind for k in kernels}):
+        idx = [i for i, k in enumerate(kernels) if k.kind == kind and not np.isnan(pred[i])]
+        if idx:
+            err = np.abs(pred[idx] / units[idx] - 1)
+            # weighted by time: a 2 us kernel off by 1 us matters less than a 2 ms one
+            w = units[idx] / units[idx].sum()
+            out[kind] = (len([k for k in kernels if k.kind == kind]), float(np.mean(err <= 0.1)),
+                         float(np.sum(w * (err <= 0.1))), float(np.sum(w * err)))
+    return out
+
+
+# --- scoring ---------------------------------------------------------------------------------
+def flops_fit(x, y) -> tuple[float, float]:
+    """y ~ a * x + b, least squares on relative errors."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    w = 1 / y
+    a = np.column_stack([x, np.ones_like(x)]) * w[:, None]
+    coef, *_ = np.linalg.lstsq(a, y * w, rcond=None)
+    return float(coef[0]), float(coef[1])
+
+
+def score(pred, true) -> dict:
+    from hwnas.predictors.metrics import score as sc
+
+    p, t = np.asarray(pred, float), np.asarray(true, float)
+    keep = np.isfinite(p) & np.isfinite(t) & (p > 0)
+    if keep.sum() < 3:
+        return {"n": int(keep.sum())}
+    return sc(p[keep], t[keep])
+
+
+def evaluate(res: dict) -> dict:
+    rs = [r for r in res["results"] if r.measured_units and np.isfinite(r.predicted_units)]
+    true = np.array([r.measured for r in rs])
+    fl = np.array([r.gflops for r in rs])
+    out = {"rows": rs}
+    out["kernels"] = score([r.predicted_units for r in rs], true)
+    nets = res["nets"]
+    if len(nets) >= 2:
+        a, b = flops_fit([g for g, _ in nets], [u for _, u in nets])
+        out["flops_nets"] = score(a * fl + b, true)
+    loo = []
+    for i in range(len(rs)):
+        m = np.arange(len(rs)) != i
+        a, b = flops_fit(fl[m], true[m]) if m.sum() >= 2 else (math.nan, math.nan)
+        loo.append(a * fl[i] + b)
+    out["flops_loo"] = score(loo, true)
+    out["ksum"] = score([r.kernel_sum_units for r in rs], true)
+    ov = res["overhead"]
+    out["ksum_over"] = score([ov.apply(r.kernel_sum_units, r.kernels) for r in rs], true)
+    fam = {}
+    for f in ("convnet", "vit", "hybrid"):
+        idx = [i for i, r in enumerate(rs) if r.family == f]
+        if idx:
+            fam[f] = {"n": len(idx),
+                      "pred": score([rs[i].predicted_units for i in idx], true[idx]),
+                      "ksum": [rs[i].kernel_sum_units / true[i] - 1 for i in idx],
+                      "flops": score([loo[i] for i in idx], true[idx])}
+    out["families"] = fam
+    out["noise"] = [abs(r.measured_units[0] / r.measured_units[1] - 1) for r in rs
+                    if len(r.measured_units) >= 2]
+    return out
+
+
+def _fmt(s: dict, key: str, pct: bool = True) -> str:
+    if key not in s:
+        return "n/a"
+    v = s[key]
+    return f"{100 * v:.0f}%" if pct else f"{v:.2f}"
+
+
+def render(args, runs: list[dict]) -> str:
+    mode = "QUICK SMOKE RUN (tiny budget, few models; not figures to quote)" if args.quick \
+        else "full run"
+    if args.cpu_clock:
+        mode += "; DIAGNOSTIC: thread CPU clock, not wall time"
+    lines = ["## The latency of any model: kernels predicted, zoo measured", "",
+             machine_line(), "",
+             f"_`python -m benchmarks.anymodel {' '.join(sys.argv[1:])}`: {mode}. Regressors "
+             f"trained on sampled kernels only (templates and synthetic networks, never a zoo "
+             f"model); every zoo model measured end to end, drift-free, {args.passes} "
+             f"pass(es) in random order, warm-up {args.warmup}, {args.runs} runs; milliseconds "
+             f"are reference units times the kernel table's reference ms._", ""]
+    for res in runs:
+        ev = evaluate(res)
+        s = res["summary"]
+        lines += [f"### {res['device']} ({res['runtime']}, {res['version']})", "",
+                  f"**Kernel profiling**: {s['kernels']} kernels of {len(s['kinds'])} kinds "
+                  f"and {s['nets']} synthetic networks in {res['prof_wall'] / 60:.1f} min wall "
+                  f"({res['prof_cpu'] / 60:.1f} min CPU; budget {res['budget']}). Reference "
+                  f"network {res['scale']:.3f} ms. Overhead model: measured = "
+                  f"{res['overhead'].scale:.3f} x kernels + {res['overhead'].per_kernel * res['scale'] * 1e3:.1f} us "
+                  f"x kernels + {res['overhead'].per_call * res['scale']:.3f} ms "
+                  f"(fitted on {res['overhead'].n_networks} synthetic networks).", "",
+                  "| predictor (n models) | ±5% | ±10% | RMSPE | Kendall tau |",
+                  "|---|---|---|---|---|"]
+        for label, key in (("**kernels + overhead (hwnas)**", "kernels"),
+                           ("FLOPs-linear, fitted on the synthetic networks", "flops_nets"),
+                           ("FLOPs-linear, leave-one-out on the zoo (sees the zoo)",
+                            "flops_loo"),
+                           ("sum of *measured* kernels (additivity ceiling)", "ksum"),
+                           ("sum of measured kernels + overhead model", "ksum_over")):
+            sc = ev.get(key, {})
+            if sc.get("n", 0) < 3:
+                continue
+            lines.append(f"| {label} ({sc['n']}) | {_fmt(sc, 'within5')} | "
+                         f"{_fmt(sc, 'within10')} | {sc['rmspe']:.1f}% | "
+                         f"{sc['kendall']:.3f} |")
+        noise = ev["noise"]
+        if noise:
+            lines += ["", f"Noise floor: the two passes of a model differ by "
+                          f"{100 * np.median(noise):.1f}% (median), "
+                          f"{100 * np.max(noise):.1f}% (max)."]
+        lines += ["", "Per family (kernels + overhead vs FLOPs leave-one-out; additivity = sum "
+                      "of measured kernels / measured network - 1):", "",
+                  "| family | n | ±10% (hwnas) | RMSPE (hwnas) | ±10% (FLOPs LOO) | "
+                  "additivity min / median / max |", "|---|---|---|---|---|---|"]
+        for f, d in ev["families"].items():
+            ks = np.asarray(d["ksum"])
+            lines.append(f"| {f} | {d['n']} | {_fmt(d['pred'], 'within10')} | "
+                         f"{d['pred'].get('rmspe', math.nan):.1f}% | "
+                         f"{_fmt(d['flops'], 'within10')} | {100 * ks.min():+.1f}% / "
+                         f"{100 * np.median(ks):+.1f}% / {100 * ks.max():+.1f}% |")
+        lines += ["", "| model | family | GFLOPs | kernels | measured ms | predicted ms | "
+                      "error | sum of measured kernels | covered FLOPs |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        sc = res["scale"]
+        for r in res["results"]:
+            if r.error or not r.measured_units:
+                lines.append(f"| {r.name} | {r.family} | | | | | | | "
+                             f"{r.error or 'not measured'} |")
+                continue
+            lines.append(f"| {r.name} | {r.family} | {r.gflops:.2f} | {r.kernels} | "
+                         f"{r.measured * sc:.2f} | {r.predicted_units * sc:.2f} | "
+                         f"{100 * (r.predicted_units / r.measured - 1):+.1f}% | "
+                         f"{r.kernel_sum_units * sc:.2f} "
+                         f"({100 * (r.kernel_sum_units / r.measured - 1):+.1f}%) | "
+                         f"{100 * r.covered_flops:.0f}% |")
+        kinds = sorted(res["per_kind"].items(), key=lambda kv: -kv[1][0])[:16]
+        if kinds:
+            lines += ["", "Where the predictor errs: per kernel kind, summed over every zoo model "
+                          "(ms at the reference speed; the zoo's kernels measured one by one, "
+                          "as in the additivity column, against the regressors' predictions):",
+                      "", "| kind | kernels | measured ms | predicted ms | error |",
+                      "|---|---|---|---|---|"]
+            for kind, (meas, prd, n) in kinds:
+                err = f"{100 * (prd / meas - 1):+.1f}%" if meas > 0 and np.isfinite(prd) \
+                    else "n/a"
+                lines.append(f"| {kind} | {n} | {meas * sc:.2f} | {prd * sc:.2f} | {err} |")
+        if res["cv"]:
+            top = sorted(res["cv"].items(), key=lambda kv: -kv[1][0])[:14]
+            lines += ["", "Kernel regressors, 5-fold CV on the sampled kernels, per kind: "
+                          "samples, share within ±10% (plain / weighted by time), mean error "
+                          "weighted by time: " +
+                      "; ".join(f"{k} {n}, {100 * v:.0f}%/{100 * wv:.0f}%, {100 * we:.0f}%"
+                                for k, (n, v, wv, we) in top) + "."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke-size run")
+    ap.add_argument("--budget", type=int, default=None, help="kernels to profile (local-cpu)")
+    ap.add_argument("--tflite-budget", type=int, default=None)
+    ap.add_argument("--nets", type=int, default=None, help="synthetic networks")
+    ap.add_argument("--passes", type=int, default=None)
+    ap.add_argument("--warmup", type=int, default=None)
+    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--models", default=None, help="comma-separated zoo names")
+    ap.add_argument("--skip-tflite", action="store_true")
+    ap.add_argument("--cache", type=Path, default=None, help="reuse an export cache")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep the devices' kernel tables and records in this folder")
+    ap.add_argument("--no-write", action="store_true", help="print, do not edit BENCHMARKS.md")
+    ap.add_argument("--cpu-clock", action="store_true",
+                    help="DIAGNOSTIC: time with the thread's CPU clock instead of the wall "
+                         "clock, to see through a busy neighbour's time slices on a shared "
+                         "machine (not what hwnas measures; never written to BENCHMARKS.md)")
+    args = ap.parse_args(argv)
+    if args.cpu_clock:
+        import time as _time
+
+        _time.perf_counter_ns = _time.thread_time_ns  # every profiler reads this clock
+        args.no_write = True
+    q = args.quick
+    args.budget = args.budget or (150 if q else 2500)
+    args.tflite_budget = args.tflite_budget or (25 if q else 600)
+    args.nets = args.nets if args.nets is not None else (4 if q else None)
+    args.passes = args.passes or (1 if q else 2)
+    args.warmup = args.warmup or (3 if q else 10)
+    args.runs = args.runs or (10 if q else 30)
+    names = zoo_names(args)
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache or Path(tmp) / "cache"
+        tmp = args.keep or Path(tmp)
+        runs.append(run_device("local-cpu", args, Path(tmp) / "home-cpu", cache, names))
+        if not args.skip_tflite:
+            from hwnas.profilers.export import tflite_export_available
+
+            if tflite_export_available():
+                tnames = [n for n in names if not q or n in QUICK_TFLITE_MODELS] or names[:1]
+                runs.append(run_device("local-tflite", args, Path(tmp) / "home-tflite", cache,
+                                       tnames))
+    md = render(args, runs)
+    print(md)
+    if not args.no_write:
+        write_section("anymodel", md)
+
+
+if __name__ == "__main__":
+    main()

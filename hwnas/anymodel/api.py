@@ -1,0 +1,308 @@
+"""The any-model workflow as functions: what ``hwnas measure/predict/profile`` call.
+
+::
+
+    from hwnas.anymodel import api
+    api.profile_kernels("local-cpu", budget=1500)               # once per device
+    out = api.predict("local-cpu", onnx="my_model.onnx")       # without running it there
+    print(out.prediction.latency_ms, out.prediction.coverage_line())
+    got = api.measure("local-cpu", model="mobilevit-xs")       # end to end, drift-free
+    print(got.latency_ms)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwnas.anymodel.model import ModelFile, check_fits, load_model
+from hwnas.errors import HwnasError, ModelError, ProfileError, TableError
+
+log = logging.getLogger(__name__)
+DEFAULT_BUDGET = 2000  # kernels: about 7 CPU minutes on local-cpu (BENCHMARKS.md)
+PREDICTOR_KIND = "anymodel"
+PREDICTOR_SPACE = "any-model"
+
+
+# --- which model -----------------------------------------------------------------------------
+def _one_source(onnx, tflite, model) -> None:
+    given = [n for n, v in (("--onnx", onnx), ("--tflite", tflite), ("--model", model)) if v]
+    if len(given) != 1:
+        raise ModelError("give exactly one of --onnx FILE, --tflite FILE or --model NAME"
+                         + (f" (got {', '.join(given)})" if given else ""))
+
+
+def resolve(cfg, cache_dir: Path, onnx=None, tflite=None, model=None, input_shape=None,
+            fmt: str | None = None) -> ModelFile:
+    """The validated model in the format the device runs (``fmt``: onnx or tflite)."""
+    from hwnas.anymodel import zoo
+
+    _one_source(onnx, tflite, model)
+    fmt = fmt or ("tflite" if cfg.profiler in ("tflite", "adb") else "onnx")
+    if onnx and fmt != "onnx":
+        raise ModelError(f"{cfg.name} runs TFLite models; give --tflite FILE (or --model NAME "
+                         f"for a zoo model) instead of --onnx")
+    if tflite and fmt != "tflite":
+        raise ModelError(f"{cfg.name} runs {cfg.profiler}, which takes ONNX; give --onnx FILE "
+                         f"(or --model NAME) instead of --tflite")
+    if model:
+        path = zoo.export(model, fmt, cache_dir)
+        return load_model(path, fmt, input_shape, name=model)
+    return load_model(onnx or tflite, fmt, input_shape)
+
+
+def device_memory_bytes(prof) -> int | None:
+    """What the device can give a model: a GPU's memory, a phone's or this machine's
+    available RAM; None when it cannot be read."""
+    from hwnas.anymodel.model import available_memory_bytes
+
+    gpu = getattr(prof, "gpu", None)
+    if gpu is not None and getattr(prof, "device", "cuda") == "cuda":
+        return int(gpu.memory_gib * 2 ** 30)
+    link = getattr(prof, "link", None)
+    if link is not None:
+        try:
+            for line in link.check("cat /proc/meminfo").splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except Exception:  # a phone that does not say: do not guess
+            return None
+        return None
+    return available_memory_bytes()
+
+
+# --- measuring -------------------------------------------------------------------------------
+@dataclass
+class Measured:
+    model: ModelFile
+    latency_ms: float  # pooled over the passes, drift-free at the device's reference speed
+    passes: list  # Pass per pass (records.py)
+    records_path: Path
+    drift_free: bool
+
+
+def scale_ms(ctx, kernel_table=None) -> float | None:
+    """The device's reference ms: its block table's, else its kernel table's."""
+    from hwnas import api as core
+
+    ms = core.reference_scale_ms(ctx)
+    if ms is None and kernel_table is not None:
+        ms = kernel_table.reference_ms
+    return ms
+
+
+def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
+            passes: int = 1, home: Path | None = None, progress: bool = True,
+            serials: tuple[str, ...] = (), **overrides) -> Measured:
+    """Measure a model file or zoo model end to end on ``device`` into its records."""
+    import numpy as np
+
+    from hwnas import api as core
+    from hwnas.home import export_cache
+    from hwnas.latency.records import Pass, Records
+
+    if passes < 1:
+        raise HwnasError(f"--passes must be at least 1, not {passes}")
+    ctx = core.context(device, home=home, **overrides)
+    cache = export_cache(home)
+    mf = resolve(ctx.cfg, cache, onnx, tflite, model, input_shape)
+    got: list[Pass] = []
+    with core._profiler(ctx, serials[:1]) as prof:
+        check_fits(mf, device, device_memory_bytes(prof))
+        path = mf.write(cache / "models")
+        for _ in range(passes):
+            m = _measure_file(prof, ctx.cfg, mf, path, model)
+            got.append(Pass(m.stats, m.ratio, m.reference_ms))
+        meta = prof.meta()
+        protocol = prof.protocol()
+    records = Records.load_or_new(ctx.paths.records, device)
+    records.meta.update(meta, protocol=protocol)
+    models = records.meta.setdefault("models", {})
+    models[mf.sha256] = {"name": mf.name, "format": mf.format,
+                         "input_shape": list(mf.input_shape)}
+    for p in got:
+        records.add(mf.record_arch(), p)
+    records.save(ctx.paths.records)
+    scale = scale_ms(ctx, _kernel_table_or_none(ctx))
+    drift_free = got[0].ratio is not None
+    if scale is None and drift_free:
+        scale = float(np.median([p.reference_ms for p in got]))
+    ms = float(np.median([p.ms(scale) for p in got]))
+    return Measured(mf, ms, got, ctx.paths.records, drift_free)
+
+
+def _measure_file(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None):
+    """One end-to-end measurement with the device's profiler."""
+    from hwnas.profilers import Measurement
+
+    if mf.format == "tflite":
+        fn = getattr(prof, "measure_tflite_full", None)
+        if fn is None:
+            raise ProfileError(f"{cfg.name} cannot run .tflite models")
+        return fn(path)
+    if cfg.profiler == "cuda" and getattr(prof, "ort", None) is None:
+        if not zoo_name:
+            raise ProfileError(f"{cfg.name} runs eager torch (backend torch); measure ONNX "
+                               f"files with --backend ort-cuda or ort-trt")
+        from hwnas.anymodel import zoo
+
+        module, shape = zoo.build(zoo_name)
+        return prof.measure_model_full(module, shape)
+    fn = getattr(prof, "measure_onnx_full", None)
+    if fn is None:
+        raise ProfileError(f"{cfg.name} cannot run ONNX models")
+    m = fn(path, mf.input_shape)
+    return m if isinstance(m, Measurement) else Measurement(m)
+
+
+# --- kernel profiling ------------------------------------------------------------------------
+def kernel_paths(ctx) -> tuple[Path, Path]:
+    """(kernel table, fitted any-model predictor) of a device."""
+    from hwnas.anymodel.profile import kernel_table_path
+
+    return kernel_table_path(ctx.paths), ctx.paths.predictor(PREDICTOR_KIND)
+
+
+def _kernel_table_or_none(ctx):
+    from hwnas.latency.table import LatencyTable
+
+    path, _ = kernel_paths(ctx)
+    return LatencyTable.load(path) if path.exists() else None
+
+
+def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None = None,
+                    seed: int = 0, fresh: bool = False, home: Path | None = None,
+                    progress: bool = True, model: str = "rf", serials: tuple[str, ...] = (),
+                    **overrides):
+    """Sample and measure kernels (and synthetic networks) on ``device``, then fit and save
+    the any-model predictor. Returns the ProfileReport."""
+    from hwnas import api as core
+    from hwnas.anymodel.graph import runtime_of
+    from hwnas.anymodel.profile import profile_kernels as run
+    from hwnas.home import export_cache
+
+    if budget < 1:
+        raise ProfileError(f"--budget must be a positive number of kernels, not {budget}")
+    if len(serials) > 1:
+        raise ProfileError("kernel profiling runs on one phone; pass one --serial")
+    ctx = core.context(device, home=home, **overrides)
+    runtime = runtime_of(ctx.cfg)
+    table_path, pred_path = kernel_paths(ctx)
+    if fresh:
+        table_path.unlink(missing_ok=True)
+    with core._profiler(ctx, serials) as prof:
+        report = run(prof, runtime, table_path, export_cache(home), budget, nets=nets,
+                     seed=seed, progress=progress, threads=ctx.cfg.threads)
+    fit_predictor(ctx, report.table, model)
+    return report
+
+
+# --- predicting ------------------------------------------------------------------------------
+def fit_predictor(ctx, table, model: str = "rf"):
+    """Fit the per-kind regressors and the overhead model on the kernel table; save them."""
+    import numpy as np
+
+    from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors, Overhead
+    from hwnas.anymodel.profile import kernel_entries, net_entries
+    from hwnas.predictors.persist import save_predictor
+
+    kernels, units = kernel_entries(table)
+    if len(kernels) < 3:
+        raise TableError(f"the kernel table of {ctx.cfg.name} holds {len(kernels)} kernels; "
+                         f"profile more with 'hwnas profile --device {ctx.cfg.name} --kernels'")
+    regs = KindRegressors(model).fit(kernels, units)
+    measured = {k.signature: float(u) for k, u in zip(kernels, units)}
+    base = AnyModelPredictor(regs, measured, Overhead(), table.meta["anymodel"]["runtime"])
+    sums, counts, nets = [], [], []
+    for ks, measured_units in net_entries(table):
+        p = base.predict(ks, 1.0, allow_missing=True)  # in reference units
+        if p.covered_flops < 0.97:  # kinds the sample never produced carry real work
+            log.info("synthetic network skipped for the overhead fit (%s)", p.coverage_line())
+            continue
+        sums.append(p.kernels_ms)
+        counts.append(p.covered_kernels)
+        nets.append(measured_units)
+    call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)
+    over = Overhead.fit(sums, counts, nets, call)
+    pred = AnyModelPredictor(regs, measured, over, base.runtime)
+    _, path = kernel_paths(ctx)
+    save_predictor(path, kind=PREDICTOR_KIND, device=ctx.cfg.name, space=PREDICTOR_SPACE,
+                   resolutions=[], state=dict(pred.state(), stamp=_stamp(table)),
+                   trained_on=sorted(measured), model=model,
+                   holdout={"nets_residual_rmspe": _rmspe(over, sums, counts, nets)},
+                   protocol=table.meta.get("protocol"))
+    return pred
+
+
+def _rmspe(over, sums, counts, nets) -> float | None:
+    import numpy as np
+
+    if not nets:
+        return None
+    p = np.array([over.apply(s, n) for s, n in zip(sums, counts)])
+    m = np.asarray(nets)
+    return float(100 * np.sqrt(np.mean(((p - m) / m) ** 2)))
+
+
+def _stamp(table) -> list:
+    return [len(table.entries), table.meta.get("updated")]
+
+
+def load_predictor(ctx, table=None):
+    """The device's fitted any-model predictor, refitted when the kernel table changed."""
+    from hwnas.anymodel.predictor import AnyModelPredictor
+    from hwnas.errors import PredictorError
+    from hwnas.latency.table import LatencyTable
+    from hwnas.predictors.persist import load_predictor_file
+
+    table_path, path = kernel_paths(ctx)
+    if table is None:
+        if not table_path.exists():
+            raise TableError(f"no kernel table for {ctx.cfg.name} at {table_path}; run "
+                             f"'hwnas profile --device {ctx.cfg.name} --kernels' first")
+        table = LatencyTable.load(table_path)
+    if path.exists():
+        try:
+            obj = load_predictor_file(path, ctx.cfg.name, PREDICTOR_SPACE)
+            if obj["state"].get("stamp") == _stamp(table):
+                return AnyModelPredictor.from_state(obj["state"]), table
+        except (PredictorError, TableError, KeyError) as e:
+            log.info("refitting the any-model predictor: %s", e)
+    return fit_predictor(ctx, table), table
+
+
+@dataclass
+class Predicted:
+    model: ModelFile
+    prediction: object  # predictor.Prediction
+    runtime: str
+    n_kernels_table: int
+
+
+def graph_of(ctx, mf: ModelFile, runtime: str):
+    from hwnas.anymodel.graph import detect
+
+    return detect(runtime, mf.data, mf.input_shape, ctx.cfg.threads, mf.name)
+
+
+def predict(device: str, onnx=None, tflite=None, model=None, input_shape=None,
+            allow_missing: bool = False, home: Path | None = None) -> Predicted:
+    """Predict a model's latency on ``device`` from its kernels, without running it there."""
+    from hwnas import api as core
+    from hwnas.anymodel.graph import runtime_of
+    from hwnas.anymodel.model import available_memory_bytes
+    from hwnas.home import export_cache
+
+    ctx = core.context(device, home=home)
+    runtime = runtime_of(ctx.cfg)
+    pred, table = load_predictor(ctx)
+    if table.meta["anymodel"]["runtime"] != runtime:
+        raise TableError(f"the kernel table of {device} holds {table.meta['anymodel']['runtime']} "
+                         f"kernels, but {device} runs {runtime}; profile it again with --fresh")
+    mf = resolve(ctx.cfg, export_cache(home), onnx, tflite, model, input_shape)
+    check_fits(mf, "this machine (reading the graph)", available_memory_bytes())
+    graph = graph_of(ctx, mf, runtime)
+    scale = scale_ms(ctx, table)
+    out = pred.predict(list(graph.kernels), scale, allow_missing=allow_missing)
+    return Predicted(mf, out, runtime, len(table.entries))

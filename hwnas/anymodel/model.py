@@ -1,0 +1,268 @@
+"""A user's model file, read as data and checked before anything runs it.
+
+ONNX and TFLite files are parsed as protobuf / flatbuffer data (never unpickled). Before a
+model reaches a runtime it must be: a well-formed file of its format, with one float input
+tensor of fixed shape (``--input-shape`` fixes dynamic dimensions, by rewriting the input's
+dimensions in a copy), and small enough for the device's memory. Each failure is one
+:class:`~hwnas.errors.ModelError` line.
+
+A model is known by the SHA-256 of the file as given: records of its measurements are keyed
+by that hash and the input shape, so renaming a file does not lose them and a changed file
+is a new model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from hwnas.errors import ModelError
+
+FORMATS = ("onnx", "tflite")
+RECORD_SPACE = "model-file"  # the "space" of a model file's record (records.py, archfile.py)
+TFLITE_MAGIC = b"TFL3"
+MAX_PROTOBUF_BYTES = 2 * 1024 ** 3  # protobuf's limit for one ONNX message
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A validated model, ready for a runtime: ``data`` has every input dimension fixed."""
+
+    format: str  # "onnx" or "tflite"
+    name: str  # the file's name (or the zoo name), for messages and records' meta
+    sha256: str  # of the file as given
+    data: bytes  # the model with a fixed input shape (the file itself when it had one)
+    input_name: str
+    input_shape: tuple[int, ...]
+    weight_bytes: int
+
+    def record_arch(self) -> dict:
+        """The record key of this model's measurements (records.py)."""
+        return {"space": RECORD_SPACE, "format": self.format, "sha256": self.sha256,
+                "input_shape": list(self.input_shape)}
+
+    def write(self, folder: Path) -> Path:
+        """The fixed-shape model as a file (runtimes that take paths), named by its hash."""
+        shape = "x".join(str(d) for d in self.input_shape)
+        path = Path(folder) / f"{self.sha256[:16]}-{shape}.{self.format}"
+        if not path.exists():
+            from hwnas.latency.safeio import atomic_write_bytes
+
+            atomic_write_bytes(path, self.data)
+        return path
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"1,3,224,224"`` (or ``1x3x224x224``) -> (1, 3, 224, 224); None stays None."""
+    if text is None or text == "":
+        return None
+    parts = text.replace("x", ",").replace(" ", "").strip("()[]").split(",")
+    try:
+        dims = tuple(int(p) for p in parts if p != "")
+    except ValueError:
+        raise ModelError(f"--input-shape {text!r}: give positive integers, e.g. 1,3,224,224") \
+            from None
+    if not dims or any(d <= 0 for d in dims):
+        raise ModelError(f"--input-shape {text!r}: give positive integers, e.g. 1,3,224,224")
+    return dims
+
+
+def sniff_format(path: Path, data: bytes) -> str:
+    if data[4:8] == TFLITE_MAGIC or path.suffix.lower() == ".tflite":
+        return "tflite"
+    return "onnx"
+
+
+def read_bytes(path: str | Path) -> bytes:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ModelError(f"{path} is a directory, not a model file") from None
+    except OSError as e:
+        raise ModelError(f"cannot read {path}: {e.strerror or type(e).__name__}") from None
+    if not data:
+        raise ModelError(f"{path} is empty")
+    return data
+
+
+def load_model(path: str | Path, fmt: str, input_shape: Sequence[int] | None = None,
+               name: str | None = None) -> ModelFile:
+    """Read and validate a model file of format ``fmt``."""
+    path = Path(path)
+    data = read_bytes(path)
+    if fmt == "onnx":
+        return load_onnx_bytes(data, name or path.name, input_shape)
+    if fmt == "tflite":
+        return load_tflite_bytes(data, name or path.name, input_shape)
+    raise ModelError(f"unknown model format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+# --- ONNX ------------------------------------------------------------------------------------
+def load_onnx_bytes(data: bytes, name: str, input_shape=None) -> ModelFile:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if data[4:8] == TFLITE_MAGIC:
+        raise ModelError(f"{name} is a TFLite model, not ONNX; pass it with --tflite")
+    try:
+        model = onnx.load_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{name} is not a valid ONNX model (truncated or malformed: "
+                         f"{str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") \
+            from None
+    if not model.graph.node:
+        raise ModelError(f"{name} is not a valid ONNX model (no graph: truncated or not ONNX)")
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise ModelError(f"{name} keeps its weights in external data files; save it as one "
+                         f"file (onnx.save_model(m, path, save_as_external_data=False))")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        raise ModelError(f"{name} is not a valid ONNX model: "
+                         f"{str(e).strip().splitlines()[0][:200]}") from None
+    init = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init]
+    inp = _single_input(name, [(i.name, i.type.tensor_type.elem_type,
+                                _onnx_dims(i)) for i in inputs], onnx.TensorProto.FLOAT)
+    dims = _fixed_shape(name, inp[2], input_shape)
+    if tuple(inp[2]) != dims:  # write the fixed dimensions into a copy
+        shape = model.graph.input[[i.name for i in model.graph.input].index(inp[0])] \
+            .type.tensor_type.shape
+        for d, v in zip(shape.dim, dims):
+            d.Clear()
+            d.dim_value = v
+        del model.graph.value_info[:]  # stale symbolic shapes; the runtime infers them again
+        fixed = model.SerializeToString()
+    else:
+        fixed = data
+    weights = sum(_onnx_tensor_bytes(t) for t in model.graph.initializer)
+    return ModelFile("onnx", name, hashlib.sha256(data).hexdigest(), fixed, inp[0], dims,
+                     weights)
+
+
+def _onnx_dims(value_info) -> list:
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return []
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in t.shape.dim]
+
+
+def _onnx_tensor_bytes(t) -> int:
+    import numpy as np
+    from onnx import helper
+
+    try:
+        item = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    except (KeyError, TypeError):
+        item = 4
+    return int(math.prod(t.dims)) * item
+
+
+# --- TFLite ----------------------------------------------------------------------------------
+def load_tflite_bytes(data: bytes, name: str, input_shape=None) -> ModelFile:
+    if data[4:8] != TFLITE_MAGIC:
+        kind = "an ONNX model; pass it with --onnx" if _looks_onnx(data) else \
+            "not a TFLite flatbuffer (no TFL3 identifier)"
+        raise ModelError(f"{name} is {kind}")
+    from hwnas.anymodel.tflite import read_flatbuffer
+
+    model = read_flatbuffer(data, name)
+    sub = model.subgraphs[0]
+    inputs = []
+    for i in sub.inputs:
+        t = sub.tensors[i]
+        sig = list(t.shapeSignature) if t.shapeSignature is not None else list(t.shape)
+        dims = [int(d) if d > 0 else None for d in sig]
+        inputs.append((_tflite_name(t), int(t.type), dims))
+    inp = _single_input(name, inputs, 0)  # TensorType.FLOAT32 == 0
+    dims = _fixed_shape(name, inp[2], input_shape)
+    if tuple(inp[2]) != dims:
+        from hwnas.anymodel.tflite import with_input_shape
+
+        fixed = with_input_shape(model, dims)
+    else:
+        fixed = data
+    weights = sum(len(b.data) for b in model.buffers if b.data is not None)
+    return ModelFile("tflite", name, hashlib.sha256(data).hexdigest(), fixed, inp[0], dims,
+                     weights)
+
+
+def _tflite_name(t) -> str:
+    n = t.name
+    return n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+
+
+def _looks_onnx(data: bytes) -> bool:
+    try:
+        import onnx
+
+        return bool(onnx.load_from_string(data).graph.node)
+    except Exception:
+        return False
+
+
+# --- shared checks ---------------------------------------------------------------------------
+def _single_input(name: str, inputs: list, float_type: int) -> tuple:
+    """The one image tensor: (name, elem type, dims); ModelError otherwise."""
+    if len(inputs) != 1:
+        names = ", ".join(i[0] for i in inputs) or "none"
+        raise ModelError(f"{name} has {len(inputs)} inputs ({names}); hwnas measures models "
+                         f"with one image tensor input")
+    if inputs[0][1] != float_type:
+        raise ModelError(f"{name}: input {inputs[0][0]!r} is not a float32 tensor; hwnas "
+                         f"measures models with one float32 image tensor input")
+    return inputs[0]
+
+
+def _fixed_shape(name: str, dims: list, given) -> tuple[int, ...]:
+    if given is not None:
+        given = tuple(int(d) for d in given)
+        if dims and len(dims) != len(given):
+            raise ModelError(f"{name}: --input-shape {','.join(map(str, given))} has "
+                             f"{len(given)} dimensions, the model's input has {len(dims)}")
+        clash = [(i, d, g) for i, (d, g) in enumerate(zip(dims, given)) if d is not None
+                 and d != g]
+        if clash:
+            i, d, g = clash[0]
+            raise ModelError(f"{name}: --input-shape sets dimension {i} to {g}, but the model "
+                             f"fixes it at {d}")
+        return given
+    if not dims or any(d is None for d in dims):
+        shown = "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+        raise ModelError(f"{name}: the input shape {shown} is not fixed; give --input-shape, "
+                         f"e.g. --input-shape 1,3,224,224")
+    return tuple(dims)
+
+
+def available_memory_bytes() -> int | None:
+    """What this machine can give a model now (MemAvailable), None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def needed_bytes(model: ModelFile) -> int:
+    """A lower bound on what running the model takes: its weights twice (the runtime keeps a
+    packed copy) and its input, plus a working margin."""
+    return 2 * model.weight_bytes + 4 * math.prod(model.input_shape) * 4 + 64 * 2 ** 20
+
+
+def check_fits(model: ModelFile, device: str, memory_bytes: int | None) -> None:
+    """ModelError when the model cannot fit in ``memory_bytes`` (None: unknown, allowed)."""
+    if model.format == "onnx" and len(model.data) >= MAX_PROTOBUF_BYTES:
+        raise ModelError(f"{model.name} is {len(model.data) / 2 ** 30:.1f} GiB: too large for "
+                         f"one ONNX protobuf (2 GiB)")
+    need = needed_bytes(model)
+    if memory_bytes is not None and need > memory_bytes:
+        raise ModelError(f"{model.name} is too large for {device}: it needs at least "
+                         f"{need / 2 ** 30:.2f} GiB ({model.weight_bytes / 2 ** 20:.0f} MiB of "
+                         f"weights), the device has {memory_bytes / 2 ** 30:.2f} GiB available")

@@ -1,0 +1,420 @@
+"""Kernel profiling: measure sampled kernels and synthetic networks on a device (resumable).
+
+``hwnas profile --device D --kernels [--budget N]`` fills the device's *kernel table*
+(``devices/D/kernels.pkl``, a LatencyTable keyed by kernel signature) with N kernels:
+
+1. **Broadly first.** Configurations of every template (anymodel/templates.py) are drawn
+   from wide, generic ranges in proportion to the template's weight; each is exported, the
+   runtime turns it into kernels (anymodel/graph.py), and every kernel not yet in the table
+   is cut out as a model of its own and timed: drift-free (beside the reference network),
+   one intra-op thread, with the per-call overhead subtracted.
+2. **Then where the regressor is unsure.** In each later round, a random forest over each
+   template's configurations (log of its kernels' total time) scores many fresh candidate
+   configurations; those where its trees disagree most are measured, more of them for the
+   templates whose forests are least sure (nn-Meter's adaptive sampling, with the forest's
+   spread standing in for its validation error).
+3. **Synthetic networks** (random CNNs, ViTs and hybrids of the same blocks) are measured end
+   to end, for the per-network overhead model (anymodel/predictor.py).
+
+Kernels are timed *hot*: each timed call right after an untimed call of the same kernel,
+inputs and outputs bound to buffers allocated once (profilers/onnxrt.py ``_KernelBench``),
+not in the cache-flushing context of the block tables. A kernel is a small part of a block,
+and between one kernel and the next a network's working set stays in the caches: summed
+over a zoo, hot kernels came within about ±10% of the whole network, flushed ones 4-44% over
+it, and kernels timed cold after each reference call (the drift-free rounds) 2-3.5x over it
+(README, "The latency of any model"). A fresh output buffer per call would time page faults
+a network's planned arena never takes.
+
+Auxiliary kinds (reorders, transposes, elementwise ops) come with nearly every block; each
+may take at most ``CAP_SHARE`` of the budget, so that convolutions and matrix products, which
+carry most of a network's time, get most of the samples.
+
+The table is saved every few kernels and on interruption; a rerun with the same seed replays
+the same configurations and skips what is measured.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.anymodel import templates as tpl
+from hwnas.anymodel.graph import (Pack, components, detect, export_onnx_bytes,
+                                  export_tflite_bytes)
+from hwnas.anymodel.kernels import Kernel
+from hwnas.errors import HwnasError, ModelError, ProfileError
+from hwnas.latency.stats import RatioStats, Stats
+from hwnas.latency.table import LatencyTable
+
+log = logging.getLogger(__name__)
+SAVE_EVERY = 20
+NET_PREFIX = "net:"
+FLOOR_UNITS = 1e-5  # a kernel at the timer's noise floor: 1e-5 of the reference (~50 ns here)
+ROUND_SHARES = (0.5, 0.2, 0.15, 0.15)  # of the budget: broad, then three uncertainty rounds
+TFLITE_PACK = 10  # blocks per litert-torch conversion
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def kernel_table_path(paths) -> Path:
+    return paths.root / f"kernels{paths.variant}.pkl"
+
+
+def default_nets(budget: int) -> int:
+    """Synthetic networks for the overhead model: enough for three coefficients."""
+    return int(min(24, max(6, budget // 60)))
+
+
+# --- measuring one kernel or network on any runtime ------------------------------------------
+class KernelTimer:
+    """The device's profiler, used for kernels (isolated, every input fed) and networks."""
+
+    def __init__(self, prof, runtime: str, cache_dir: Path):
+        self.prof, self.runtime = prof, runtime
+        self.cache = Path(cache_dir) / f"kernels-{runtime}"
+        if not hasattr(prof, "measure_kernel_full"):
+            raise ProfileError(f"the {getattr(prof, 'runtime', '?')} profiler cannot time "
+                               f"single kernels")
+
+    def kernel(self, graph, k: Kernel):
+        model = graph.extract(k)
+        if self.runtime == "onnxruntime":
+            from hwnas.anymodel.ort import random_feeds
+
+            return self.prof.measure_kernel_full(model, random_feeds(k))
+        return self.prof.measure_kernel_full(self._file(model, k.signature, "tflite"))
+
+    def network(self, data: bytes, input_shape):
+        if self.runtime == "onnxruntime":
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "model.onnx"
+                path.write_bytes(data)
+                return self.prof.measure_onnx_full(path, input_shape)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.tflite"
+            path.write_bytes(data)
+            return self.prof.measure_tflite_full(path)
+
+    def _file(self, data: bytes, sig: str, ext: str) -> Path:
+        from hwnas.latency.safeio import atomic_write_bytes
+
+        path = self.cache / f"{sig.replace(':', '_').replace('/', '-')}.{ext}"
+        if not path.exists():
+            atomic_write_bytes(path, data)
+        return path
+
+
+def _units(m) -> RatioStats:
+    """The kernel's ratio to the reference, floored at the timer's noise floor (a kernel
+    cheaper than the call overhead can come out at or under 0 after subtracting it)."""
+    r = m.ratio
+    if r.median > FLOOR_UNITS:
+        return r
+    return RatioStats(FLOOR_UNITS, max(r.mean, FLOOR_UNITS), r.std, FLOOR_UNITS,
+                      max(r.p90, FLOOR_UNITS), r.n)
+
+
+# --- the kernel table ------------------------------------------------------------------------
+def open_kernel_table(path: Path, prof, runtime: str, fresh: bool = False) -> LatencyTable:
+    protocol = dict(prof.protocol(), kernels="hot", kernel_runtime=runtime)
+    if path.exists() and not fresh:
+        table = LatencyTable.load(path)
+        if table.meta.get("protocol") != protocol:
+            raise ProfileError(f"{path} was measured with {table.meta.get('protocol')}, not "
+                               f"{protocol}; pass --fresh to start a new kernel table")
+        if "anymodel" not in table.meta:
+            raise ProfileError(f"{path} is not a kernel table")
+        return table
+    if getattr(prof, "plan", None) is None:
+        raise ProfileError("kernel profiling needs the drift-free protocol (reference: true in "
+                           "the device config): kernels and networks are compared as ratios")
+    meta = dict(prof.meta(), protocol=protocol, created=_now(), updated=_now(),
+                anymodel={"runtime": runtime, "kernels": {}, "nets": {}, "samples": [],
+                          "skipped": {}, "seconds": 0.0})
+    return LatencyTable(meta)
+
+
+def kernel_entries(table: LatencyTable) -> tuple[list[Kernel], np.ndarray]:
+    """The measured kernels and their times in reference units."""
+    meta = table.meta["anymodel"]["kernels"]
+    keys = [k for k in table.ratios if not k.startswith(NET_PREFIX) and k in meta]
+    return [Kernel.from_obj(meta[k]) for k in keys], \
+        np.array([table.ratios[k].median for k in keys])
+
+
+def net_entries(table: LatencyTable) -> list[tuple[list[Kernel], float]]:
+    """Synthetic networks: (their kernels, measured reference units)."""
+    meta = table.meta["anymodel"]
+    pool = meta["kernels"]
+    out = []
+    for key, info in meta["nets"].items():
+        if key in table.ratios:
+            out.append(([Kernel.from_obj(pool[s]) for s in info["kernels"]],
+                        table.ratios[key].median))
+    return out
+
+
+@dataclass
+class ProfileReport:
+    table: LatencyTable
+    path: Path
+    measured_now: int
+    kernels: int
+    nets: int
+    seconds: float
+
+
+# --- the sampler -----------------------------------------------------------------------------
+class Sampler:
+    """Template configurations: broad in round 0, then where a forest over each template's
+    configurations is least sure. Seeded: a rerun replays the same configurations."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.names = list(tpl.TEMPLATES)
+        self.weights = np.array([tpl.TEMPLATES[n].weight for n in self.names])
+        self.weights = self.weights / self.weights.sum()
+
+    def broad(self, n: int, part: int = 0) -> list[tuple[str, dict]]:
+        """One configuration of every template first (so that even a small budget covers
+        every kind of block), then ``n`` more in proportion to the templates' weights; each
+        part in a seeded random order."""
+        rng = np.random.default_rng([self.seed, 0, part])
+        first = [(name, tpl.TEMPLATES[name].draw(rng)) for name in self.names] if part == 0 \
+            else []
+        counts = np.round(self.weights * n).astype(int)
+        rest = [(name, tpl.TEMPLATES[name].draw(rng)) for name, c in zip(self.names, counts)
+                for _ in range(c)]
+        return [first[i] for i in rng.permutation(len(first))] + \
+            [rest[i] for i in rng.permutation(len(rest))]
+
+    def unsure(self, n: int, samples: list[dict], round_: int, part: int = 0,
+               candidates: int = 40) -> list[tuple[str, dict]]:
+        """``n`` configurations where each template's forest disagrees most."""
+        from sklearn.ensemble import RandomForestRegressor
+
+        rng = np.random.default_rng([self.seed, round_, part])
+        scores, picks = {}, {}
+        for name in self.names:
+            t = tpl.TEMPLATES[name]
+            rows = [s for s in samples if s["template"] == name and s["units"] > 0]
+            cands = [t.draw(rng) for _ in range(candidates)]
+            if len(rows) < 4:
+                scores[name], picks[name] = 1.0, cands
+                continue
+            x = np.array([t.encode(r["config"]) for r in rows])
+            y = np.log([r["units"] for r in rows])
+            rf = RandomForestRegressor(n_estimators=60, min_samples_leaf=1, random_state=0,
+                                       n_jobs=1).fit(x, y)
+            xc = np.array([t.encode(c) for c in cands])
+            spread = np.stack([tr.predict(xc) for tr in rf.estimators_]).std(0)
+            order = np.argsort(-spread)
+            scores[name] = float(np.mean(spread[order[:max(1, len(order) // 4)]]))
+            picks[name] = [cands[i] for i in order]
+        w = np.array([self.weights[i] * scores[nm] for i, nm in enumerate(self.names)])
+        w = w / w.sum() if w.sum() > 0 else self.weights
+        counts = np.maximum(1, np.round(w * n)).astype(int)
+        out = [(nm, picks[nm][j]) for nm, c in zip(self.names, counts)
+               for j in range(min(c, len(picks[nm])))]
+        return [out[i] for i in rng.permutation(len(out))]
+
+
+# --- the driver ------------------------------------------------------------------------------
+def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int,
+                    nets: int | None = None, seed: int = 0, fresh: bool = False,
+                    progress: bool = True, threads: int = 1) -> ProfileReport:
+    """Measure kernels until the table holds ``budget`` of them, then ``nets`` synthetic
+    networks; returns the saved table. Resumable (see the module docstring)."""
+    from tqdm import tqdm
+
+    if budget < 1:
+        raise ProfileError(f"--budget must be a positive number of kernels, not {budget}")
+    path = Path(path)
+    table = open_kernel_table(path, prof, runtime, fresh)
+    timer = KernelTimer(prof, runtime, cache_dir)
+    meta = table.meta["anymodel"]
+    sampler = Sampler(seed)
+    t0, before = time.perf_counter(), _n_kernels(table)
+    bar = tqdm(total=budget, initial=min(before, budget), desc=f"kernels on {table.device}",
+               unit="kernel", disable=not progress, leave=False)
+    try:
+        for round_, share in enumerate(ROUND_SHARES):
+            target = int(round(budget * sum(ROUND_SHARES[:round_ + 1])))
+            for part in range(4):  # more configurations while the round falls short
+                if _n_kernels(table) >= target:
+                    break
+                want = target - _n_kernels(table)
+                configs = (sampler.broad(max(1, want // 3), part) if round_ == 0 else
+                           sampler.unsure(max(1, want // 3), meta["samples"], round_, part))
+                _measure_configs(table, path, timer, runtime, configs, target, bar, threads,
+                                 budget)
+        n_nets = default_nets(budget) if nets is None else nets
+        _measure_nets(table, path, timer, runtime, n_nets, progress, threads)
+    except (KeyboardInterrupt, HwnasError):
+        _save(table, path, t0)
+        raise
+    finally:
+        bar.close()
+    _save(table, path, t0)
+    return ProfileReport(table, path, _n_kernels(table) - before, _n_kernels(table),
+                         len(meta["nets"]), time.perf_counter() - t0)
+
+
+def _n_kernels(table: LatencyTable) -> int:
+    return sum(1 for k in table.entries if not k.startswith(NET_PREFIX))
+
+
+def _save(table: LatencyTable, path: Path, t0: float | None = None) -> None:
+    meta = table.meta["anymodel"]
+    if t0 is not None:
+        meta["seconds"] = float(meta.get("seconds", 0.0)) + time.perf_counter() - t0
+    table.meta["updated"] = _now()
+    table.save(path)
+
+
+def _store(table: LatencyTable, key: str, m) -> None:
+    from hwnas.profilers.reference import REFERENCE_KEY
+
+    if m.ratio is None:
+        raise ProfileError("kernel profiling needs the drift-free protocol")
+    ratio = _units(m)
+    flag = "" if ratio is m.ratio else "at the timer's noise floor"
+    table.put(key, m.stats if m.stats.median_ms > 0 else ratio.to_ms(m.reference_ms),
+              flag=flag, ratio=ratio, reference=(REFERENCE_KEY, m.reference_ms))
+
+
+def _graphs(runtime: str, configs, threads: int):
+    """(template, config, graph, kernels-per-config) for each configuration, exporting
+    TFLite blocks in packs (one conversion for many)."""
+    if runtime == "onnxruntime":
+        for name, cfg in configs:
+            module, shape = tpl.build(name, cfg)
+            try:
+                g = detect(runtime, export_onnx_bytes(module, [shape]), shape, threads)
+            except (ModelError, RuntimeError) as e:
+                log.info("template %s %s: %s", name, cfg, e)
+                continue
+            yield [(name, cfg, g, list(g.kernels))]
+        return
+    for start in range(0, len(configs), TFLITE_PACK):
+        chunk = configs[start:start + TFLITE_PACK]
+        built = [tpl.build(n, c) for n, c in chunk]
+        pack = Pack([m for m, _ in built], [s for _, s in built])
+        try:
+            g = detect(runtime, export_tflite_bytes(pack.module, pack.shapes), None)
+        except (ModelError, RuntimeError) as e:
+            log.info("template pack: %s", e)
+            continue
+        inputs = [str(i) for i in g.model.subgraphs[0].inputs]
+        owner = components(g.kernels, len(chunk), inputs)
+        yield [(n, c, g, [k for k, o in zip(g.kernels, owner) if o == i])
+               for i, (n, c) in enumerate(chunk)]
+
+
+# kinds that carry most of a network's time get as many samples as the templates make;
+# the others (reorders, transposes, elementwise, ...) come with every template and would
+# fill the budget: at most CAP_SHARE of it each
+MAIN_KINDS = ("Conv", "Gemm", "MatMul", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+              "BATCH_MATMUL")
+CAP_SHARE = 0.06
+
+
+def _full(table, kind: str, counts: dict, budget: int) -> bool:
+    if any(m in kind for m in MAIN_KINDS):
+        return False
+    return counts.get(kind, 0) >= max(20, int(CAP_SHARE * budget))
+
+
+def _kind_counts(table) -> dict:
+    counts: dict[str, int] = {}
+    for sig in table.entries:
+        if not sig.startswith(NET_PREFIX):
+            kind = sig.split(":", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _measure_configs(table, path, timer, runtime, configs, target, bar, threads,
+                     budget) -> None:
+    meta = table.meta["anymodel"]
+    since_save = 0
+    kind_counts = _kind_counts(table)
+    for group in _graphs(runtime, configs, threads):
+        for name, cfg, g, kernels in group:
+            units = 0.0
+            sigs = []
+            for k in kernels:
+                if k.view:
+                    continue
+                sigs.append(k.signature)
+                if k.signature in table.entries:
+                    units += table.ratios[k.signature].median
+                    continue
+                if k.signature in meta["skipped"] or _n_kernels(table) >= target \
+                        or _full(table, k.kind, kind_counts, budget):
+                    continue
+                try:
+                    m = timer.kernel(g, k)
+                except (ProfileError, ModelError, RuntimeError, ValueError) as e:
+                    meta["skipped"][k.signature] = str(e).splitlines()[0][:200] if str(e) \
+                        else type(e).__name__
+                    continue
+                _store(table, k.signature, m)
+                meta["kernels"][k.signature] = k.to_obj()
+                kind_counts[k.kind] = kind_counts.get(k.kind, 0) + 1
+                units += table.ratios[k.signature].median
+                bar.update(1)
+                since_save += 1
+                if since_save >= SAVE_EVERY:
+                    _save(table, path)
+                    since_save = 0
+            if sigs and all(s in table.entries or _full(table, s.split(":", 1)[0],
+                                                        kind_counts, budget) for s in sigs):
+                meta["samples"].append({"template": name, "config": cfg, "units": units})
+        if _n_kernels(table) >= target:
+            break
+    _save(table, path)
+
+
+def _measure_nets(table, path, timer, runtime, n: int, progress: bool, threads: int) -> None:
+    from tqdm import tqdm
+
+    meta = table.meta["anymodel"]
+    for seed in tqdm(range(n), desc="synthetic networks", unit="net", disable=not progress,
+                     leave=False):
+        key = f"{NET_PREFIX}{seed}"
+        if key in table.entries:
+            continue
+        module, shape, what = tpl.synthetic_net(seed)
+        data = (export_onnx_bytes(module, [shape]) if runtime == "onnxruntime"
+                else export_tflite_bytes(module, [shape]))
+        net_shape = shape if runtime == "onnxruntime" else None
+        g = detect(runtime, data, net_shape, threads)
+        m = timer.network(data, shape)
+        for k in g.kernels:
+            meta["kernels"].setdefault(k.signature, k.to_obj())
+        meta["nets"][key] = {"what": what, "kernels": [k.signature for k in g.kernels],
+                             "flops": float(sum(k.flops for k in g.kernels))}
+        _store(table, key, m)
+        _save(table, path)
+
+
+def table_summary(table: LatencyTable) -> dict:
+    meta = table.meta["anymodel"]
+    kinds: dict[str, int] = {}
+    for k, obj in meta["kernels"].items():
+        if k in table.entries:
+            kinds[Kernel.from_obj(obj).kind] = kinds.get(Kernel.from_obj(obj).kind, 0) + 1
+    return {"kernels": _n_kernels(table), "nets": len(meta["nets"]), "kinds": kinds,
+            "minutes": round(float(meta.get("seconds", 0.0)) / 60, 2),
+            "reference_ms": table.reference_ms, "host": platform.node()}
