@@ -209,7 +209,9 @@ def export(space, arch_file, fmt, out) -> None:
 @DEVICE
 @SPACE
 @RESOLUTION
-@click.option("--target-latency", "target", type=float, required=True, help="Budget in ms.")
+@click.option("--target-latency", "target", required=True,
+              help="Budget in ms. With --supernet: a list (10,15,20) for every device, or one "
+                   "'/'-separated group per device (20,30/10,15).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(),
               help="Write the result as JSON (with --supernet: a folder for arch.json and "
@@ -234,11 +236,27 @@ def export(space, arch_file, fmt, out) -> None:
 @click.option("--eval-batch-size", type=int, default=64, show_default=True)
 @click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="With --supernet: where to evaluate candidates.")
+@click.option("--pareto", is_flag=True,
+              help="With --supernet: NSGA-II (pymoo) on accuracy vs latency (and energy where "
+                   "the table has it), one run per device; writes the front.")
+@click.option("--budget", type=click.IntRange(min=2), default=96, show_default=True,
+              help="With --pareto: subnets scored per device.")
 @JSON
 def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
            data, population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
-           as_json) -> None:
-    """Find the best subnet whose predicted latency on DEVICE is at or under the target."""
+           pareto, budget, as_json) -> None:
+    """Find the best subnet whose predicted latency on DEVICE is at or under the target.
+
+    With --supernet, DEVICE and the target may be lists (one supernet, many devices: one
+    arch file per pair in --out, searched through one shared accuracy cache)."""
+    from hwnas.cli_supernet import search_many, search_route
+
+    ctx = click.get_current_context()
+    if search_route(ctx, device, target, pareto, supernet) == "many":
+        return search_many(ctx, device, target, seed, out, supernet, data, population,
+                           generations, calib_batches, max_eval_images, eval_batch_size, run_on,
+                           pareto, budget, as_json)
+    target = float(target)  # search_route checked it is one positive number
     if supernet:
         return _search_supernet(device, target, seed, out, no_remeasure, supernet, data,
                                 population, generations, calib_batches, max_eval_images,
