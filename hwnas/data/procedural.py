@@ -44,7 +44,7 @@ SHAPES = ("circle", "square", "triangle", "pentagon", "hexagon", "star", "cross"
 TEXTURES = ("solid", "stripes", "checker", "dots", "waves")
 NAME = "shapes"
 # Bumped whenever drawing changes, so that a cached set is never one an older hwnas drew.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 ROTATION = 0.3  # radians either way
 FIGURE_SCALE = (0.5, 0.8)  # of the image side
 DISTRACTOR_SCALE = (0.18, 0.3)
