@@ -135,6 +135,8 @@ def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seeds", type=int, default=None, help="Seeds of the main comparison.")
     p.add_argument("--ablation-seeds", type=int, default=None)
+    p.add_argument("--alone-seeds", type=int, default=None,
+                   help="Seeds of each subnet trained alone (Kendall's tau).")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "supernet")
     p.add_argument("--no-write", action="store_true", help="Do not touch BENCHMARKS.md.")
     p.add_argument("--only", default=None,
@@ -156,6 +158,8 @@ def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
         s = replace(s, seeds=tuple(range(a.seeds)))
     if a.ablation_seeds:
         s = replace(s, ablation_seeds=tuple(range(a.ablation_seeds)))
+    if a.alone_seeds:
+        s = replace(s, alone_seeds=tuple(range(a.alone_seeds)))
     return s, a
 
 

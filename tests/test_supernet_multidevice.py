@@ -26,6 +26,7 @@ from hwnas.supernet.train import DataSpec, TrainConfig, train_supernet
 
 torch.set_num_threads(1)
 SPEC = SpaceSpec("tiny", (64,), classes=10)
+TINY_DATA = "shapes:classes=10,per_class=8,size=32"  # 80 images: evaluations cost little
 CFG = AccuracySearchConfig(EvolutionConfig(population=4, generations=1, parents=2),
                            batch_size=32, calib_batches=1, max_eval_images=32)
 
@@ -33,8 +34,8 @@ CFG = AccuracySearchConfig(EvolutionConfig(population=4, generations=1, parents=
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt")
-    return train_supernet(SPEC, DataSpec(), TrainConfig(epochs=1, batch_size=8,
-                                                        steps_per_epoch=1),
+    return train_supernet(SPEC, DataSpec(TINY_DATA), TrainConfig(epochs=1, batch_size=8,
+                                                                 steps_per_epoch=1),
                           SamplerConfig(method="sandwich", subnets_per_step=1),
                           out).checkpoint
 
@@ -173,8 +174,9 @@ def one_line_error(proc, pattern):
     assert len(err.splitlines()) == 1 and re.search(pattern, err), err
 
 
-def in_process(capsys, *args):
-    """hwnas's own main() in this process (no torch import per call): (exit code, stderr)."""
+def in_process(capsys, *args, stdout: bool = False):
+    """hwnas's own main() in this process (no torch import per call): (exit code, stderr),
+    and stdout as well when asked."""
     from hwnas.cli import main
 
     code = 0
@@ -182,7 +184,8 @@ def in_process(capsys, *args):
         main([str(a) for a in args])
     except SystemExit as e:
         code = e.code
-    return code, capsys.readouterr().err.strip()
+    cap = capsys.readouterr()
+    return (code, cap.err.strip(), cap.out) if stdout else (code, cap.err.strip())
 
 
 def test_cli_bad_input(checkpoint, hwnas_home, capsys):
@@ -211,6 +214,7 @@ def test_cli_bad_input(checkpoint, hwnas_home, capsys):
     one_line_error(hwnas("search", "--supernet", ck, "--device", "pixel4,pixel6",
                          "--target-latency", "10/20/30", "--out", "o", home=hwnas_home),
                    "3 '/'-separated groups but --device names 2 devices")
+    assert not (hwnas_home.parent / "o").exists()
 
 
 def _synthetic_phone_tables(home, devices):
@@ -227,12 +231,12 @@ def _synthetic_phone_tables(home, devices):
 
 
 @pytest.mark.slow
-def test_cli_many_devices_round_trip(hwnas_home, tmp_path):
+def test_cli_many_devices_round_trip(hwnas_home, tmp_path, capsys):
     """Train a (depth-capped) full-space supernet for one step, search it for two phones and
-    two targets from the CLI, then feed every arch file to predict, export and measure."""
+    two targets from the CLI, then feed the arch files to predict, export and measure."""
     spec = SpaceSpec("full", (128,), classes=10, max_depth=1)
-    ckpt = train_supernet(spec, DataSpec(), TrainConfig(epochs=1, batch_size=4,
-                                                        steps_per_epoch=1),
+    ckpt = train_supernet(spec, DataSpec(TINY_DATA), TrainConfig(epochs=1, batch_size=4,
+                                                                 steps_per_epoch=1),
                           SamplerConfig(method="sandwich", subnets_per_step=1),
                           tmp_path / "run").checkpoint
     _synthetic_phone_tables(hwnas_home, ["pixel4", "pixel6"])
@@ -247,15 +251,16 @@ def test_cli_many_devices_round_trip(hwnas_home, tmp_path):
                                        "pixel6-30ms.json", "pixel6-40ms.json"]
     summary = json.loads((out / "summary.json").read_text())["pairs"]
     for f, row in zip(files, summary):
-        q = hwnas("predict", "--device", row["device"], "--arch", f, "--json", home=hwnas_home)
-        assert q.returncode == 0, q.stderr
-        assert json.loads(q.stdout)["predicted_ms"] == pytest.approx(row["predicted_ms"],
-                                                                       rel=1e-3)
-        e = hwnas("export", "--arch", f, "--out", tmp_path / f"{f.stem}.onnx", home=hwnas_home)
-        assert e.returncode == 0, e.stderr
-    m = hwnas("measure", "--device", "local-cpu", "-r", 128, "--arch", files[0], "--passes", 1,
-              home=hwnas_home)
-    assert m.returncode == 0, m.stderr
+        assert row["file"] == f.name
+        code, err, out_ = in_process(capsys, "predict", "--device", row["device"], "--arch", f,
+                                     "--json", stdout=True)
+        assert code == 0, err
+        assert json.loads(out_)["predicted_ms"] == pytest.approx(row["predicted_ms"], rel=1e-3)
+    code, err = in_process(capsys, "export", "--arch", files[0], "--out", tmp_path / "a.onnx")
+    assert code == 0 and (tmp_path / "a.onnx").stat().st_size > 1000, err
+    code, err = in_process(capsys, "measure", "--device", "local-cpu", "-r", 128, "--arch",
+                           files[0], "--passes", 1)
+    assert code == 0, err
 
 
 @pytest.mark.slow
