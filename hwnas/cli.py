@@ -339,7 +339,9 @@ def export(space, arch_file, index, fmt, out) -> None:
 @DEVICE
 @SPACE
 @RESOLUTION
-@click.option("--target-latency", "target", type=POSITIVE_MS, required=True, help="Budget in ms.")
+@click.option("--target-latency", "target", required=True,
+              help="Budget in ms. With --supernet: a list (10,15,20) for every device, or one "
+                   "'/'-separated group per device (20,30/10,15).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", type=click.Path(),
               help="Write the result as JSON (with --supernet: a folder for arch.json and "
@@ -369,14 +371,32 @@ def export(space, arch_file, index, fmt, out) -> None:
 @click.option("--runs", type=click.IntRange(1, 1_000_000), default=None,
               help="Timed runs of each measurement on the device (config default).")
 @PREDICTOR
+@click.option("--pareto", is_flag=True,
+              help="With --supernet: NSGA-II (pymoo) on accuracy vs latency (and energy where "
+                   "the table has it), one run per device; writes the front.")
+@click.option("--budget", type=click.IntRange(min=2, max=1_000_000), default=96,
+              show_default=True, help="With --pareto: subnets scored per device.")
 @JSON
 def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
            data, population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
-           warmup, runs, predictor_kind, as_json) -> None:
+           warmup, runs, predictor_kind, pareto, budget, as_json) -> None:
     """Find the best subnet whose latency on DEVICE is at or under the target.
 
     On a device hwnas can measure, the best candidates are measured (drift-free) until one
-    lands just under the target; the pick is then re-measured in 3 fresh passes."""
+    lands just under the target; the pick is then re-measured in 3 fresh passes.
+
+    With --supernet, DEVICE and the target may be lists (one supernet, many devices: one
+    arch file per pair in --out, searched through one shared accuracy cache)."""
+    from hwnas.cli_supernet import search_many, search_route
+
+    ctx = click.get_current_context()
+    if search_route(ctx, device, target, pareto, supernet) == "many":
+        if out:
+            check_output(out, folder=True, param_hint="'--out'")
+        return search_many(ctx, device, target, seed, out, supernet, data, population,
+                           generations, calib_batches, max_eval_images, eval_batch_size, run_on,
+                           pareto, budget, as_json)
+    target = float(target)  # search_route checked it is one positive number
     if out:  # a file (a folder with --supernet): refused now, not after the search
         check_output(out, folder=bool(supernet), param_hint="'--out'")
     if supernet:

@@ -1,9 +1,11 @@
-"""Click commands for the supernet: ``train-supernet`` and ``build-pools``.
+"""Click commands for the supernet: ``train-supernet`` and ``build-pools``, and the
+supernet half of ``hwnas search`` (``search_route`` / ``search_many``).
 
 The main CLI registers them (``for c in COMMANDS: main.add_command(c)``). Every command only
 parses its options and calls the library; torch is imported inside the commands so that
-``hwnas --help`` stays fast. ``hwnas search --supernet CKPT`` lives in the main CLI and calls
-``hwnas.supernet.workflows.search_from_checkpoint``.
+``hwnas --help`` stays fast. ``hwnas search --supernet CKPT`` lives in the main CLI: one device
+and one target call ``hwnas.supernet.workflows.search_from_checkpoint``; lists of devices or
+targets, or ``--pareto``, call ``search_many`` here (``hwnas.supernet.multidevice``).
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
 
 @click.command("train-supernet")
 @click.option("--data", default="digits", show_default=True,
-              help="'digits' (built in) or an ImageFolder root (train/ and optional val/).")
+              help="'digits' or 'shapes[:classes=24,per_class=400,size=64,seed=0]' (built in, "
+                   "no download) or an ImageFolder root (train/ and optional val/).")
 @click.option("--out", "out_dir", required=True, type=OutputPath(folder=True),
               help="Run folder; checkpoint.pt is written there after every epoch.")
 @click.option("--pools", "pools_path", type=click.Path(dir_okay=False), default=None,
@@ -109,10 +112,17 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
 @click.option("--run-on", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--teacher", type=click.Choice(["labels", "level", "supernet"]), default="labels",
+              show_default=True,
+              help="Pools: who teaches a level's subnets. 'labels': all learn from the labels, "
+                   "the level's min subnet from their mean (ElasticViT); 'level': the level's "
+                   "dearest subnet; 'supernet': the supernet's largest (sandwich rule).")
+@click.option("--device", default=None,
+              help="With --pools: the device they must have been built for (a check).")
 @space_options
 def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, warmup_epochs,
                    steps_per_epoch, subnets_per_step, bank_size, distill, amp, seed, image_size,
-                   workers, run_on, resume, preset, resolutions, max_depth):
+                   workers, run_on, resume, teacher, device, preset, resolutions, max_depth):
     """Train an elasticvit or vit supernet (works under torchrun for data parallelism)."""
     from dataclasses import replace
 
@@ -124,14 +134,21 @@ def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, 
     classes = count_classes(data)
     pools = Pools.load(pools_path) if pools_path else None
     spec = _spec(preset, resolutions, max_depth, classes)
-    if pools is not None and preset is None and not resolutions and max_depth is None:
-        spec = replace(pools.space, classes=classes)  # the space the pools were built for
+    if pools is not None:  # the pools' space, where no option says otherwise (then: checked)
+        base = pools.space
+        spec = replace(base, classes=classes, preset=preset or base.preset,
+                       resolutions=_ints(resolutions) or base.resolutions,
+                       max_depth=base.max_depth if max_depth is None else max_depth)
+        pools.check_matches(spec, device, source=pools_path)
+    elif device is not None:
+        raise click.UsageError("--device only checks --pools; give --pools too")
     space_res = spec.build().resolutions
     data_spec = DataSpec(data, image_size or max(space_res), seed)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs,
                       distill=distill, amp=amp, seed=seed, steps_per_epoch=steps_per_epoch,
                       workers=workers)
-    scfg = SamplerConfig(method=sampling, subnets_per_step=subnets_per_step, bank_size=bank_size)
+    scfg = SamplerConfig(method=sampling, subnets_per_step=subnets_per_step, bank_size=bank_size,
+                         teacher=teacher)
     result = train(spec, data_spec, cfg, scfg, out_dir, pools=pools, resume=resume,
                    device=None if run_on == "auto" else run_on)
     if result.history:
@@ -139,6 +156,85 @@ def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, 
         click.echo(f"epoch {last['epoch']}: {last['images_per_s']:.1f} images/s, "
                    f"loss(largest) {last['loss_largest']:.3f}")
     click.echo(f"checkpoint: {result.checkpoint}")
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def search_route(ctx: click.Context, device: str, target: str, pareto: bool,
+                 supernet: str | None) -> str:
+    """"many" (lists, or --pareto, with --supernet) or "one"; bad combinations are one clear
+    error. A checkpoint searched with an explicit --space / -r it was not trained on is one."""
+    from hwnas.errors import HwnasError
+
+    many = "," in device or "," in target or "/" in target
+    if pareto and not supernet:
+        raise HwnasError("--pareto needs an accuracy source: give --supernet CKPT (a trained "
+                         "supernet scores every candidate)")
+    if many and not supernet:
+        raise HwnasError("lists of devices or targets need --supernet CKPT (one supernet, many "
+                         "devices); without one, search one device at one target")
+    if supernet:
+        from hwnas.supernet.evaluate import load_checkpoint
+        from hwnas.supernet.multidevice import check_checkpoint
+
+        check_checkpoint(load_checkpoint(supernet), supernet,
+                         ctx.params["space"] if _explicit(ctx, "space") else None,
+                         ctx.params["resolutions"] if _explicit(ctx, "resolutions") else ())
+    if many or pareto:
+        return "many"
+    try:
+        value = float(target)
+    except ValueError:
+        raise HwnasError(f"--target-latency: expected a number of ms, got {target!r}") from None
+    from hwnas.supernet.multidevice import MAX_TARGET_MS
+
+    if not 0 < value <= MAX_TARGET_MS:  # NaN fails this too
+        raise HwnasError(f"--target-latency must be positive milliseconds up to "
+                         f"{MAX_TARGET_MS:g}, got {target}")
+    return "one"
+
+
+def search_many(ctx, device, target, seed, out, supernet, data, population, generations,
+                calib_batches, max_eval_images, eval_batch_size, run_on, pareto, budget,
+                as_json) -> None:
+    """``hwnas search --supernet CKPT --device a,b --target-latency 10,15 --out DIR``."""
+    import json
+
+    from hwnas.errors import HwnasError
+    from hwnas.search.evolution import EvolutionConfig
+    from hwnas.search.nsga import NSGAConfig, require_pymoo
+    from hwnas.supernet.multidevice import parse_pairs, search_devices
+    from hwnas.supernet.search import AccuracySearchConfig
+
+    pairs = parse_pairs(device, target)
+    if not out:
+        raise HwnasError("--out DIR is needed with lists of devices or targets, or --pareto "
+                         "(one arch file per pair goes there)")
+    if pareto:
+        require_pymoo()
+    cfg = AccuracySearchConfig(
+        EvolutionConfig(population=population, generations=generations,
+                        parents=max(2, population // 4)),
+        batch_size=eval_batch_size, calib_batches=calib_batches,
+        max_eval_images=max_eval_images, seed=seed)
+    nsga = NSGAConfig(budget=budget, population=population, offspring=population,
+                      seed=seed) if pareto else None
+    res = search_devices(supernet, pairs, out, data=data, cfg=cfg, pareto=nsga,
+                         space_name=ctx.params["space"] if _explicit(ctx, "space") else None,
+                         resolutions=(ctx.params["resolutions"]
+                                      if _explicit(ctx, "resolutions") else ()),
+                         run_on=None if run_on == "auto" else run_on)
+    if as_json:
+        click.echo(json.dumps(json.loads((res.summary_path.parent / "summary.json")
+                                         .read_text()), indent=2))
+        return
+    click.echo((res.summary_path.parent / "summary.md").read_text().rstrip())
+    click.echo(f"wrote {len(res.pairs)} arch files, {res.summary_path.name}, summary.md, "
+               f"summary.json and {res.plot_path.name} to {res.summary_path.parent}")
 
 
 COMMANDS = [train_supernet, build_pools]

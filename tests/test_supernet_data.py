@@ -82,3 +82,82 @@ def test_imagefolder_errors(tmp_path):
     (tmp_path / "flat").mkdir()
     with pytest.raises(DataError, match="no class folders"):
         load_data(str(tmp_path / "flat"))
+
+
+# --- shapes: the procedural set ------------------------------------------------------------
+SMALL_SHAPES = "shapes:classes=6,per_class=10,size=32"
+
+
+def test_shapes_are_deterministic_balanced_and_cached(hwnas_home):
+    from hwnas.data.procedural import cache_path, generate, parse_spec
+
+    spec = parse_spec(SMALL_SHAPES)
+    generate.cache_clear()
+    images, labels = generate(spec, hwnas_home / "cache")
+    assert images.shape == (60, 3, 32, 32) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [10] * 6
+    path = cache_path(spec, hwnas_home / "cache")
+    assert path.is_file()
+    generate.cache_clear()
+    again, labels2 = generate(spec, hwnas_home / "cache")  # read back from the cache
+    assert np.array_equal(again, images) and np.array_equal(labels, labels2)
+    generate.cache_clear()
+    fresh, _ = generate(spec)  # drawn again, without the cache: the same pixels
+    assert np.array_equal(fresh, images)
+    other, _ = generate(parse_spec(SMALL_SHAPES + ",seed=1"))
+    assert not np.array_equal(other, images)
+    # an image is not a copy of another: every image differs
+    flat = images.reshape(len(images), -1)
+    assert len({row.tobytes() for row in flat}) == len(flat)
+
+
+def test_shapes_load_like_digits(hwnas_home):
+    a = load_data(SMALL_SHAPES, seed=0)
+    assert a.classes == 6 == count_classes(SMALL_SHAPES) and a.image_size == 32
+    assert len(a.train) + len(a.holdout) + len(a.test) == 60
+    assert a.train.augment and not a.test.augment
+    x, y = next(iterate_batches(a.test, 8, shuffle=False))
+    assert x.dtype == torch.float32 and x.shape == (8, 3, 32, 32)
+    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0 and float(x.std()) > 0.1
+    xa, _ = next(iterate_batches(a.train, 8, seed=0))
+    xb, _ = next(iterate_batches(a.train, 8, seed=0))
+    assert torch.equal(xa, xb)  # shifts and flips are seeded
+    b = load_data(SMALL_SHAPES, seed=1)
+    assert not torch.equal(a.test.labels, b.test.labels)  # the split seed, not the images
+
+
+def test_shapes_class_is_the_shape_and_texture_not_the_colour():
+    """Two images of one class share no colour: colour is a nuisance, never the label."""
+    from hwnas.data.procedural import draw
+
+    a = draw("hexagon", "stripes", 64, np.random.default_rng(1))
+    b = draw("hexagon", "stripes", 64, np.random.default_rng(2))
+    assert a.shape == (64, 64, 3) and 0 <= a.min() and a.max() <= 1
+    assert abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))).max() > 0.02
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("shapes:classes=1", "classes must be"), ("shapes:classes=999", "classes must be"),
+    ("shapes:size=8", "size must be"), ("shapes:colour=3", "unknown option"),
+    ("shapes:classes=many", "must be an integer"), ("shapes:per_class=2", "per_class")])
+def test_bad_shapes_specs(spec, message):
+    from hwnas.errors import HwnasError
+
+    with pytest.raises(HwnasError, match=message):
+        load_data(spec)
+    with pytest.raises(HwnasError, match=message):
+        count_classes(spec)
+
+
+def test_a_corrupt_shapes_cache_is_redrawn(hwnas_home):
+    from hwnas.data.procedural import cache_path, generate, parse_spec
+
+    spec = parse_spec(SMALL_SHAPES)
+    path = cache_path(spec, hwnas_home / "cache")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an npz")
+    generate.cache_clear()
+    images, _ = generate(spec, hwnas_home / "cache")
+    assert images.shape == (60, 3, 32, 32)
+    generate.cache_clear()
+    assert np.array_equal(generate(spec, hwnas_home / "cache")[0], images)

@@ -145,3 +145,73 @@ def test_comparison_prefers_wide_over_deep(space):
 
     wide, deep = arch(max, min), arch(min, max)
     assert depth_over_width(space, wide, anchor) < depth_over_width(space, deep, anchor)
+
+
+# --- the recipe's switches: every variant trains subnets_per_step + 1 subnets per step -------
+def _plans(pools, space, n=30, **kw):
+    s = PoolSampler(pools, space, SamplerConfig(bank_size=4, **kw), seed=0)
+    plans = []
+    for step in range(n):
+        plan = s.next_step(step / n)
+        s.observe(plan, [1.0 + 0.01 * step] * len(plan.archs))
+        plans.append(plan)
+    return s, plans
+
+
+def test_labels_teacher_every_level_subnet_sees_the_labels(pools, space):
+    _, plans = _plans(pools, space)  # the default: ElasticViT's rule
+    for p in plans:
+        assert p.roles == ("label", "label", "label", "distill")
+        assert p.archs[-1] == pools.min_arch(p.level)
+
+
+def test_level_teacher_is_the_first_version(pools, space):
+    _, plans = _plans(pools, space, teacher="level")
+    for p in plans:
+        assert p.roles == ("label", "distill", "distill", "distill")
+        costs = [pools.cost(p.level, a) for a in p.archs[:-1]]
+        assert costs[0] == max(costs)
+
+
+def test_supernet_teacher_is_the_largest_and_keeps_the_pass_count(pools, space):
+    _, plans = _plans(pools, space, teacher="supernet")
+    for p in plans:
+        assert len(p.archs) == 4 and p.archs[0] == space.largest(64)
+        assert p.roles == ("label", "distill", "distill", "distill")
+        assert not p.bankable[0] and set(p.archs[1:]) <= set(pools.archs(p.level))
+    with pytest.raises(Exception, match="subnets_per_step >= 2"):
+        SamplerConfig(teacher="supernet", subnets_per_step=1)
+
+
+def test_without_min_subnet_or_banks(pools, space):
+    s, plans = _plans(pools, space, min_subnet=False, banks=False)
+    for p in plans:
+        assert len(p.archs) == 4 and set(p.archs) <= set(pools.archs(p.level))
+        assert p.roles == ("label",) * 4 and not any(p.from_bank)
+    assert not any(s.banks) and not s.due_rescore(50)
+
+
+def test_uniform_level_walk_jumps(pools, space):
+    _, plans = _plans(pools, space, n=60, walk="uniform")
+    jumps = [abs(b.level - a.level) for a, b in zip(plans, plans[1:])]
+    assert max(jumps) == 2
+    _, plans = _plans(pools, space, n=60)
+    assert max(abs(b.level - a.level) for a, b in zip(plans, plans[1:])) == 1
+
+
+def test_bad_switches():
+    from hwnas.errors import HwnasError
+
+    with pytest.raises(HwnasError, match="teacher"):
+        SamplerConfig(teacher="oracle")
+    with pytest.raises(HwnasError, match="walk"):
+        SamplerConfig(walk="random")
+
+
+def test_sandwich_roles_and_plan_validation(space):
+    from hwnas.supernet.sampling import StepPlan
+
+    plan = SandwichSampler(space, SamplerConfig(method="sandwich"), seed=0).next_step(0.0)
+    assert plan.roles == ("label",) + ("distill",) * (len(plan.archs) - 1)
+    with pytest.raises(ValueError, match="one role per subnet"):
+        StepPlan(None, plan.archs[:2], (False, False), (False, False), ("distill", "label"))

@@ -142,3 +142,59 @@ def test_amp_training_on_gpu(tmp_path, pools):
     assert result.history[0]["steps"] == 2
     assert next(result.model.parameters()).is_cuda
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
+
+
+def test_subnet_loss_roles():
+    """'label' learns from the labels and joins the teacher; 'distill' learns from the mean of
+    the teachers so far (ElasticViT's min subnet learns from its level's subnets)."""
+    import torch.nn.functional as F
+
+    from hwnas.supernet.train import subnet_loss
+
+    torch.manual_seed(0)
+    y = torch.tensor([0, 1, 2])
+    a, b, c = (torch.randn(3, 4) for _ in range(3))
+    cfg = TrainConfig(label_smoothing=0.1)
+    taught = []
+    assert torch.allclose(subnet_loss(a, "label", taught, y, cfg),
+                          F.cross_entropy(a, y, label_smoothing=0.1))
+    subnet_loss(b, "label", taught, y, cfg)
+    assert len(taught) == 2
+    mean = (F.softmax(a, -1) + F.softmax(b, -1)) / 2
+    expected = -(mean * F.log_softmax(c, -1)).sum(-1).mean()
+    assert torch.allclose(subnet_loss(c, "distill", taught, y, cfg), expected)
+    assert len(taught) == 2  # a student does not teach
+    # without distillation everything learns from the labels
+    plain = TrainConfig(distill=False, label_smoothing=0.0)
+    assert torch.allclose(subnet_loss(c, "distill", [mean], y, plain), F.cross_entropy(c, y))
+
+
+def test_cli_pools_for_another_space_or_device(tmp_path):
+    from hwnas.cli_supernet import train_supernet as train_cmd
+
+    pools_path = tmp_path / "p.json"
+    build_pools(SPEC, flops_standin_latency_fn(SPEC.build()), [0.3, 0.6], metric="latency",
+                per_level=4, seed=0, device="pixel4").save(pools_path)
+    runner = CliRunner()
+    base = ["--pools", str(pools_path), "--out", str(tmp_path / "run"), "--epochs", "1",
+            "--steps-per-epoch", "1", "--batch-size", "8"]
+    for extra, message in ((["--resolutions", "96"], r"resolutions \[64\] \(pools\) vs \[96\]"),
+                           (["--preset", "full"], "preset 'tiny' \\(pools\\) vs 'full'"),
+                           (["--device", "pixel6"], "latency on pixel4, not pixel6")):
+        r = runner.invoke(train_cmd, base + extra)
+        assert r.exit_code != 0 and isinstance(r.exception, HwnasError), r.output
+        assert __import__("re").search(message, str(r.exception)), str(r.exception)
+        assert not (tmp_path / "run").exists()  # validated before touching the disk
+    r = runner.invoke(train_cmd, base + ["--device", "pixel4", "--teacher", "level"])
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["sampler"]["teacher"] == "level"
+
+
+def test_resume_from_another_preset_is_an_error(tmp_path):
+    train_supernet(SPEC, DataSpec(), TrainConfig(epochs=1, batch_size=8, steps_per_epoch=1),
+                   SamplerConfig(method="sandwich", subnets_per_step=1), tmp_path)
+    other = SpaceSpec("tiny", (96,), classes=10)
+    with pytest.raises(HwnasError, match="cannot resume.*space.resolutions"):
+        train_supernet(other, DataSpec(), TrainConfig(epochs=2, batch_size=8, steps_per_epoch=1),
+                       SamplerConfig(method="sandwich", subnets_per_step=1), tmp_path,
+                       resume=True)

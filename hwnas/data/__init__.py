@@ -1,4 +1,5 @@
-"""Datasets for supernet training and accuracy search: ImageFolder and the built-in ``digits``.
+"""Datasets for supernet training and accuracy search: ImageFolder and the built-in ``digits``
+and ``shapes`` (procedural, hard enough to separate training methods; see procedural.py).
 
 ``load_data(spec)`` returns three disjoint splits. ``train`` trains the supernet, ``holdout`` is
 held out of training and is what the search scores candidates on, and ``test`` is only for
@@ -17,10 +18,11 @@ from typing import Iterator, Union
 import numpy as np
 
 from hwnas.data.imagefolder import DataError, ImageFolder
+from hwnas.data.procedural import parse_spec as parse_shapes
 from hwnas.data.tensors import TensorImages, load_digits_images, split_indices
 
 Dataset = Union[TensorImages, ImageFolder]
-BUILTIN = ("digits",)
+BUILTIN = ("digits", "shapes")
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,12 @@ class DataSplits:
 
 def load_data(spec: str, image_size: int = 224, seed: int = 0,
               holdout_fraction: float = 0.15, test_fraction: float = 0.2) -> DataSplits:
-    """``"digits"`` (built in) or an ImageFolder root.
+    """``"digits"``, ``"shapes[:options]"`` (built in) or an ImageFolder root.
 
     A root with ``train/`` (and optionally ``val/``) uses ``val/`` as the test split; the holdout
     is a seeded fraction of ``train/``. A root of class folders is split three ways.
-    ``image_size`` only applies to ImageFolder (digits are 8x8).
+    ``image_size`` only applies to ImageFolder (digits are 8x8; shapes are drawn at their own
+    ``size`` option). ``seed`` chooses the split, not the images (shapes has its own ``seed``).
     """
     if not 0 < holdout_fraction < 1 or not 0 <= test_fraction < 1:
         raise DataError("holdout and test fractions must lie in (0, 1)")
@@ -48,6 +51,12 @@ def load_data(spec: str, image_size: int = 224, seed: int = 0,
         test, holdout, train = split_indices(len(full), (test_fraction, holdout_fraction), seed)
         return DataSplits("digits", full.subset(train, augment=True), full.subset(holdout),
                           full.subset(test), 10, full.images.shape[-1])
+    shapes = parse_shapes(spec)
+    if shapes is not None:
+        full = load_shapes_images(shapes)
+        test, holdout, train = split_indices(len(full), (test_fraction, holdout_fraction), seed)
+        return DataSplits(spec, full.subset(train, augment=True), full.subset(holdout),
+                          full.subset(test), shapes.classes, shapes.size)
     root = Path(spec)
     if not root.is_dir():
         raise DataError(f"--data must be one of {', '.join(BUILTIN)} or an ImageFolder "
@@ -65,6 +74,19 @@ def load_data(spec: str, image_size: int = 224, seed: int = 0,
         test = full.subset(test_idx)
     return DataSplits(root.name, full.subset(train, augment=True), full.subset(holdout), test,
                       len(full.classes), image_size)
+
+
+def load_shapes_images(spec) -> TensorImages:
+    """A ``shapes`` set (cached in $HWNAS_HOME/cache) as uint8 TensorImages; training batches
+    shift by up to 1/16 of the image and flip."""
+    import torch
+
+    from hwnas.data.procedural import generate
+    from hwnas.home import export_cache
+
+    images, labels = generate(spec, export_cache())
+    return TensorImages(torch.from_numpy(images), torch.from_numpy(labels),
+                        shift=max(1, spec.size // 16), flip=True)
 
 
 def shard_order(n: int, *, seed: int, epoch: int, shuffle: bool, rank: int = 0,
@@ -121,6 +143,9 @@ def count_classes(spec: str) -> int:
     """The number of classes of a data spec, without loading any image."""
     if spec == "digits":
         return 10
+    shapes = parse_shapes(spec)
+    if shapes is not None:
+        return shapes.classes
     root = Path(spec)
     root = root / "train" if (root / "train").is_dir() else root
     if not root.is_dir():

@@ -17,12 +17,14 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True, eq=False)  # eq would compare tensors elementwise
 class TensorImages:
-    """Images (N, 3, H, W) float, already normalised, and labels (N,) int64."""
+    """Images (N, 3, H, W) and labels (N,) int64. Float images are already normalised; uint8
+    images (the procedural sets, 4x smaller in memory) are mapped to [-1, 1] per batch."""
 
     images: torch.Tensor
     labels: torch.Tensor
     augment: bool = False  # random shifts (by up to ``shift`` pixels) when training
     shift: int = 1
+    flip: bool = False  # with augment: random horizontal flips as well
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -30,13 +32,18 @@ class TensorImages:
     def subset(self, indices, augment: bool | None = None) -> "TensorImages":
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         return TensorImages(self.images[idx], self.labels[idx],
-                            self.augment if augment is None else augment, self.shift)
+                            self.augment if augment is None else augment, self.shift, self.flip)
 
     def batch(self, indices: np.ndarray, rng: np.random.Generator | None):
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         x, y = self.images[idx], self.labels[idx]
+        if x.dtype == torch.uint8:
+            x = x.float() * (2.0 / 255.0) - 1.0
         if self.augment and rng is not None:
             x = random_shift(x, self.shift, rng)
+            if self.flip:
+                mirror = torch.as_tensor(rng.random(len(x)) < 0.5)
+                x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
         return x, y
 
 

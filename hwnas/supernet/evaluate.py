@@ -78,6 +78,11 @@ def load_supernet(path: str | Path, map_location="cpu") -> tuple[Supernet, dict]
 
 
 # --- evaluation ----------------------------------------------------------------------------------
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """NHWC memory layout: depthwise convolutions run (and train) ~3x faster so on CPU."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def without_augment(ds: Dataset) -> Dataset:
     if isinstance(ds, ImageFolder):
         return ds.subset(range(len(ds)), augment=False)
@@ -88,9 +93,9 @@ def calibrate(model: Supernet, arch, calib: Dataset, *, batch_size: int, batches
               seed: int, device) -> None:
     """Select ``arch`` and re-estimate its BN statistics on un-augmented training batches."""
     model.set_active(arch)
-    recalibrate_bn(model, (resize_batch(x.to(device), arch.resolution) for x, _ in
-                           iterate_batches(without_augment(calib), batch_size, seed=seed,
-                                           limit=batches)))
+    batches = iterate_batches(without_augment(calib), batch_size, seed=seed, limit=batches)
+    recalibrate_bn(model, (channels_last(resize_batch(x.to(device), arch.resolution))
+                           for x, _ in batches))
 
 
 @torch.no_grad()
@@ -101,7 +106,7 @@ def top1(model, arch, ds: Dataset, *, batch_size: int, device,
     limit = None if max_images is None else max(1, math.ceil(max_images / batch_size))
     correct = total = 0
     for x, y in iterate_batches(ds, batch_size, shuffle=False, drop_last=False, limit=limit):
-        logits = model(resize_batch(x.to(device), arch.resolution))
+        logits = model(channels_last(resize_batch(x.to(device), arch.resolution)))
         correct += int((logits.argmax(1).cpu() == y).sum())
         total += len(y)
     if total == 0:
@@ -126,6 +131,7 @@ def batch_losses(model, archs, x: torch.Tensor, y: torch.Tensor) -> list[float]:
     out = []
     for arch in archs:
         model.set_active(arch)
-        out.append(float(F.cross_entropy(model(resize_batch(x, arch.resolution)), y)))
+        out.append(float(F.cross_entropy(model(channels_last(resize_batch(x, arch.resolution))),
+                                         y)))
     model.train(was_training)
     return out

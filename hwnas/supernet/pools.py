@@ -79,6 +79,20 @@ class Pools:
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise HwnasError(f"{source} is corrupt ({type(e).__name__}: {e})") from None
 
+    def check_matches(self, spec: SpaceSpec, device: str | None = None,
+                      source: str = "the pools") -> None:
+        """One clear error when these pools were built for another space (preset, resolution
+        set, depth cap) or, for latency pools, another device than ``device``."""
+        mine, theirs = self.space.to_dict(), {**spec.to_dict(), "classes": self.space.classes}
+        diff = [f"{k} {mine[k]!r} (pools) vs {theirs[k]!r}" for k in mine
+                if k != "classes" and mine[k] != theirs[k]]
+        if diff:
+            raise HwnasError(f"{source} were built for another space: {'; '.join(diff)}; "
+                             f"rebuild them with build-pools or drop the differing options")
+        if device is not None and self.metric == "latency" and self.device != device:
+            raise HwnasError(f"{source} were built for latency on {self.device}, not {device}; "
+                             f"rebuild them with build-pools --device {device}")
+
     def save(self, path: str | Path) -> None:
         # allow_nan=False: 'Infinity' is not JSON, and no reader of this file could use it
         atomic_write_text(path, json.dumps(self.to_obj(), indent=1, allow_nan=False))

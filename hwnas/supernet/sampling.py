@@ -10,7 +10,21 @@
   pool candidates are compared and the one that spends its cost on width rather than depth is
   kept (ElasticViT's comparison against an anchor subnet). The bank is re-scored periodically.
 
-``SandwichSampler`` is the uniform baseline: the largest and smallest subnets plus uniform ones.
+Who teaches whom (``teacher``), as each subnet's *role* in the step plan:
+
+* ``"labels"`` (the default; ElasticViT's rule): every subnet drawn from the level learns from
+  the labels, and the level's min subnet distils from the mean of their predictions. ElasticViT
+  itself trains the level's subnets against an external ImageNet teacher (two ResNeXt-101s);
+  hwnas has no such teacher for an arbitrary dataset, so the labels take its place.
+* ``"level"``: the most expensive subnet drawn from the level learns from the labels and
+  teaches the others (hwnas's first version). A weak teacher in the low levels, and 3 of the 4
+  subnets of a step never see a label: the benchmark's ablation shows what this costs.
+* ``"supernet"``: the sandwich rule's teacher: the supernet's largest subnet learns from the
+  labels every step and teaches the level's subnets (one fewer drawn from the level, so the
+  number of subnet passes per step stays the same).
+
+``SandwichSampler`` is the uniform baseline: the largest and smallest subnets plus uniform ones;
+the largest learns from the labels and teaches the rest (BigNAS/AlphaNet).
 
 Samplers draw only from their own seeded Generator and from losses that are averaged over
 ranks, so every rank of a distributed run picks the same subnets.
@@ -32,8 +46,16 @@ from hwnas.supernet.pools_vit import depth_over_width_vit
 ScoreFn = Callable[[Sequence[ElasticViTArch]], Sequence[float]]  # archs -> mean loss each
 
 
+TEACHERS = ("labels", "level", "supernet")
+WALKS = ("adjacent", "uniform")
+LABEL, DISTILL = "label", "distill"  # a subnet's role in a step
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
+    """``subnets_per_step + 1`` subnets train at every step, whatever the other switches say,
+    so that variants compare at the same number of subnet passes."""
+
     method: str = "pools"  # "pools" (complexity + performance aware) or "sandwich" (uniform)
     subnets_per_step: int = 3  # besides the level's min subnet (sandwich: besides max and min)
     bank_size: int = 16
@@ -42,22 +64,44 @@ class SamplerConfig:
     compare: int = 3  # pool candidates compared when exploring
     rescore_every: int = 50  # steps between re-scoring the current level's bank
     temperature: float = 1.0  # of the softmax over -loss
+    teacher: str = "labels"  # pools only: see the module docstring
+    min_subnet: bool = True  # pools only: train the level's min subnet at every step
+    banks: bool = True  # pools only: performance-aware (banks + comparison), else uniform in pool
+    walk: str = "adjacent"  # pools only: "adjacent" levels, or a "uniform" level at each step
 
     def __post_init__(self):
         if self.method not in ("pools", "sandwich"):
             raise HwnasError("sampling method must be 'pools' or 'sandwich'")
         if self.subnets_per_step < 1 or self.bank_size < 2 or self.compare < 1:
             raise HwnasError("subnets_per_step, compare must be >= 1 and bank_size >= 2")
+        if self.teacher not in TEACHERS:
+            raise HwnasError(f"teacher must be one of {', '.join(TEACHERS)}")
+        if self.walk not in WALKS:
+            raise HwnasError(f"walk must be one of {', '.join(WALKS)}")
+        if self.method == "pools" and self.teacher == "supernet" and self.subnets_per_step < 2:
+            raise HwnasError("teacher 'supernet' needs subnets_per_step >= 2 (one pass is the "
+                             "supernet's largest)")
 
 
 @dataclass(frozen=True)
 class StepPlan:
-    """The subnets of one step, largest first (it is the distillation teacher)."""
+    """The subnets of one step, in training order. ``roles``: "label" (cross-entropy with the
+    labels; its prediction joins the step's teacher) or "distill" (learns from the mean
+    prediction of the step's "label" subnets so far). Without roles, the first subnet learns
+    from the labels and teaches the rest."""
 
     level: int | None
     archs: tuple[ElasticViTArch, ...]
     from_bank: tuple[bool, ...]
     bankable: tuple[bool, ...]  # whether the arch's loss may enter the level's bank
+    roles: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.roles:
+            object.__setattr__(self, "roles",
+                               (LABEL,) + (DISTILL,) * (len(self.archs) - 1))
+        if len(self.roles) != len(self.archs) or self.roles[0] != LABEL:
+            raise ValueError("a step plan needs one role per subnet, the first 'label'")
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
@@ -75,20 +119,37 @@ class PoolSampler:
     # --- the step ------------------------------------------------------------------------
     def next_step(self, progress: float) -> StepPlan:
         """``progress`` in [0, 1]: the fraction of training done (drives the exploit rate)."""
-        n = len(self.pools.levels)
-        self.level = int(np.clip(self.level + self.rng.choice([-1, 0, 1]), 0, n - 1))
-        drawn = [self._draw(progress) for _ in range(self.cfg.subnets_per_step)]
+        cfg, n = self.cfg, len(self.pools.levels)
+        if cfg.walk == "adjacent":
+            self.level = int(np.clip(self.level + self.rng.choice([-1, 0, 1]), 0, n - 1))
+        else:
+            self.level = int(self.rng.integers(n))
+        k = cfg.subnets_per_step + (0 if cfg.min_subnet else 1) - (cfg.teacher == "supernet")
+        drawn = [self._draw(progress) for _ in range(k)]
         drawn.sort(key=lambda d: -self._costs[self.level][d[0]])
-        minimum = self.pools.min_arch(self.level)
-        return StepPlan(self.level, tuple(a for a, _ in drawn) + (minimum,),
-                        tuple(b for _, b in drawn) + (False,),
-                        (True,) * len(drawn) + (False,))
+        archs, banked = [a for a, _ in drawn], [b for _, b in drawn]
+        bankable = [True] * len(drawn)
+        if cfg.teacher == "labels":
+            roles = [LABEL] * len(drawn)
+        else:  # "level": the dearest drawn subnet teaches; "supernet": the largest, prepended
+            roles = [LABEL] + [DISTILL] * (len(drawn) - 1)
+        if cfg.teacher == "supernet":
+            top = max(self.space.resolutions)
+            archs, banked = [self.space.largest(top)] + archs, [False] + banked
+            bankable, roles = [False] + bankable, [LABEL] + [DISTILL] * len(drawn)
+        if cfg.min_subnet:
+            archs, banked = archs + [self.pools.min_arch(self.level)], banked + [False]
+            bankable, roles = bankable + [False], roles + [DISTILL]
+        return StepPlan(self.level, tuple(archs), tuple(banked), tuple(bankable), tuple(roles))
 
     def exploit_rate(self, progress: float) -> float:
         c = self.cfg
         return c.exploit_start + (c.exploit_end - c.exploit_start) * min(max(progress, 0.0), 1.0)
 
     def _draw(self, progress: float) -> tuple[ElasticViTArch, bool]:
+        if not self.cfg.banks:  # complexity-aware only: uniform within the level's pool
+            pool = self.pools.archs(self.level)
+            return pool[int(self.rng.integers(len(pool)))], False
         bank = self.banks[self.level]
         half_full = len(bank) >= self.cfg.bank_size // 2
         if half_full and self.rng.random() < self.exploit_rate(progress):
@@ -114,6 +175,8 @@ class PoolSampler:
     # --- feedback ----------------------------------------------------------------------------
     def observe(self, plan: StepPlan, losses: Sequence[float]) -> None:
         """Record each bankable subnet's loss (rank-averaged) in the level's bank."""
+        if not self.cfg.banks:
+            return
         bank = self.banks[plan.level]
         for arch, loss, ok in zip(plan.archs, losses, plan.bankable):
             if not ok:
@@ -129,7 +192,8 @@ class PoolSampler:
                     bank[worst] = [arch, float(loss)]
 
     def due_rescore(self, step: int) -> bool:
-        return self.cfg.rescore_every > 0 and step > 0 and step % self.cfg.rescore_every == 0
+        return self.cfg.banks and self.cfg.rescore_every > 0 and step > 0 and \
+            step % self.cfg.rescore_every == 0
 
     def rescore(self, score_fn: ScoreFn) -> None:
         """Re-score the current level's bank: stored losses go stale as the weights move."""
@@ -214,5 +278,5 @@ def make_sampler(cfg: SamplerConfig, space, seed: int, pools: Pools | None):
     return PoolSampler(pools, space, cfg, seed)
 
 
-__all__ = ["PoolSampler", "SamplerConfig", "SandwichSampler", "StepPlan", "depth_over_width",
-           "make_sampler"]
+__all__ = ["DISTILL", "LABEL", "PoolSampler", "SamplerConfig", "SandwichSampler", "StepPlan",
+           "TEACHERS", "WALKS", "depth_over_width", "make_sampler"]

@@ -1,11 +1,15 @@
 """Supernet training: ElasticViT's step, in-place distillation, AdamW + cosine, AMP, resume, DDP.
 
-One step trains the sampler's subnets on one batch, largest first. The largest learns from the
-labels; the others learn from its softened output (in-place distillation), and their gradients
-are summed before one AdamW step. A checkpoint is written atomically after every epoch with
-everything a resumed run needs (weights, optimiser, sampler banks and Generator, pools, configs),
-so an interrupted run loses at most one epoch and then continues exactly as if it had not
-stopped: batch order and augmentation depend only on (seed, epoch, rank).
+One step trains the sampler's subnets on one batch, in the order of its plan. Each subnet has a
+role: "label" subnets learn from the labels (with label smoothing) and their predictions form the
+step's teacher; "distill" subnets learn from the mean of those predictions (in-place
+distillation). Gradients are summed before one AdamW step. Batches go in as channels-last
+tensors: depthwise convolutions train ~3x faster that way on CPU (a step ~1.4x faster).
+
+A checkpoint is written atomically after every epoch with everything a resumed run needs
+(weights, optimiser, sampler banks and Generator, pools, configs), so an interrupted run loses at
+most one epoch and then continues exactly as if it had not stopped: batch order and augmentation
+depend only on (seed, epoch, rank).
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import torch.nn.functional as F
 from hwnas.data import DataSplits, iterate_batches, load_data, resize_batch
 from hwnas.errors import HwnasError
 from hwnas.supernet import distributed as D
-from hwnas.supernet.evaluate import batch_losses, load_checkpoint, save_checkpoint
+from hwnas.supernet.evaluate import (batch_losses, channels_last, load_checkpoint,
+                                     save_checkpoint)
 from hwnas.supernet.model import Supernet, make_supernet
 from hwnas.supernet.pools import Pools
-from hwnas.supernet.sampling import SamplerConfig, StepPlan, make_sampler
+from hwnas.supernet.sampling import LABEL, SamplerConfig, StepPlan, make_sampler
 from hwnas.supernet.spec import SpaceSpec
 
 log = logging.getLogger(__name__)
@@ -164,23 +169,29 @@ def _normalise(obj):
     return obj
 
 
+def subnet_loss(logits: torch.Tensor, role: str, taught: list[torch.Tensor], y: torch.Tensor,
+                cfg: TrainConfig) -> torch.Tensor:
+    """A "label" subnet's loss is label-smoothed cross-entropy, and its softmax joins ``taught``
+    (in place); a "distill" subnet's is the cross-entropy against the mean of ``taught``."""
+    if role == LABEL or not cfg.distill or not taught:
+        taught.append(F.softmax(logits.detach(), dim=-1))
+        return F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    teacher = taught[0] if len(taught) == 1 else torch.stack(taught).mean(0)
+    return -(teacher * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+
 def train_step(run: _Run, plan: StepPlan, x: torch.Tensor, y: torch.Tensor) -> list[float]:
     """Forward/backward every subnet of the plan; returns each one's plain CE on the batch."""
     cfg, model = run.cfg, run.model
-    teacher, losses = None, []
-    for arch in plan.archs:
+    taught: list[torch.Tensor] = []  # softmax of each "label" subnet so far
+    losses = []
+    for arch, role in zip(plan.archs, plan.roles):
         model.set_active(arch)
         with run.autocast():
-            logits = model(resize_batch(x, arch.resolution))
-        logits = logits.float()
-        if teacher is None or not cfg.distill:
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        else:
-            loss = -(teacher * F.log_softmax(logits, dim=-1)).sum(-1).mean()
-        if teacher is None:
-            teacher = F.softmax(logits.detach(), dim=-1)
+            logits = model(channels_last(resize_batch(x, arch.resolution)))
+        loss = subnet_loss(logits.float(), role, taught, y, cfg)
         run.scaler.scale(loss).backward()
-        losses.append(float(F.cross_entropy(logits.detach(), y)))
+        losses.append(float(F.cross_entropy(logits.detach().float(), y)))
     params = [p for p in model.parameters() if p.grad is not None]
     D.allreduce_grads(params, run.ctx)
     run.scaler.unscale_(run.opt)
@@ -201,6 +212,7 @@ def _train_epoch(run: _Run, data: DataSplits, steps_per_epoch: int, total: int) 
     cfg, ctx = run.cfg, run.ctx
     run.model.train()
     t0, sums, n = time.perf_counter(), None, 0
+    levels: dict[str, int] = {}  # steps per pool level (how evenly the walk spreads them)
     for x, y in iterate_batches(data.train, cfg.batch_size, seed=cfg.seed, epoch=run.epoch,
                                 rank=ctx.rank, world=ctx.world, workers=cfg.workers,
                                 limit=steps_per_epoch):
@@ -208,6 +220,8 @@ def _train_epoch(run: _Run, data: DataSplits, steps_per_epoch: int, total: int) 
         for g in run.opt.param_groups:
             g["lr"] = lr_at(run.step, total, cfg, steps_per_epoch)
         plan = run.sampler.next_step(run.step / total)
+        if plan.level is not None:
+            levels[str(plan.level)] = levels.get(str(plan.level), 0) + 1
         losses = _rank_mean(train_step(run, plan, x, y), run)
         run.sampler.observe(plan, losses)
         if run.sampler.due_rescore(run.step):
@@ -223,7 +237,7 @@ def _train_epoch(run: _Run, data: DataSplits, steps_per_epoch: int, total: int) 
     return {"epoch": run.epoch, "steps": n, "seconds": round(secs, 3),
             "images_per_s": round(images / secs, 2) if secs else 0.0,
             "loss_largest": sums[0] / n if n else float("nan"),
-            "loss_smallest": sums[-1] / n if n else float("nan")}
+            "loss_smallest": sums[-1] / n if n else float("nan"), "levels": levels}
 
 
 def _check_compatible(spec: SpaceSpec, data: DataSplits, pools: Pools | None) -> None:
@@ -231,10 +245,7 @@ def _check_compatible(spec: SpaceSpec, data: DataSplits, pools: Pools | None) ->
         raise HwnasError(f"the data has {data.classes} classes but the space is built for "
                          f"{spec.classes}")
     if pools is not None:
-        theirs = {**pools.space.to_dict(), "classes": spec.classes}
-        if theirs != spec.to_dict():
-            raise HwnasError(f"the pools were built for space {pools.space} but training uses "
-                             f"{spec}; rebuild the pools or change the space options")
+        pools.check_matches(spec)
 
 
 def train_supernet(spec: SpaceSpec, data_spec: DataSpec, cfg: TrainConfig, scfg: SamplerConfig,
