@@ -177,6 +177,9 @@ def search_route(ctx: click.Context, device: str, target: str, pareto: bool,
     if many and not supernet:
         raise HwnasError("lists of devices or targets need --supernet CKPT (one supernet, many "
                          "devices); without one, search one device at one target")
+    if not (many or pareto):  # one target: the same finite, bounded type as every latency option
+        param = next(p for p in ctx.command.params if p.name == "target")
+        POSITIVE_MS.convert(target, param, ctx)
     if supernet:
         from hwnas.supernet.evaluate import load_checkpoint
         from hwnas.supernet.multidevice import check_checkpoint
@@ -186,15 +189,6 @@ def search_route(ctx: click.Context, device: str, target: str, pareto: bool,
                          ctx.params["resolutions"] if _explicit(ctx, "resolutions") else ())
     if many or pareto:
         return "many"
-    try:
-        value = float(target)
-    except ValueError:
-        raise HwnasError(f"--target-latency: expected a number of ms, got {target!r}") from None
-    from hwnas.supernet.multidevice import MAX_TARGET_MS
-
-    if not 0 < value <= MAX_TARGET_MS:  # NaN fails this too
-        raise HwnasError(f"--target-latency must be positive milliseconds up to "
-                         f"{MAX_TARGET_MS:g}, got {target}")
     return "one"
 
 
