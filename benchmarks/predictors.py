@@ -27,7 +27,7 @@ from hwnas import api  # noqa: E402
 from hwnas.latency.stats import Stats  # noqa: E402
 from hwnas.latency.table import LatencyTable  # noqa: E402
 from hwnas.predictors import metrics  # noqa: E402
-from hwnas.predictors.fitting import (arch_key, build, load_dataset, noise_floor,  # noqa: E402
+from hwnas.predictors.fitting import (build, load_dataset, noise_floor,  # noqa: E402
                                       plot, split)
 from hwnas.predictors.kernel import KernelModel, select_ops  # noqa: E402
 from hwnas.predictors.lut import LUTPredictor  # noqa: E402

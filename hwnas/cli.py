@@ -17,7 +17,7 @@ from hwnas import __version__
 from hwnas.cli_adb import benchmark_bin_option, serial_option
 from hwnas.cli_anymodel import ALLOW_MISSING, BREAKDOWN, INPUT_SHAPE, ONNX, TFLITE
 from hwnas.cli_boundary import HwnasGroup
-from hwnas.cli_types import (FRACTION_OPEN, POSITIVE, POSITIVE_MS, SEED, TEST_FRACTION,
+from hwnas.cli_types import (POSITIVE, SEED, TEST_FRACTION,
                              OutputPath, check_output)
 
 DEVICE = click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")

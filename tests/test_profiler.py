@@ -1,6 +1,5 @@
 """The onnxruntime profiler and the resumable driver, on the real runtime."""
 
-import numpy as np
 import pytest
 
 from hwnas.device_configs import load_device

@@ -201,7 +201,6 @@ def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None 
 # --- predicting ------------------------------------------------------------------------------
 def fit_predictor(ctx, table, model: str = "rf"):
     """Fit the per-kind regressors and the overhead model on the kernel table; save them."""
-    import numpy as np
 
     from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors, Overhead
     from hwnas.anymodel.profile import kernel_entries, net_entries

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import platform
 import tempfile
 import time
@@ -51,7 +50,7 @@ from hwnas.anymodel.graph import (Pack, components, detect, export_onnx_bytes,
                                   export_tflite_bytes)
 from hwnas.anymodel.kernels import Kernel
 from hwnas.errors import HwnasError, ModelError, ProfileError
-from hwnas.latency.stats import RatioStats, Stats
+from hwnas.latency.stats import RatioStats
 from hwnas.latency.table import LatencyTable
 
 log = logging.getLogger(__name__)
