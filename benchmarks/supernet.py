@@ -123,9 +123,11 @@ VARIANTS = (
     Variant("+ min subnet", "latency", {**ONLY_POOLS, "walk": "adjacent", "min_subnet": True}),
     Variant("teacher: level's dearest (v1)", "latency", {"teacher": "level"}),
     Variant("teacher: supernet's largest", "latency", {"teacher": "supernet"}),
+    Variant("uniform, labels teach", "uniform", {"sandwich_labels": True}),
 )
 LADDER = ("pools only", "+ level walk", "+ min subnet", "latency")
-TEACHERS = ("latency", "teacher: level's dearest (v1)", "teacher: supernet's largest")
+TEACHERS = ("latency", "teacher: level's dearest (v1)", "teacher: supernet's largest",
+            "uniform", "uniform, labels teach")
 
 
 def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
@@ -225,7 +227,10 @@ def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
 
     s = ctx.s
     scfg = v.sampler_config()
-    key = s.fingerprint(v.method, asdict(scfg), seed)
+    fields = asdict(scfg)
+    if not fields.get("sandwich_labels"):  # added later: runs cached before it keep their key
+        fields.pop("sandwich_labels", None)
+    key = s.fingerprint(v.method, fields, seed)
     slug = v.name.replace(" ", "_").replace(":", "").replace("'", "").replace("+", "plus")
     run_dir = ctx.out / "runs" / f"{slug}-s{seed}-{key}"
     done = run_dir / "result.json"
@@ -409,7 +414,9 @@ def render(ctx: Context, how: str, levels, targets, results, alone, search, secs
     lines += table(LADDER, f"**Ablation, one part of ElasticViT's recipe at a time** (latency "
                            f"levels; seeds {list(s.ablation_seeds)}; 'latency' = all four):")
     lines += table(TEACHERS, "**Who teaches** (full recipe over latency levels; v1 = hwnas's "
-                             "first version, the one issue 13 measured):")
+                             "first version, the one issue 13 measured; and uniform sampling "
+                             "with the sandwich rule's teacher, or with every drawn subnet "
+                             "learning from the labels as in ElasticViT's rule):")
     lines += _bn_and_levels(ctx, by, head, sep)
     if search:
         lines += _search_table(s, search, targets)

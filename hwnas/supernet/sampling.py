@@ -68,6 +68,9 @@ class SamplerConfig:
     min_subnet: bool = True  # pools only: train the level's min subnet at every step
     banks: bool = True  # pools only: performance-aware (banks + comparison), else uniform in pool
     walk: str = "adjacent"  # pools only: "adjacent" levels, or a "uniform" level at each step
+    # sandwich only: the uniform subnets learn from the labels too (ElasticViT's rule) instead of
+    # distilling from the largest; separates "which subnets" from "who teaches" in the ablation
+    sandwich_labels: bool = False
 
     def __post_init__(self):
         if self.method not in ("pools", "sandwich"):
@@ -226,7 +229,8 @@ class SandwichSampler:
                       key=lambda a: -self.space.macs(a))
         archs = (self.space.largest(max(self.space.resolutions)), *rand,
                  self.space.smallest(min(self.space.resolutions)))
-        return StepPlan(None, archs, (False,) * len(archs), (False,) * len(archs))
+        roles = ((LABEL,) * (len(archs) - 1) + (DISTILL,)) if self.cfg.sandwich_labels else ()
+        return StepPlan(None, archs, (False,) * len(archs), (False,) * len(archs), roles)
 
     def observe(self, plan: StepPlan, losses) -> None:
         pass
