@@ -123,11 +123,11 @@ VARIANTS = (
     Variant("+ min subnet", "latency", {**ONLY_POOLS, "walk": "adjacent", "min_subnet": True}),
     Variant("teacher: level's dearest (v1)", "latency", {"teacher": "level"}),
     Variant("teacher: supernet's largest", "latency", {"teacher": "supernet"}),
-    Variant("uniform, labels teach", "uniform", {"sandwich_labels": True}),
+    Variant("uniform (labels teach)", "uniform", {"sandwich_labels": True}),
 )
 LADDER = ("pools only", "+ level walk", "+ min subnet", "latency")
 TEACHERS = ("latency", "teacher: level's dearest (v1)", "teacher: supernet's largest",
-            "uniform", "uniform, labels teach")
+            "uniform", "uniform (labels teach)")
 
 
 def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
