@@ -135,6 +135,11 @@ ARCH_TYPES: dict[str, type] = {ElasticViTArch.space: ElasticViTArch}
 
 def arch_from_obj(obj: Any):
     """An Arch from hwnas's JSON form (a dict with "space") or ElasticViT's 10-element list."""
+    # Families add their Arch types to ARCH_TYPES when imported; loaded on first use, by name
+    # (each family imports this module, so importing them here at module level is a cycle).
+    from hwnas.spaces.registry import load_families
+
+    load_families()
     if isinstance(obj, dict):
         space = obj.get("space")
         if not isinstance(space, str) or space not in ARCH_TYPES:
@@ -156,8 +161,3 @@ def load_arch(path: str | Path):
         raise ArchError(f"architecture file {path} is not valid JSON: {e}") from None
     return arch_from_obj(obj)
 
-
-# The other families' architecture types add themselves to ARCH_TYPES when imported; importing
-# them here (last, once ARCH_TYPES exists) lets arch_from_obj read every family's JSON.
-import hwnas.arch_mbnet  # noqa: E402,F401
-import hwnas.arch_vit  # noqa: E402,F401

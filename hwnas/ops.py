@@ -348,14 +348,14 @@ def kind_of(key: str) -> str:
 
 def parse_key(key: str) -> OpSpec:
     """Rebuild the OpSpec a key names; raises HwnasError for a key of no known kind."""
+    # Families add their kinds to OP_KINDS when imported. They are loaded here, on first use
+    # and by name, because each family imports this module: a module-level import of them
+    # here would be an import cycle.
+    from hwnas.spaces.registry import load_families
+
+    load_families()
     cls = OP_KINDS.get(kind_of(key))
     if cls is None:
         raise HwnasError(f"unknown op key {key!r}: known kinds are {sorted(OP_KINDS)}")
     return cls.from_key(key)
 
-
-# The other families' op kinds live in their own modules and add themselves to OP_KINDS when
-# imported; importing them here (last, once OpSpec and OP_KINDS exist) lets parse_key see every kind.
-import hwnas.ops_edgevit  # noqa: E402,F401
-import hwnas.ops_mbnet  # noqa: E402,F401
-import hwnas.ops_vit  # noqa: E402,F401

@@ -73,6 +73,12 @@ class ElasticViTSpace(SearchSpace):
     def with_classes(self, classes: int) -> "ElasticViTSpace":
         return ElasticViTSpace(self.resolutions, self.stages, classes)
 
+    def make_supernet(self):
+        """The weight-sharing supernet over this space (torch, imported on use)."""
+        from hwnas.supernet.model import ElasticViTSupernet
+
+        return ElasticViTSupernet(self)
+
     # --- validation ----------------------------------------------------------------------
     def validate(self, arch: ElasticViTArch) -> ElasticViTArch:
         if not isinstance(arch, ElasticViTArch):

@@ -70,6 +70,12 @@ class ViTSpace(SearchSpace):
     def with_resolutions(self, resolutions) -> "ViTSpace":
         return ViTSpace(self.choices, check_resolutions(resolutions, self.choices.resolutions))
 
+    def make_supernet(self):
+        """The weight-sharing supernet over this space (torch, imported on use)."""
+        from hwnas.supernet.model_vit import ViTSupernet
+
+        return ViTSupernet(self)
+
     # --- validation ----------------------------------------------------------------------
     def validate(self, arch: ViTArch) -> ViTArch:
         if not isinstance(arch, ViTArch):

@@ -152,15 +152,14 @@ class ElasticViTSupernet(Supernet):
 
 
 def make_supernet(space) -> Supernet:
-    """The supernet class of a space's family (ElasticViT's stages, or a single-stage ViT)."""
-    # Imported here: model_vit builds on Supernet, so a top-level import would be circular.
-    from hwnas.spaces.vit import ViTSpace
-    from hwnas.supernet.model_vit import ViTSupernet
+    """The supernet of a space's family (ElasticViT's stages, or a single-stage ViT).
 
-    if isinstance(space, ViTSpace):
-        return ViTSupernet(space)
-    if hasattr(space, "stages"):
-        return ElasticViTSupernet(space)
+    A family that has one says so with ``SearchSpace.make_supernet``; asking the space (rather
+    than importing its family here) lets a family's supernet build on ``Supernet`` without an
+    import cycle."""
+    make = getattr(space, "make_supernet", None)
+    if make is not None:
+        return make()
     raise HwnasError(f"no supernet for space {getattr(space, 'name', space)!r}; "
                      f"supernets exist for elasticvit and vit spaces")
 
