@@ -6,11 +6,11 @@ from typing import Callable
 
 from hwnas.errors import SpaceError
 from hwnas.spaces.base import SearchSpace
-from hwnas.spaces.edgevit import edgevit_space
-from hwnas.spaces.elasticvit import ElasticViTSpace
-from hwnas.spaces.tfnas import tfnas_space
-from hwnas.spaces.vit import autoformer_b, autoformer_s, autoformer_t, vit_space
-from hwnas.spaces.vitres import vit_res_space
+from hwnas.spaces.edgevit.space import edgevit_space
+from hwnas.spaces.elasticvit.space import ElasticViTSpace
+from hwnas.spaces.tfnas.space import tfnas_space
+from hwnas.spaces.vit.space import autoformer_b, autoformer_s, autoformer_t, vit_space
+from hwnas.spaces.vitres.space import vit_res_space
 
 SPACES: dict[str, Callable[[], SearchSpace]] = {
     "elasticvit": ElasticViTSpace,

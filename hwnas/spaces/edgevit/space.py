@@ -15,10 +15,10 @@ from typing import Iterable
 import numpy as np
 
 from hwnas.arch import arch_from_obj
-from hwnas.arch_vit import EdgeViTArch
+from hwnas.spaces.edgevit.arch import EdgeViTArch
 from hwnas.errors import ArchError
 from hwnas.ops import OpSpec
-from hwnas.ops_edgevit import EVGlobalSparse, EVHead, EVLocalAgg, EVPatchEmbed
+from hwnas.spaces.edgevit.ops import EVGlobalSparse, EVHead, EVLocalAgg, EVPatchEmbed
 from hwnas.spaces._util import check, check_resolutions, pick
 from hwnas.spaces.base import SearchSpace
 

@@ -20,10 +20,10 @@ from typing import Iterable
 import numpy as np
 
 from hwnas.arch import arch_from_obj
-from hwnas.arch_mbnet import TFNAS_STAGES, TFNASArch, se_width
+from hwnas.spaces.tfnas.arch import TFNAS_STAGES, TFNASArch, se_width
 from hwnas.errors import ArchError
 from hwnas.ops import OpSpec
-from hwnas.ops_mbnet import TFNASBase, TFNASBlock
+from hwnas.spaces.tfnas.ops import TFNASBase, TFNASBlock
 from hwnas.spaces._util import check, check_resolutions, pad, pick
 from hwnas.spaces.base import SearchSpace
 

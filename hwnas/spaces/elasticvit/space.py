@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnas.arch import N_CONV_STAGES, ElasticViTArch, arch_from_obj
+from hwnas.arch import arch_from_obj
+from hwnas.spaces.elasticvit.arch import ElasticViTArch, N_CONV_STAGES
 from hwnas.errors import ArchError
-from hwnas.ops import FFN, Attention, Head, MBConv, OpSpec, StemConv, TransDS
+from hwnas.ops import OpSpec
+from hwnas.spaces.elasticvit.ops import Attention, FFN, Head, MBConv, StemConv, TransDS
 from hwnas.spaces.base import SearchSpace
 
 
@@ -75,7 +77,7 @@ class ElasticViTSpace(SearchSpace):
 
     def make_supernet(self):
         """The weight-sharing supernet over this space (torch, imported on use)."""
-        from hwnas.supernet.model import ElasticViTSupernet
+        from hwnas.spaces.elasticvit.supernet import ElasticViTSupernet
 
         return ElasticViTSupernet(self)
 

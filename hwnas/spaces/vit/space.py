@@ -16,10 +16,10 @@ from typing import Iterable
 import numpy as np
 
 from hwnas.arch import arch_from_obj
-from hwnas.arch_vit import ViTArch
+from hwnas.spaces.vit.arch import ViTArch
 from hwnas.errors import ArchError
 from hwnas.ops import OpSpec
-from hwnas.ops_vit import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
+from hwnas.spaces.vit.ops import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
 from hwnas.spaces._util import allowed_text, check, check_resolutions, pad, pick
 from hwnas.spaces.base import SearchSpace
 
@@ -72,7 +72,7 @@ class ViTSpace(SearchSpace):
 
     def make_supernet(self):
         """The weight-sharing supernet over this space (torch, imported on use)."""
-        from hwnas.supernet.model_vit import ViTSupernet
+        from hwnas.spaces.vit.supernet import ViTSupernet
 
         return ViTSupernet(self)
 
@@ -199,7 +199,7 @@ class ViTSpace(SearchSpace):
         """Patch embedding, ``blocks[i] = (attention, MLP)``, head: parameter names do not
         depend on the depth, so a shallower subnet's weights are a subset by name and leading
         slices by shape of a deeper, wider one's."""
-        from hwnas.blocks_vit import TokenNet
+        from hwnas.spaces.vit.blocks import TokenNet
 
         ops = self.ops(arch)
         blocks = [(ops[i].module(), ops[i + 1].module()) for i in range(1, len(ops) - 1, 2)]
