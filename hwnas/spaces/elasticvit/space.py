@@ -17,6 +17,7 @@ from hwnas.errors import ArchError
 from hwnas.ops import OpSpec
 from hwnas.spaces.elasticvit.ops import Attention, FFN, Head, MBConv, StemConv, TransDS
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import register_space
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def _allowed(values: tuple[int, ...]) -> str:
     return "{" + ", ".join(map(str, values)) + "}"
 
 
+@register_space("elasticvit")
 class ElasticViTSpace(SearchSpace):
     name = "elasticvit"
 

@@ -22,6 +22,7 @@ from hwnas.ops import OpSpec
 from hwnas.spaces.vit.ops import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
 from hwnas.spaces._util import allowed_text, check, check_resolutions, pad, pick
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import register_space
 
 
 def mlp_width(embed: int, ratio: float) -> int:
@@ -206,17 +207,21 @@ class ViTSpace(SearchSpace):
         return TokenNet(ops[0].module(), blocks, ops[-1].module()).eval()
 
 
+@register_space("vit")
 def vit_space() -> ViTSpace:
     return ViTSpace(VIT)
 
 
+@register_space("vit-autoformer-t")
 def autoformer_t() -> ViTSpace:
     return ViTSpace(AUTOFORMER_T)
 
 
+@register_space("vit-autoformer-s")
 def autoformer_s() -> ViTSpace:
     return ViTSpace(AUTOFORMER_S)
 
 
+@register_space("vit-autoformer-b")
 def autoformer_b() -> ViTSpace:
     return ViTSpace(AUTOFORMER_B)

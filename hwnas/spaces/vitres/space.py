@@ -23,6 +23,7 @@ from hwnas.spaces.vit.ops import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
 from hwnas.spaces.vitres.ops import ViTConvPatchEmbed, ViTSpatialReduction
 from hwnas.spaces._util import check, check_resolutions, pad, pick
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import register_space
 
 
 def _steps(hi: int, lo: int, step: int) -> tuple[int, ...]:
@@ -232,5 +233,6 @@ class ViTResSpace(SearchSpace):
         return list(ops.values())
 
 
+@register_space("vit-res")
 def vit_res_space() -> ViTResSpace:
     return ViTResSpace(VIT_RES_TINY)
