@@ -190,3 +190,25 @@ def test_help_runs_without_heavy_imports():
 @pytest.mark.parametrize("name", ["hwnas.cli", "hwnas.api", "hwnas.spaces"])
 def test_modules_import(name):
     importlib.import_module(name)
+
+
+def _family_module(name: str) -> bool:
+    return name.startswith(FAMILIES_PKG) and name.count(".") >= 3  # hwnas.spaces.<family>.<mod>
+
+
+def test_families_import_only_the_core_each_other_and_the_supernet_base():
+    """docs/ARCHITECTURE.md's table: a family builds on the core, on another family (vitres on
+    vit) and, for its supernet, on supernet/model.py and supernet/elastic.py; nothing above."""
+    graph = import_graph()
+    allowed = set(CORE) | {"hwnas.supernet", "hwnas.supernet.model", "hwnas.supernet.elastic"}
+    for mod in sorted(m for m in graph if _family_module(m)):
+        above = sorted(t for t in graph[mod] if t not in allowed and not _family_module(t))
+        assert not above, f"{mod} imports {above}"
+
+
+def test_the_cli_imports_only_its_own_modules_at_module_level():
+    graph = import_graph()
+    for mod in sorted(m for m in graph if m == "hwnas.cli" or m.startswith("hwnas.cli_")):
+        other = sorted(t for t in graph[mod] if t not in {"hwnas", "hwnas.errors"}
+                       and not t.startswith("hwnas.cli_"))
+        assert not other, f"{mod} imports {other} when it is imported; import them in commands"
