@@ -1,23 +1,20 @@
-"""docs/extending.md runs as written: its console block, in order, with the console script, in a
-folder holding docs/examples/my_space.py, on local-cpu (real onnxruntime, real measurements)."""
+"""docs/extending.md runs as written: its console block, in order, as the console script runs it,
+in a folder holding docs/examples/my_space.py, on local-cpu (real onnxruntime, real measurements)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_harness import run_console_script
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "extending.md"
 EXAMPLE = REPO / "docs" / "examples" / "my_space.py"
-HWNAS_SCRIPT = Path(sys.executable).parent / "hwnas"
 
 
 def doc_commands() -> list[list[str]]:
@@ -37,17 +34,14 @@ def test_the_doc_names_the_example_and_its_commands():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HWNAS_SCRIPT.exists(), reason="the hwnas console script is not installed")
 def test_the_worked_example_runs_end_to_end(tmp_path, hwnas_home):
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(EXAMPLE, work / "my_space.py")
-    env = dict(os.environ, HWNAS_HOME=str(hwnas_home))
     outputs = []
     for cmd in doc_commands():
         assert cmd[0] == "hwnas"
-        p = subprocess.run([str(HWNAS_SCRIPT), *cmd[1:]], cwd=work, env=env,
-                           capture_output=True, text=True, timeout=600)
+        p = run_console_script(cmd[1:], work, hwnas_home)
         assert p.returncode == 0, f"{shlex.join(cmd)}\n{p.stderr}"
         assert "Traceback" not in p.stderr
         outputs.append(p.stdout)

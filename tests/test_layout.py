@@ -19,6 +19,7 @@ import pytest
 import hwnas
 
 PKG = Path(hwnas.__file__).parent
+REPO = PKG.parent  # subprocesses run here, so that they import this checkout's hwnas
 
 # The shared contracts. They may import each other and hwnas.errors, never a family.
 CORE = ("hwnas.errors", "hwnas.arch", "hwnas.arch_base", "hwnas.ops", "hwnas.spaces.base",
@@ -163,7 +164,7 @@ def test_every_module_imports_in_a_fresh_interpreter():
               "        bad[n] = f'{type(e).__name__}: {e}'\n"
               "print(json.dumps(bad))\n")
     out = subprocess.run([sys.executable, "-c", script, json.dumps(names)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, cwd=REPO)
     assert json.loads(out.stdout) == {}
 
 
@@ -174,7 +175,7 @@ def test_cli_import_stays_light():
     code = ("import sys, json; import hwnas.cli; "
             f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=REPO)
     assert json.loads(out.stdout) == []
 
 
@@ -182,7 +183,7 @@ def test_help_runs_without_heavy_imports():
     code = ("import sys\nfrom click.testing import CliRunner\nimport hwnas.cli as c\n"
             "r = CliRunner().invoke(c.cli, ['--help'])\nassert r.exit_code == 0, r.output\n"
             "print(int('torch' in sys.modules or 'onnxruntime' in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"
 

@@ -18,9 +18,10 @@ from hwnas.errors import SpaceError
 from hwnas.spaces import SPACES, get_space, register_space
 from hwnas.spaces.registry import BUILTIN_FAMILIES
 
+from cli_harness import run_console_script
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "docs" / "examples" / "my_space.py"
-HWNAS_SCRIPT = Path(sys.executable).parent / "hwnas"  # the console script, as a user runs it
 
 
 @pytest.fixture
@@ -78,25 +79,18 @@ def _user_dir(tmp_path: Path) -> Path:
     return d
 
 
-def _hwnas(args, cwd, home, extra_env=None):
-    env = dict(os.environ, HWNAS_HOME=str(home), **(extra_env or {}))
-    return subprocess.run([str(HWNAS_SCRIPT), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-@pytest.mark.skipif(not HWNAS_SCRIPT.exists(), reason="the hwnas console script is not installed")
 def test_cli_space_module_class_from_the_current_folder(tmp_path, hwnas_home):
     """The console script (not python -m, which puts the folder on sys.path itself) finds
     my_space.py beside the user; a wrong spec is one line on stderr."""
     d = _user_dir(tmp_path)
-    p = _hwnas(["export", "--space", "my_space:MySpace", "--arch", "arch.json", "--out",
+    p = run_console_script(["export", "--space", "my_space:MySpace", "--arch", "arch.json", "--out",
                 "net.onnx"], d, hwnas_home)
     assert p.returncode == 0, p.stderr
     assert (d / "net.onnx").stat().st_size > 0
     for spec, says in [("my_space:Nope", "has no 'Nope'"),
                        ("no_such_mod_x:Space", "cannot import search space module")]:
-        p = _hwnas(["export", "--space", spec, "--arch", "arch.json", "--out", "x.onnx"], d,
-                   hwnas_home)
+        p = run_console_script(["export", "--space", spec, "--arch", "arch.json", "--out",
+                                "x.onnx"], d, hwnas_home)
         assert p.returncode != 0
         assert "Traceback" not in p.stderr
         lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
@@ -132,8 +126,9 @@ def test_entry_point_group_registers_another_packages_space(tmp_path):
     code = ("import json; from hwnas.spaces import SPACES, get_space; "
             "s = get_space('my-small'); "
             "print(json.dumps([list(SPACES), s.name, list(s.resolutions)]))")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=str(site)), timeout=120)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(REPO)])),
+                       timeout=120)
     assert p.returncode == 0, p.stderr
     names, name, res = json.loads(p.stdout)
     assert "my-small" in names and "my_space" in names and "gone" not in names
