@@ -21,7 +21,9 @@ from hwnas.cli_types import (POSITIVE, SEED, TEST_FRACTION,
                              OutputPath, check_output)
 
 DEVICE = click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
-SPACE = click.option("--space", default="elasticvit", show_default=True, help="Search space.")
+SPACE_HELP = ("Search space: a registered name, or module:Class for a space of your own "
+              "(e.g. my_space:MySpace, or path/to/my_space.py:MySpace).")
+SPACE = click.option("--space", default="elasticvit", show_default=True, help=SPACE_HELP)
 RESOLUTION = click.option("--resolution", "-r", "resolutions", type=click.IntRange(1, 4096),
                           multiple=True, help="Input resolution(s); default: the device config's.")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -33,7 +35,7 @@ PREDICTOR = click.option(
          "fit'), or auto: the fitted one with the best held-out score, else the LUT.")
 ARCH_SPACE = click.option("--space", default=None,
                           help="Search space of the arch file (default: the space the file "
-                               "names, else elasticvit).")
+                               "names, else elasticvit); a registered name or module:Class.")
 
 
 def _echo_json(obj) -> None:

@@ -19,7 +19,8 @@ def table_group() -> None:
 
 @table_group.command("show")
 @click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
-@click.option("--space", default="elasticvit", show_default=True, help="Search space.")
+@click.option("--space", default="elasticvit", show_default=True,
+              help="Search space: a registered name, or module:Class.")
 @click.option("--resolution", "-r", "resolutions", type=click.IntRange(1, 4096), multiple=True,
               help="Input resolution(s); default: the device config's.")
 @click.option("--csv", "csv_path", type=OutputPath(), default=None,

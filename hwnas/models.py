@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hwnas.arch_vit import EdgeViTArch, ViTArch, ViTResArch
+from hwnas.spaces.edgevit.arch import EdgeViTArch
+from hwnas.spaces.vit.arch import ViTArch
+from hwnas.spaces.vitres.arch import ViTResArch
 from hwnas.errors import ArchError, HwnasError
 from hwnas.ops import OpSpec
-from hwnas.ops_mbnet import MBHead, MBStem, TFNASBlock
+from hwnas.spaces.tfnas.ops import MBHead, MBStem, TFNASBlock
 from hwnas.spaces import SPACES
 from hwnas.spaces.base import SearchSpace
 
@@ -60,7 +62,7 @@ def _in_space_or(name: str, arch, fallback: Callable[[], SearchSpace], source: s
 
 
 def _vit(name: str, arch: ViTArch, source: str) -> NamedModel:
-    from hwnas.spaces.vit import ViTChoices, ViTSpace
+    from hwnas.spaces.vit.space import ViTChoices, ViTSpace
 
     return _in_space_or(name, arch, lambda: ViTSpace(ViTChoices.of(name, arch)), source)
 
@@ -85,7 +87,7 @@ VIT_RESNAS_DEFS = {
 
 
 def _vit_resnas(name: str) -> NamedModel:
-    from hwnas.spaces.vitres import ViTResChoices, ViTResSpace
+    from hwnas.spaces.vitres.space import ViTResChoices, ViTResSpace
 
     arch = ViTResArch.from_network_def(VIT_RESNAS_DEFS[name])
     return _in_space_or(name, arch, lambda: ViTResSpace(ViTResChoices.of(name, arch)),
@@ -93,7 +95,7 @@ def _vit_resnas(name: str) -> NamedModel:
 
 
 def _edgevit(name: str, widths, depths, head_dim: int) -> NamedModel:
-    from hwnas.spaces.edgevit import EdgeViTChoices, EdgeViTSpace
+    from hwnas.spaces.edgevit.space import EdgeViTChoices, EdgeViTSpace
 
     arch = EdgeViTArch(224, widths, depths, tuple(w // head_dim for w in widths), (4, 2, 2, 1),
                        (4,) * 4)
@@ -127,7 +129,7 @@ def _mobilenetv2() -> NamedModel:
 
 
 def _elasticvit(name: str) -> NamedModel:
-    from hwnas.spaces.elasticvit import elasticvit_named
+    from hwnas.spaces.elasticvit.space import elasticvit_named
 
     return _in_space_or(name, elasticvit_named()[name], lambda: None,
                         "ElasticViT configs/final_3min_space_eval.yaml")

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -199,3 +200,15 @@ def read_only(folder: Path, strict: bool = True):
     finally:
         if ok:
             subprocess.run(["umount", str(folder)], capture_output=True, timeout=10)
+
+
+CONSOLE_SCRIPT = Path(__file__).resolve().parent / "console_script.py"
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def run_console_script(args, cwd, home, timeout=600) -> subprocess.CompletedProcess:
+    """``hwnas ARGS`` as a user types it in the folder ``cwd``: a new process, the console
+    script's code, the current folder not on sys.path; this checkout's hwnas."""
+    env = dict(os.environ, HWNAS_HOME=str(home), PYTHONPATH=str(CHECKOUT))
+    return subprocess.run([sys.executable, str(CONSOLE_SCRIPT), *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)

@@ -9,6 +9,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+# docs/extending.md's worked example, registered like any user's space: every registry-driven
+# test (they enumerate hwnas.spaces.SPACES) runs on it as on the built-in families.
+EXAMPLE_SPACE = REPO / "docs" / "examples" / "my_space.py"
+
+
+def pytest_configure(config):
+    from hwnas.spaces import get_space
+
+    get_space(f"{EXAMPLE_SPACE}:MySpace")
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,7 @@ from hwnas.cli_adb import devices_adb, format_devices_adb  # noqa: E402
 from hwnas.device_configs import load_device  # noqa: E402
 from hwnas.errors import DeviceError, ProfileError  # noqa: E402
 from hwnas.latency.table import LatencyTable  # noqa: E402
-from hwnas.ops import FFN, Attention, MBConv, TransDS  # noqa: E402
+from hwnas.spaces.elasticvit.ops import Attention, FFN, MBConv, TransDS  # noqa: E402
 from hwnas.profilers import make_profiler  # noqa: E402
 from hwnas.profilers.adb_conn import connect  # noqa: E402
 from hwnas.profilers.export import tflite_export_available  # noqa: E402

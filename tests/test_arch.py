@@ -3,10 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from hwnas.arch import ElasticViTArch, arch_from_obj, load_arch
+from hwnas.arch import arch_from_obj, load_arch
+from hwnas.spaces.elasticvit.arch import ElasticViTArch
 from hwnas.errors import ArchError
 from hwnas.spaces import SPACES, get_space
-from hwnas.spaces.elasticvit import elasticvit_named
+from hwnas.spaces.elasticvit.space import elasticvit_named
 
 NAMED = elasticvit_named()
 

@@ -13,7 +13,7 @@ import pytest
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces import get_space
-from hwnas.spaces.elasticvit import elasticvit_named
+from hwnas.spaces.elasticvit.space import elasticvit_named
 
 
 def hwnas(*args, home, timeout=300):

@@ -13,7 +13,7 @@ from hwnas.errors import DeviceError, MissingKeysError, ProfileError, TableError
 from hwnas.latency.energy import Energy, calls_for_duration, energy_from_counter
 from hwnas.latency.stats import Stats, per_image_ms
 from hwnas.latency.table import LatencyTable
-from hwnas.ops import FFN, MBConv
+from hwnas.spaces.elasticvit.ops import FFN, MBConv
 from hwnas.profilers import Measurement, make_profiler
 from hwnas.profilers.cuda import CudaProfiler, GpuInfo
 from hwnas.profilers.cuda.rules import (check_ort_providers, check_precision, is_oom_error,

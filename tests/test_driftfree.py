@@ -125,7 +125,7 @@ def test_a_reference_that_cannot_be_measured_is_one_clear_error(tmp_path):
 
 def test_reference_off_measures_without_ratios(tmp_path):
     from hwnas.device_configs import load_device
-    from hwnas.ops import FFN
+    from hwnas.spaces.elasticvit.ops import FFN
     from hwnas.profilers.onnxrt import OrtProfiler
 
     cfg = load_device("local-cpu").with_overrides(reference=False, runs=5, warmup=1)

@@ -37,7 +37,7 @@ from cli_harness import (assert_latencies_sane, assert_one_line, assert_untouche
                          synthetic_table)
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces import get_space
-from hwnas.spaces.elasticvit import elasticvit_named
+from hwnas.spaces.elasticvit.space import elasticvit_named
 
 SCALE = float(os.environ.get("HWNAS_FUZZ_SCALE", "1"))
 TRIED: collections.Counter = collections.Counter()

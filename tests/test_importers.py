@@ -10,7 +10,7 @@ from hwnas.errors import TableError, UnsafePickleError
 from hwnas.latency.importers import import_nn_meter, import_tf_nas
 from hwnas.predictors.lut import LUTPredictor
 from hwnas.spaces import get_space
-from hwnas.spaces.elasticvit import elasticvit_named
+from hwnas.spaces.elasticvit.space import elasticvit_named
 
 pytestmark = pytest.mark.data
 PHONES = ["pixel1", "pixel4", "pixel6", "xiaomi11"]

@@ -49,7 +49,7 @@ from hwnas.latency.records import Records
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces import get_space
-from hwnas.spaces.elasticvit import elasticvit_named
+from hwnas.spaces.elasticvit.space import elasticvit_named
 
 T1 = elasticvit_named()["elastic_T1"]
 

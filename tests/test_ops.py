@@ -5,7 +5,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hwnas.ops import OP_KINDS, parse_key
 from hwnas.spaces import SPACES, get_space
-from hwnas.spaces.elasticvit import elasticvit_named
+from hwnas.spaces.elasticvit.space import elasticvit_named
 
 
 def _torch_counts(module, shape):

@@ -8,7 +8,7 @@ from hwnas.latency.table import LatencyTable
 from hwnas.profilers.onnxrt import OrtProfiler
 from hwnas.profilers.run import profile_ops
 from hwnas.spaces import get_space
-from hwnas.spaces.elasticvit import elasticvit_named
+from hwnas.spaces.elasticvit.space import elasticvit_named
 
 
 def _cfg(**kw):

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.blocks import MHSA, same_floor_padding
+from hwnas.ops import same_floor_padding
+from hwnas.spaces.elasticvit.blocks import MHSA
 from hwnas.errors import HwnasError
-from hwnas.ops import Attention
-from hwnas.supernet.blocks import ElasticMHSA
+from hwnas.spaces.elasticvit.ops import Attention
+from hwnas.spaces.elasticvit.elastic import ElasticMHSA
 from hwnas.supernet.elastic import (ElasticBatchNorm2d, ElasticConv2d, ElasticLayerNorm,
                                     ElasticLinear, centre_crop)
-from hwnas.supernet.model import ElasticViTSupernet, recalibrate_bn
+from hwnas.spaces.elasticvit.supernet import ElasticViTSupernet
+from hwnas.supernet.model import recalibrate_bn
 from hwnas.supernet.spec import SpaceSpec
 
 torch.set_num_threads(1)
@@ -89,7 +91,7 @@ def test_extract_is_the_static_model_with_equal_outputs(tiny):
 
 
 def test_extract_full_space_named_model():
-    from hwnas.spaces.elasticvit import elasticvit_named
+    from hwnas.spaces.elasticvit.space import elasticvit_named
 
     torch.manual_seed(0)
     space = SpaceSpec("full", (128,), 1000, max_depth=3).build()

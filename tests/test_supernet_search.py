@@ -8,7 +8,7 @@ import torch
 
 from hwnas.errors import InfeasibleTargetError
 from hwnas.supernet.latency import flops_standin_latency_fn
-from hwnas.supernet.model import ElasticViTSupernet
+from hwnas.spaces.elasticvit.supernet import ElasticViTSupernet
 from hwnas.search.evolution import EvolutionConfig
 from hwnas.supernet.search import AccuracySearchConfig, SupernetAccuracy, search_by_accuracy
 from hwnas.supernet.spec import SpaceSpec
@@ -94,7 +94,7 @@ def test_device_predictor_drives_pools_and_search(shared_data, tmp_path):
 
     from hwnas import api
     from hwnas.cli_supernet import build_pools
-    from hwnas.spaces.elasticvit import elasticvit_named
+    from hwnas.spaces.elasticvit.space import elasticvit_named
     from hwnas.supernet.latency import load_latency_fn
     from hwnas.supernet.pools import Pools
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hwnas.supernet.model import make_supernet
-from hwnas.supernet.model_vit import ViTSupernet
+from hwnas.spaces.vit.supernet import ViTSupernet
 from hwnas.supernet.spec import SpaceSpec
 
 torch.set_num_threads(1)

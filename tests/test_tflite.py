@@ -9,7 +9,7 @@ import torch
 from hwnas.device_configs import load_device
 from hwnas.errors import ProfileError
 from hwnas.latency.table import LatencyTable
-from hwnas.ops import FFN, Attention, Head, MBConv, StemConv, TransDS
+from hwnas.spaces.elasticvit.ops import Attention, FFN, Head, MBConv, StemConv, TransDS
 from hwnas.profilers import make_profiler
 from hwnas.profilers.export import (channels_last_io, export_tflite, tflite_export_available,
                                     tflite_for_op)

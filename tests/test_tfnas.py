@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwnas.arch_mbnet import TFNAS_STAGES, TFNASArch
+from hwnas.spaces.tfnas.arch import TFNAS_STAGES, TFNASArch
 from hwnas.device_configs import load_device
 from hwnas.errors import ArchError, HwnasError
 from hwnas.latency.importers import TFNAS_ALLOWED, import_tf_nas
@@ -15,7 +15,7 @@ from hwnas.models import named_model
 from hwnas.predictors.lut import LUTPredictor
 from hwnas.spaces import get_space
 from hwnas.spaces.elasticity import elasticity_scale
-from hwnas.spaces.tfnas import mid_bounds
+from hwnas.spaces.tfnas.space import mid_bounds
 
 TABLES = {"titan-rtx": "latency_gpu.pkl", "xeon-gold-6130": "latency_cpu.pkl"}
 

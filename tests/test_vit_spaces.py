@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.arch_vit import ViTArch, ViTResArch
+from hwnas.spaces.vit.arch import ViTArch
+from hwnas.spaces.vitres.arch import ViTResArch
 from hwnas.errors import ArchError
 from hwnas.models import VIT_RESNAS_DEFS, named_model
-from hwnas.ops_vit import ViTAttention, ViTMLP
+from hwnas.spaces.vit.ops import ViTAttention, ViTMLP
 from hwnas.spaces import get_space
 
 VITAS_C = [[1, "Embedding", 16, 230], [12, "MHSA", 3, 432], ["--", "MLP", "-", 720]]

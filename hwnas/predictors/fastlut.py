@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwnas.latency.table import LatencyTable
-from hwnas.ops import FFN, Attention, Head, MBConv, StemConv, TransDS
-from hwnas.spaces.elasticvit import ElasticViTSpace
+from hwnas.spaces.elasticvit.ops import Attention, FFN, Head, MBConv, StemConv, TransDS
+from hwnas.spaces.elasticvit.space import ElasticViTSpace
 
 
 def _index(choices) -> dict[int, int]:

@@ -44,7 +44,7 @@ class LUTPredictor:
 
     def _fast(self):
         """The compiled LUT when the space has one (ElasticViT), else None."""
-        from hwnas.spaces.elasticvit import ElasticViTSpace
+        from hwnas.spaces.elasticvit.space import ElasticViTSpace
 
         if self._compiled is None and isinstance(self.space, ElasticViTSpace):
             from hwnas.predictors.fastlut import CompiledElasticViTLUT

@@ -24,8 +24,8 @@ from hwnas.latency.table import LatencyTable
 from hwnas.ops import OpSpec
 from hwnas.profilers import Measurement
 from hwnas.errors import Interrupted
-from hwnas.profilers.run import (SAVE_EVERY, _now, _Sentinel, open_table, pick_sentinel, store,
-                                 sync_meta)
+from hwnas.profilers.recording import (SAVE_EVERY, _now, _Sentinel, open_table, pick_sentinel,
+                                       store, sync_meta)
 
 log = logging.getLogger(__name__)
 

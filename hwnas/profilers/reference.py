@@ -23,7 +23,7 @@ def reference_model():
     """(module, NCHW input shape) of the reference network, with seeded weights."""
     import torch
 
-    from hwnas.spaces.elasticvit import ElasticViTSpace
+    from hwnas.spaces.elasticvit.space import ElasticViTSpace
 
     space = ElasticViTSpace(resolutions=(REFERENCE_RESOLUTION,))
     arch = space.smallest(REFERENCE_RESOLUTION)

@@ -1,35 +1,18 @@
-"""Registry of search spaces. Tests enumerate it, so a space is tested once it is registered."""
+"""Registry of search spaces. Tests enumerate it, so a space is tested once it is registered.
+
+Importing this package imports hwnas's own families (``hwnas/spaces/<family>/``), each of which
+registers its spaces with ``@register_space``, then the spaces other packages declare in the
+``hwnas.spaces`` entry-point group. ``get_space("module:Class")`` imports a user's own space on
+demand. See hwnas.spaces.registry and docs/extending.md.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
-
-from hwnas.errors import SpaceError
 from hwnas.spaces.base import SearchSpace
-from hwnas.spaces.edgevit import edgevit_space
-from hwnas.spaces.elasticvit import ElasticViTSpace
-from hwnas.spaces.tfnas import tfnas_space
-from hwnas.spaces.vit import autoformer_b, autoformer_s, autoformer_t, vit_space
-from hwnas.spaces.vitres import vit_res_space
+from hwnas.spaces.registry import (ENTRY_POINT_GROUP, SPACES, get_space, load_families,
+                                   register_space, space_factory)
 
-SPACES: dict[str, Callable[[], SearchSpace]] = {
-    "elasticvit": ElasticViTSpace,
-    "vit": vit_space,
-    "vit-autoformer-t": autoformer_t,
-    "vit-autoformer-s": autoformer_s,
-    "vit-autoformer-b": autoformer_b,
-    "vit-res": vit_res_space,
-    "tfnas": tfnas_space,
-    "edgevit": edgevit_space,
-}
+load_families()
 
-
-def get_space(name: str, resolutions=None) -> SearchSpace:
-    """A registered space by name, optionally narrowed to some resolutions."""
-    if name not in SPACES:
-        raise SpaceError(f"unknown search space {name!r}; known: {', '.join(sorted(SPACES))}")
-    space = SPACES[name]()
-    return space.with_resolutions(resolutions) if resolutions else space
-
-
-__all__ = ["SPACES", "SearchSpace", "get_space"]
+__all__ = ["ENTRY_POINT_GROUP", "SPACES", "SearchSpace", "get_space", "load_families",
+           "register_space", "space_factory"]

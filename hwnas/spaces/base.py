@@ -81,3 +81,14 @@ class SearchSpace(ABC):
 
     def input_shape(self, arch) -> tuple[int, ...]:
         return self.ops(arch)[0].input_shape()
+
+    # --- optional -------------------------------------------------------------------------
+    def make_supernet(self) -> "nn.Module":
+        """The weight-sharing supernet over this space, for a family that has one.
+
+        A family overrides this (importing its torch modules inside the method, so that
+        importing the space stays cheap); ``hwnas.supernet.model.make_supernet`` calls it."""
+        from hwnas.errors import HwnasError
+
+        raise HwnasError(f"no supernet for space {getattr(self, 'name', self)!r}; "
+                         f"supernets exist for elasticvit and vit spaces")

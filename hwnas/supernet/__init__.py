@@ -2,12 +2,7 @@
 with latency-aware sampling, and search by the supernet's own accuracy under a latency target.
 
     elastic.py      elastic layers (weight slicing): conv, depthwise (centre crop), BN, linear, LN
-    blocks.py       elastic versions of hwnas.blocks, configured per call by the op's OpSpec
-    model.py        Supernet (set_active, extract), ElasticViTSupernet, make_supernet,
-                    recalibrate_bn
-    blocks_vit.py   elastic ViT token blocks (patch embedding, attention, MLP, head)
-    model_vit.py    ViTSupernet over a ViTSpace (identity blocks for depth)
-    pools_vit.py    the ViT family's sized sampling and depth-vs-width comparison
+    model.py        Supernet (set_active, extract), make_supernet (asks the space), recalibrate_bn
     spec.py         SpaceSpec: the (narrowed) space a pools file or a checkpoint belongs to
     pools.py        offline architecture pools per latency / FLOPs level
     sampling.py     complexity- and performance-aware sampler; uniform sandwich baseline
@@ -17,6 +12,10 @@ with latency-aware sampling, and search by the supernet's own accuracy under a l
     search.py       accuracy objective for hwnas.search.evolution, result files
     latency.py      latency callables (device LUT predictor, table sum, FLOPs stand-in)
     workflows.py    build pools for a device, search a checkpoint (what the CLI calls)
+
+A family's own elastic blocks and supernet class live in its package (for example
+hwnas/spaces/elasticvit/elastic.py and supernet.py; hwnas/spaces/vit/elastic.py, supernet.py
+and pools.py); ``SearchSpace.make_supernet`` builds it.
 
 torch is imported by the submodules, not here, so ``import hwnas.supernet`` stays cheap.
 """

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hwnas.blocks import same_floor_padding
+from hwnas.ops import same_floor_padding
 
 
 def centre_crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:

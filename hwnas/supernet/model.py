@@ -1,4 +1,4 @@
-"""Supernets: elastic blocks for the largest architecture of a space (ElasticViT here).
+"""Supernets: elastic blocks for the largest architecture of a space.
 
 ``set_active(arch)`` selects a subnet. The blocks it runs, in order, are paired with the OpSpecs
 of ``space.ops(arch)``, the same walk that builds the static model and keys the latency tables,
@@ -15,18 +15,7 @@ import torch
 import torch.nn as nn
 
 from hwnas.errors import HwnasError
-from hwnas.ops import FFN, Attention, Head, MBConv, OpSpec, StemConv, TransDS
-from hwnas.supernet.blocks import (ElasticHead, ElasticInvertedResidual, ElasticMHSA, ElasticMLP,
-                                   ElasticStem, as_mbconv)
-
-# Which elastic block serves which op kind: checked when a subnet is selected.
-_BLOCK_FOR = {StemConv: ElasticStem, MBConv: ElasticInvertedResidual,
-              TransDS: ElasticInvertedResidual, Attention: ElasticMHSA, FFN: ElasticMLP,
-              Head: ElasticHead}
-# The fixed shapes of the transformer stages' opening block and of the head come from the op
-# definitions themselves, so they cannot drift apart from the static model.
-_TRANSDS = as_mbconv(TransDS(hw=8, cin=16, cout=16, stride=1))
-_HEAD = Head(hw=1, c=16)
+from hwnas.ops import OpSpec
 
 
 class Supernet(nn.Module):
@@ -99,68 +88,15 @@ class Supernet(nn.Module):
         return static.eval()
 
 
-class ElasticViTSupernet(Supernet):
-    """Weight-sharing supernet over an ``ElasticViTSpace`` (any narrowing of it)."""
-
-    block_for = _BLOCK_FOR
-
-    def __init__(self, space):
-        super().__init__(space)
-        stages = space.stages
-        cin_max = max(stages[0].widths)
-        self.stem = ElasticStem(cin_max)
-        self.stages = nn.ModuleList()
-        for st in stages:
-            cout_max = max(st.widths)
-            self.stages.append(nn.ModuleList(
-                self._layer(st, j, cin_max if j == 0 else cout_max, cout_max)
-                for j in range(max(st.depths))))
-            cin_max = cout_max
-        self.head = ElasticHead(cin_max, _HEAD.expand, _HEAD.features_out, space.classes)
-
-    @staticmethod
-    def _layer(st, j: int, cin_max: int, cout_max: int) -> nn.Module:
-        stride = st.stride if j == 0 else 1
-        if st.kind == "conv":
-            return ElasticInvertedResidual(cin_max, cout_max, max(st.choice_a), max(st.choice_b),
-                                           stride, st.se)
-        layer = nn.ModuleDict()
-        if j == 0:
-            layer["ds"] = ElasticInvertedResidual(cin_max, cout_max, _TRANSDS.expand,
-                                                  _TRANSDS.kernel, stride, False)
-        layer["attn"] = ElasticMHSA(cout_max, max(st.choice_b))
-        layer["ffn"] = ElasticMLP(cout_max, max(st.choice_a))
-        return layer
-
-    def _slots(self, arch) -> Iterator[nn.Module]:
-        """The blocks an architecture runs, in the order ``space.ops`` emits its ops."""
-        yield self.stem
-        for i, st in enumerate(self.space.stages):
-            for j in range(arch.depths[i]):
-                layer = self.stages[i][j]
-                if st.kind == "conv":
-                    yield layer
-                    continue
-                if j == 0:
-                    yield layer["ds"]
-                yield layer["attn"]
-                yield layer["ffn"]
-        yield self.head
-
-    def _static_blocks(self, static: nn.Module) -> Iterable[nn.Module]:
-        return iter(static)  # the static model is an nn.Sequential of the ops' modules
-
-
 def make_supernet(space) -> Supernet:
-    """The supernet class of a space's family (ElasticViT's stages, or a single-stage ViT)."""
-    # Imported here: model_vit builds on Supernet, so a top-level import would be circular.
-    from hwnas.spaces.vit import ViTSpace
-    from hwnas.supernet.model_vit import ViTSupernet
+    """The supernet of a space's family (ElasticViT's stages, or a single-stage ViT).
 
-    if isinstance(space, ViTSpace):
-        return ViTSupernet(space)
-    if hasattr(space, "stages"):
-        return ElasticViTSupernet(space)
+    A family that has one says so with ``SearchSpace.make_supernet``; asking the space (rather
+    than importing its family here) lets a family's supernet build on ``Supernet`` without an
+    import cycle."""
+    make = getattr(space, "make_supernet", None)
+    if make is not None:
+        return make()
     raise HwnasError(f"no supernet for space {getattr(space, 'name', space)!r}; "
                      f"supernets exist for elasticvit and vit spaces")
 

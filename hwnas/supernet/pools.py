@@ -22,11 +22,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hwnas import __version__
-from hwnas.arch import ElasticViTArch, arch_from_obj
+from hwnas.arch import arch_from_obj
+from hwnas.spaces.elasticvit.arch import ElasticViTArch
 from hwnas.errors import HwnasError, InfeasibleTargetError
 from hwnas.latency.safeio import atomic_write_text
-from hwnas.spaces.vit import ViTSpace
-from hwnas.supernet.pools_vit import sample_sized_vit
+from hwnas.spaces.vit.space import ViTSpace
+from hwnas.spaces.vit.pools import sample_sized_vit
 from hwnas.supernet.spec import SpaceSpec
 
 log = logging.getLogger(__name__)

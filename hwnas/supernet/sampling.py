@@ -37,11 +37,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hwnas.arch import ElasticViTArch, arch_from_obj
+from hwnas.arch import arch_from_obj
+from hwnas.spaces.elasticvit.arch import ElasticViTArch
 from hwnas.errors import HwnasError
-from hwnas.spaces.vit import ViTSpace
+from hwnas.spaces.vit.space import ViTSpace
 from hwnas.supernet.pools import Pools, assemble
-from hwnas.supernet.pools_vit import depth_over_width_vit
+from hwnas.spaces.vit.pools import depth_over_width_vit
 
 ScoreFn = Callable[[Sequence[ElasticViTArch]], Sequence[float]]  # archs -> mean loss each
 

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, replace
 
 from hwnas.errors import HwnasError
 from hwnas.spaces.base import SearchSpace
-from hwnas.spaces.elasticvit import KERNELS, ElasticViTSpace, StageDef
-from hwnas.spaces.vit import VIT, ViTChoices, ViTSpace
+from hwnas.spaces.elasticvit.space import ElasticViTSpace, KERNELS, StageDef
+from hwnas.spaces.vit.space import VIT, ViTChoices, ViTSpace
 
 # A CPU-sized version of ElasticViT's stages for tests and quick demos: the same stage kinds,
 # strides, SE placement and choice structure (kernel 3/5, V-scale, MLP ratio), narrower and

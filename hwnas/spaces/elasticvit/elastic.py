@@ -1,4 +1,4 @@
-"""Elastic versions of the static blocks in ``hwnas.blocks``.
+"""Elastic versions of the static blocks in ``hwnas.spaces.elasticvit.blocks``.
 
 Each block is configured per call by the OpSpec that the search space's one walk
 (``space.ops(arch)``) produced for that position, so the supernet, the static model, the
@@ -12,8 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hwnas.blocks import to_map, to_tokens
-from hwnas.ops import FFN, Attention, Head, MBConv, StemConv, TransDS, se_channels
+from hwnas.spaces.elasticvit.blocks import to_map, to_tokens
+from hwnas.spaces.elasticvit.ops import (Attention, FFN, Head, MBConv, StemConv, TransDS,
+                                         se_channels)
 from hwnas.supernet.elastic import (ElasticBatchNorm2d, ElasticConv2d, ElasticLayerNorm,
                                     ElasticLinear, prefixed)
 
@@ -21,7 +22,7 @@ HEAD_DIM = 16
 
 
 class ElasticConvBNAct(nn.Module):
-    """conv -> BN -> optional hard-swish, mirroring ``hwnas.blocks.ConvBNAct`` (keys 0.*, 1.*)."""
+    """conv -> BN -> optional hard-swish, mirroring ``blocks.ConvBNAct`` (keys 0.*, 1.*)."""
 
     def __init__(self, cin_max: int, cout_max: int, kernel_max: int = 1, stride: int = 1,
                  depthwise: bool = False, act: bool = True):

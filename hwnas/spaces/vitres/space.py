@@ -16,13 +16,14 @@ from typing import Iterable
 import numpy as np
 
 from hwnas.arch import arch_from_obj
-from hwnas.arch_vit import ND_EMBED, ViTResArch
+from hwnas.spaces.vitres.arch import ND_EMBED, ViTResArch
 from hwnas.errors import ArchError
 from hwnas.ops import OpSpec
-from hwnas.ops_vit import (ViTAttention, ViTConvPatchEmbed, ViTHead, ViTMLP, ViTPatchEmbed,
-                           ViTSpatialReduction)
+from hwnas.spaces.vit.ops import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
+from hwnas.spaces.vitres.ops import ViTConvPatchEmbed, ViTSpatialReduction
 from hwnas.spaces._util import check, check_resolutions, pad, pick
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import register_space
 
 
 def _steps(hi: int, lo: int, step: int) -> tuple[int, ...]:
@@ -232,5 +233,6 @@ class ViTResSpace(SearchSpace):
         return list(ops.values())
 
 
+@register_space("vit-res")
 def vit_res_space() -> ViTResSpace:
     return ViTResSpace(VIT_RES_TINY)

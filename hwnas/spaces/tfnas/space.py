@@ -20,12 +20,13 @@ from typing import Iterable
 import numpy as np
 
 from hwnas.arch import arch_from_obj
-from hwnas.arch_mbnet import TFNAS_STAGES, TFNASArch, se_width
+from hwnas.spaces.tfnas.arch import TFNAS_STAGES, TFNASArch, se_width
 from hwnas.errors import ArchError
 from hwnas.ops import OpSpec
-from hwnas.ops_mbnet import TFNASBase, TFNASBlock
+from hwnas.spaces.tfnas.ops import TFNASBase, TFNASBlock
 from hwnas.spaces._util import check, check_resolutions, pad, pick
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import register_space
 
 KERNELS, EXPANDS, SE = (3, 5), (3, 6), (0, 1)
 TFNAS_RESOLUTIONS = (224,)  # TF-NAS's tables exist at 224 only
@@ -205,6 +206,7 @@ class TFNASSpace(SearchSpace):
                                        arch.se, tuple(int(w) for w in widths)))
 
 
+@register_space("tfnas")
 def tfnas_space() -> TFNASSpace:
     return TFNASSpace()
 

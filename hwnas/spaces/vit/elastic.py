@@ -1,4 +1,4 @@
-"""Elastic versions of the single-stage ViT token blocks in ``hwnas.blocks_vit``.
+"""Elastic versions of the single-stage ViT token blocks in ``hwnas.spaces.vit.blocks``.
 
 Each block is configured per call by the OpSpec that ``ViTSpace.ops(arch)`` produced for its
 position, and ``state_for(op)`` returns the sliced weights under the static block's own
@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hwnas.blocks_vit import head_major_attention, with_class_token
-from hwnas.ops_vit import CLS_TOKENS, ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
+from hwnas.spaces.vit.blocks import head_major_attention, with_class_token
+from hwnas.spaces.vit.ops import CLS_TOKENS, ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
 from hwnas.supernet.elastic import ElasticConv2d, ElasticLayerNorm, ElasticLinear, prefixed
 
 

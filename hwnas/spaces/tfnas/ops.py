@@ -104,7 +104,7 @@ class TFNASBlock(_ActFeatures, OpSpec):
         return total
 
     def module(self):
-        from hwnas.blocks_mbnet import InvertedResBlock
+        from hwnas.spaces.tfnas.blocks import InvertedResBlock
 
         return InvertedResBlock(self.cin, self.mid, self.se, self.cout, self.kernel,
                                 self.stride, self.act)
@@ -138,7 +138,7 @@ class MBStem(_ActFeatures, OpSpec):
         return 27 * self.cout + 2 * self.cout
 
     def module(self):
-        from hwnas.blocks_mbnet import conv_bn_act
+        from hwnas.spaces.tfnas.blocks import conv_bn_act
 
         return conv_bn_act(3, self.cout, 3, 2, self.act)
 
@@ -176,7 +176,7 @@ class MBHead(_ActFeatures, OpSpec):
         return self.cin * f + 2 * f + f * self.classes + self.classes
 
     def module(self):
-        from hwnas.blocks_mbnet import PoolHead
+        from hwnas.spaces.tfnas.blocks import PoolHead
 
         return PoolHead(self.cin, self.features_out, self.classes, self.act)
 
@@ -223,7 +223,7 @@ class TFNASBase(OpSpec):
         return sum(p.params() for p in self.parts)
 
     def module(self):
-        from hwnas.blocks_mbnet import BaseParts
+        from hwnas.spaces.tfnas.blocks import BaseParts
 
         stem, second, head = self.parts
         return BaseParts(stem.module(), second.module(), head.module(), head.input_shape())

@@ -1,4 +1,4 @@
-"""Torch modules behind hwnas.ops_edgevit (NCHW in, NCHW out), after EdgeViT's reference model."""
+"""Torch modules behind hwnas.spaces.edgevit.ops (NCHW in, NCHW out), after EdgeViT's reference model."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class LocalAgg(nn.Module):
 
 
 class GlobalSparse(nn.Module):
-    """Explicit attention matmuls, as in hwnas.blocks.MHSA, so every runtime sees the same ops."""
+    """Explicit attention matmuls, as in hwnas.spaces.elasticvit.blocks.MHSA, so every runtime sees the same ops."""
 
     def __init__(self, hw: int, c: int, heads: int, sr: int, mlp: int):
         super().__init__()

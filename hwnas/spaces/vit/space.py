@@ -16,12 +16,13 @@ from typing import Iterable
 import numpy as np
 
 from hwnas.arch import arch_from_obj
-from hwnas.arch_vit import ViTArch
+from hwnas.spaces.vit.arch import ViTArch
 from hwnas.errors import ArchError
 from hwnas.ops import OpSpec
-from hwnas.ops_vit import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
+from hwnas.spaces.vit.ops import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
 from hwnas.spaces._util import allowed_text, check, check_resolutions, pad, pick
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import register_space
 
 
 def mlp_width(embed: int, ratio: float) -> int:
@@ -69,6 +70,12 @@ class ViTSpace(SearchSpace):
 
     def with_resolutions(self, resolutions) -> "ViTSpace":
         return ViTSpace(self.choices, check_resolutions(resolutions, self.choices.resolutions))
+
+    def make_supernet(self):
+        """The weight-sharing supernet over this space (torch, imported on use)."""
+        from hwnas.spaces.vit.supernet import ViTSupernet
+
+        return ViTSupernet(self)
 
     # --- validation ----------------------------------------------------------------------
     def validate(self, arch: ViTArch) -> ViTArch:
@@ -193,24 +200,28 @@ class ViTSpace(SearchSpace):
         """Patch embedding, ``blocks[i] = (attention, MLP)``, head: parameter names do not
         depend on the depth, so a shallower subnet's weights are a subset by name and leading
         slices by shape of a deeper, wider one's."""
-        from hwnas.blocks_vit import TokenNet
+        from hwnas.spaces.vit.blocks import TokenNet
 
         ops = self.ops(arch)
         blocks = [(ops[i].module(), ops[i + 1].module()) for i in range(1, len(ops) - 1, 2)]
         return TokenNet(ops[0].module(), blocks, ops[-1].module()).eval()
 
 
+@register_space("vit")
 def vit_space() -> ViTSpace:
     return ViTSpace(VIT)
 
 
+@register_space("vit-autoformer-t")
 def autoformer_t() -> ViTSpace:
     return ViTSpace(AUTOFORMER_T)
 
 
+@register_space("vit-autoformer-s")
 def autoformer_s() -> ViTSpace:
     return ViTSpace(AUTOFORMER_S)
 
 
+@register_space("vit-autoformer-b")
 def autoformer_b() -> ViTSpace:
     return ViTSpace(AUTOFORMER_B)

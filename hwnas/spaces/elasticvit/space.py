@@ -11,10 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwnas.arch import N_CONV_STAGES, ElasticViTArch, arch_from_obj
+from hwnas.arch import arch_from_obj
+from hwnas.spaces.elasticvit.arch import ElasticViTArch, N_CONV_STAGES
 from hwnas.errors import ArchError
-from hwnas.ops import FFN, Attention, Head, MBConv, OpSpec, StemConv, TransDS
+from hwnas.ops import OpSpec
+from hwnas.spaces.elasticvit.ops import Attention, FFN, Head, MBConv, StemConv, TransDS
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import register_space
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ def _allowed(values: tuple[int, ...]) -> str:
     return "{" + ", ".join(map(str, values)) + "}"
 
 
+@register_space("elasticvit")
 class ElasticViTSpace(SearchSpace):
     name = "elasticvit"
 
@@ -72,6 +76,12 @@ class ElasticViTSpace(SearchSpace):
 
     def with_classes(self, classes: int) -> "ElasticViTSpace":
         return ElasticViTSpace(self.resolutions, self.stages, classes)
+
+    def make_supernet(self):
+        """The weight-sharing supernet over this space (torch, imported on use)."""
+        from hwnas.spaces.elasticvit.supernet import ElasticViTSupernet
+
+        return ElasticViTSupernet(self)
 
     # --- validation ----------------------------------------------------------------------
     def validate(self, arch: ElasticViTArch) -> ElasticViTArch:

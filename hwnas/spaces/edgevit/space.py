@@ -15,12 +15,13 @@ from typing import Iterable
 import numpy as np
 
 from hwnas.arch import arch_from_obj
-from hwnas.arch_vit import EdgeViTArch
+from hwnas.spaces.edgevit.arch import EdgeViTArch
 from hwnas.errors import ArchError
 from hwnas.ops import OpSpec
-from hwnas.ops_edgevit import EVGlobalSparse, EVHead, EVLocalAgg, EVPatchEmbed
+from hwnas.spaces.edgevit.ops import EVGlobalSparse, EVHead, EVLocalAgg, EVPatchEmbed
 from hwnas.spaces._util import check, check_resolutions, pick
 from hwnas.spaces.base import SearchSpace
+from hwnas.spaces.registry import register_space
 
 PATCHES = (4, 2, 2, 2)
 
@@ -178,5 +179,6 @@ class EdgeViTSpace(SearchSpace):
         return list(ops.values())
 
 
+@register_space("edgevit")
 def edgevit_space() -> EdgeViTSpace:
     return EdgeViTSpace(EDGEVIT)

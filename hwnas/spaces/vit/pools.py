@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from hwnas.arch_vit import ViTArch
-from hwnas.spaces.vit import ViTSpace
+from hwnas.spaces.vit.arch import ViTArch
+from hwnas.spaces.vit.space import ViTSpace
 
 Pick = Callable[[Sequence], object]  # options (cheapest first) -> one of them
 

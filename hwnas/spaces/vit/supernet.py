@@ -12,10 +12,10 @@ from typing import Iterable, Iterator
 
 import torch.nn as nn
 
-from hwnas.ops_vit import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
-from hwnas.spaces.vit import ViTSpace, mlp_width
-from hwnas.supernet.blocks_vit import (ElasticPatchEmbed, ElasticTokenAttention, ElasticTokenHead,
-                                       ElasticTokenMLP)
+from hwnas.spaces.vit.ops import ViTAttention, ViTHead, ViTMLP, ViTPatchEmbed
+from hwnas.spaces.vit.space import ViTSpace, mlp_width
+from hwnas.spaces.vit.elastic import (ElasticPatchEmbed, ElasticTokenAttention, ElasticTokenHead,
+                                      ElasticTokenMLP)
 from hwnas.supernet.model import Supernet
 
 

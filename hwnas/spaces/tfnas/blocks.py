@@ -1,4 +1,4 @@
-"""Torch modules behind hwnas.ops_mbnet: TF-NAS's MBInvertedResBlock, stem, head and 'base'.
+"""Torch modules behind hwnas.spaces.tfnas.ops: TF-NAS's MBInvertedResBlock, stem, head and 'base'.
 
 They follow TF-NAS's ``models/layers.py`` structurally (same convs, padding k//2, BN placement,
 SE with the block's activation and a sigmoid gate), written afresh for NCHW chaining.

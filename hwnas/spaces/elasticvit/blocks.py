@@ -1,4 +1,4 @@
-"""The torch modules behind each OpSpec kind (static, plain weights).
+"""The torch modules behind ElasticViT's OpSpecs (static, plain weights).
 
 Every block maps an NCHW tensor to an NCHW tensor, so that blocks chain into a whole network and
 each can also be timed on its own with the same input it sees inside the network.
@@ -10,17 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hwnas.ops import se_channels
-
-
-def same_floor_padding(hw: int, kernel: int, stride: int) -> int:
-    """Padding that makes a kxk conv produce exactly ``hw // stride`` (nn-Meter's sizes).
-
-    Symmetric padding of (k-1)//2 gives ceil(hw/2) for odd hw; one pixel less gives the floor.
-    """
-    if stride == 2 and hw % 2 == 1:
-        return (kernel - 3) // 2
-    return (kernel - 1) // 2
+from hwnas.ops import same_floor_padding
+from hwnas.spaces.elasticvit.ops import se_channels
 
 
 class ConvBNAct(nn.Sequential):

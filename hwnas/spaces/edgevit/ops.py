@@ -46,7 +46,7 @@ class EVPatchEmbed(OpSpec):
         return self.cin * self.patch**2 * self.cout + self.cout + 2 * self.cout
 
     def module(self):
-        from hwnas.blocks_edgevit import PatchEmbed
+        from hwnas.spaces.edgevit.blocks import PatchEmbed
 
         return PatchEmbed(self.cin, self.cout, self.patch)
 
@@ -83,7 +83,7 @@ class EVLocalAgg(OpSpec):
         return convs + 2 * 2 * c + (c * m + m) + (m * c + c)
 
     def module(self):
-        from hwnas.blocks_edgevit import LocalAgg
+        from hwnas.spaces.edgevit.blocks import LocalAgg
 
         return LocalAgg(self.c, self.mlp)
 
@@ -136,7 +136,7 @@ class EVGlobalSparse(OpSpec):
         return total
 
     def module(self):
-        from hwnas.blocks_edgevit import GlobalSparse
+        from hwnas.spaces.edgevit.blocks import GlobalSparse
 
         return GlobalSparse(self.hw, self.c, self.heads, self.sr, self.mlp)
 
@@ -171,7 +171,7 @@ class EVHead(OpSpec):
         return 2 * self.c + self.c * self.classes + self.classes
 
     def module(self):
-        from hwnas.blocks_edgevit import Head
+        from hwnas.spaces.edgevit.blocks import Head
 
         return Head(self.c, self.classes)
 
