@@ -12,6 +12,10 @@ predictor that is unbiased on random subnets is biased on the picks: on local-cp
    winner's curse as well as the predictor's local bias;
 4. stop when a measured candidate lies in the window ``[T(1 - window_low), T(1 - window_high)]``
    and keep the best-scoring one in it; else go round again.
+5. but first confirm it: measured once among several, the one that falls in a narrow window is
+   more likely one whose noise ran its way (the winner's curse again, now on the measurement).
+   It is measured a second time and kept at the geometric mean of both; only if that still lies
+   in the window is it the pick. A candidate is confirmed at most once.
 
 If no round lands in the window, the best-scoring candidate measured at or under the target is
 kept (and the outcome says so); if none is under, the fastest one measured, with a warning.
@@ -43,6 +47,7 @@ class LandingConfig:
     window_high: float = 0.005  # ... and up to T(1 - window_high): margin for re-measuring
     per_round: int = 4
     rounds: int = 4
+    confirm: bool = True  # measure a window hit a second time before keeping it (step 5)
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,12 @@ class Landing:
     checked: list[Checked] = field(default_factory=list)
     rounds: int = 0
     in_window: bool = False
+    confirmations: int = 0  # second measurements of window hits (step 5)
 
     def to_dict(self) -> dict:
         return {"measured_ms": self.best.measured_ms, "correction": self.correction,
                 "rounds": self.rounds, "in_window": self.in_window,
+                "confirmations": self.confirmations,
                 "checked": [{"arch": c.candidate.arch.to_dict(),
                              "predicted_ms": c.candidate.latency_ms,
                              "measured_ms": c.measured_ms, "score": c.candidate.score}
@@ -88,6 +95,7 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
         evolve(space, latency_fn, target_ms, np.random.default_rng(seed), objective=objective,
                cfg=evo)
     checked: dict[str, Checked] = {}
+    confirmed: set[str] = set()
     k, result, at_floor = 1.0, None, False
     for round_ in range(cfg.rounds):
         # never aim below the fastest subnet: it is the last thing to try
@@ -102,15 +110,22 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
             break
         for c, ms in zip(todo, measure([c.arch for c in todo])):
             checked[_key(c.arch)] = Checked(c, float(ms))
+        while True:  # step 5: a window hit is kept only if a second measurement agrees
+            window = [c for c in checked.values() if lo <= c.measured_ms <= hi]
+            best = max(window, key=lambda c: c.candidate.score) if window else None
+            key = _key(best.candidate.arch) if best else None
+            if best is None or key in confirmed or not cfg.confirm:
+                break
+            again = float(measure([best.candidate.arch])[0])
+            checked[key] = Checked(best.candidate, float(np.sqrt(best.measured_ms * again)))
+            confirmed.add(key)
         k = float(np.median([c.measured_ms / c.candidate.latency_ms for c in checked.values()]))
-        window = [c for c in checked.values() if lo <= c.measured_ms <= hi]
         log.info("landing round %d: aimed at %.3f ms predicted; measured %s; correction %.3f; "
                  "%d in the window", round_, aim,
                  ", ".join(f"{c.measured_ms:.3f}" for c in checked.values()), k, len(window))
-        if window:
-            best = max(window, key=lambda c: c.candidate.score)
+        if best is not None:
             return _with_best(result, best, target_ms), Landing(
-                best, k, list(checked.values()), round_ + 1, True)
+                best, k, list(checked.values()), round_ + 1, True, len(confirmed))
     fits = [c for c in checked.values() if c.measured_ms <= target_ms]
     if fits:
         best = max(fits, key=lambda c: c.candidate.score)
@@ -126,7 +141,7 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
         log.warning("every measured candidate was over %g ms; keeping the fastest (%.3f ms)",
                     target_ms, best.measured_ms)
     return _with_best(result, best, target_ms), Landing(
-        best, k, list(checked.values()), cfg.rounds, False)
+        best, k, list(checked.values()), cfg.rounds, False, len(confirmed))
 
 
 def _merge(a: SearchResult, b: SearchResult) -> SearchResult:
