@@ -15,7 +15,15 @@ EXAMPLE_SPACE = REPO / "docs" / "examples" / "my_space.py"
 
 
 def pytest_configure(config):
+    import signal
+
     from hwnas.spaces import get_space
+
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # an ignored signal survives exec: the hwnas processes the interruption tests start would
+    # never see their Ctrl-C. A handler (unlike SIG_IGN) is reset to the default on exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     get_space(f"{EXAMPLE_SPACE}:MySpace")
 

@@ -148,6 +148,13 @@ def _import(module_name: str):
                          f"{type(e).__name__}: {e}") from None
 
 
+def _same_source(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b or a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
 def _import_file(path: Path):
     if not path.is_file():
         raise SpaceError(f"no such search space file: {path}")
@@ -155,7 +162,10 @@ def _import_file(path: Path):
     name = path.stem
     loaded = sys.modules.get(name)
     if loaded is not None and getattr(loaded, "__file__", None) \
-            and Path(loaded.__file__).resolve() == path:
+            and _same_source(Path(loaded.__file__), path):
+        # the same file, or a copy of it (the example copied beside a user): executing it again
+        # would register a second set of classes under the same names, and the registries
+        # would then mix the two (an arch of one is not an instance of the other's space)
         return loaded
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
