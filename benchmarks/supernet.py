@@ -146,6 +146,9 @@ def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
     p.add_argument("--no-kendall", action="store_true",
                    help="Skip the subnets trained alone (and so Kendall's tau).")
     p.add_argument("--no-search", action="store_true", help="Skip NSGA-II vs evolution.")
+    p.add_argument("--reuse-runs", action="store_true",
+                   help="Reuse every finished run of the same settings, even if the pools "
+                        "rebuilt now differ from the ones it trained on.")
     p.add_argument("--gpu", action="store_true",
                    help="Only measure training throughput of the full space at 224 px on CUDA.")
     a = p.parse_args(argv)
@@ -219,6 +222,7 @@ class Context:
     kendall: list
     data: object
     command: str = ""
+    reuse_runs: bool = False
 
 
 def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
@@ -239,7 +243,9 @@ def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
                                .encode()).hexdigest()[:12]
     if done.exists():
         cached = json.loads(done.read_text())
-        if cached.get("pools_sha", pools_sha) == pools_sha:  # pools follow the profiled table
+        # pools follow the profiled table; --reuse-runs keeps runs whose pools came from an
+        # earlier load of the same cached table (rebuilt pools can differ in a few members)
+        if ctx.reuse_runs or cached.get("pools_sha", pools_sha) == pools_sha:
             return cached
     spe = min(s.steps, len(ctx.data.train) // s.batch_size)
     epochs = -(-s.steps // spe)
@@ -640,6 +646,7 @@ def main(argv=None) -> int:
                                   per_level=s.per_level, seed=0)}
     ctx = Context(s, out, spec, space, lat_fn, pools, level_refs(pools["latency"]),
                   spread_archs(space, lat_fn, s.kendall_subnets, 0), data)
+    ctx.reuse_runs = args.reuse_runs
     ctx.command = " ".join(["taskset -c 0 python benchmarks/supernet.py"] + [
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     only = set(args.only.split(",")) if args.only else None
