@@ -566,6 +566,9 @@ _register_extra_commands()
 
 def main(argv=None) -> None:
     """The ``hwnas`` entry point: exits 0, 1 (one line on stderr) or 130 (interrupted)."""
+    from hwnas.native_imports import defer_interrupts_during_native_imports
+
+    defer_interrupts_during_native_imports()  # a Ctrl-C inside torch's import is not an abort
     cli.main(args=argv, prog_name="hwnas")
 
 

@@ -24,8 +24,25 @@ def pytest_configure(config):
     # never see their Ctrl-C. A handler (unlike SIG_IGN) is reset to the default on exec.
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    _own_core_per_worker()
 
     get_space(f"{EXAMPLE_SPACE}:MySpace")
+
+
+def _own_core_per_worker() -> None:
+    """Under pytest-xdist (``-n 2``), confine worker ``gwK`` to core ``K`` (modulo the cores
+    this process may use). The profilers' "auto" affinity pins to the last *allowed* core, so
+    without this every worker's measurements would queue on the same core while the other
+    idles; with it each worker is a one-core machine of its own, and the processes it starts
+    inherit that."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if count < 2 or len(cores) < 2:
+        return
+    os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
 
 
 @pytest.fixture(autouse=True)
