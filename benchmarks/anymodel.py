@@ -27,6 +27,7 @@ scored.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -148,6 +149,10 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
                 row[1] += predicted.get(id(k), math.nan)
                 row[2] += 1
             r.kernel_sum_units = total + prof.call_overhead_ms / scale
+    if args.keep:  # the zoo's measurements, for studying the predictor offline
+        (home / "zoo_measured.json").write_text(json.dumps({
+            "kernel_units": units, "call_overhead_units": prof.call_overhead_ms / scale,
+            "networks": {r.name: r.measured_units for r in ok}}, indent=0))
     nets = net_entries(table)
     return {"device": device, "runtime": runtime, "budget": budget, "results": results,
             "summary": table_summary(table), "prof_wall": prof_wall, "prof_cpu": prof_cpu,

@@ -192,9 +192,22 @@ def device_table(s: Setting, space, out: Path):
     cfg = cfg.with_overrides(runs=s.profile_runs, warmup=max(2, s.profile_runs // 3))
     path = out / f"table-{s.device}-{s.preset}-{s.resolution}-r{cfg.runs}.pkl"
     cached = path.exists()
+    ops = space.enumerate_ops(s.resolution)
+    if cached:
+        # A complete cached table is used as it is, whatever protocol timed it: the cached runs
+        # were trained on pools built from it, and re-profiling would move the pools.
+        from hwnas.latency.table import LatencyTable
+
+        table = LatencyTable.load(path)
+        if all(o.key in table.entries for o in ops):
+            proto = "drift-free" if table.reference else \
+                "timed before the drift-free protocol, without the reference"
+            return table, (f"profiled by this script with hwnas's onnxruntime profiler "
+                           f"({len(table)} ops, {cfg.runs} runs each; cached from an earlier "
+                           f"run, {proto})")
     t0 = time.perf_counter()
     with make_profiler(cfg, export_cache(out / "home")) as prof:
-        table = profile_ops(prof, space.enumerate_ops(s.resolution), path, progress=False)
+        table = profile_ops(prof, ops, path, progress=False)
     when = "cached from an earlier run" if cached else f"{time.perf_counter() - t0:.0f} s"
     return table, (f"profiled by this script with hwnas's onnxruntime profiler ({len(table)} "
                    f"ops, {cfg.runs} runs each; {when})")
