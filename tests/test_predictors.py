@@ -65,6 +65,15 @@ def test_fit_save_load_evaluate_every_kind(hwnas_home, kind):
         assert ev.scores["within10"] > 0.9, ev.scores
 
 
+def test_e2e_mlp_saves_loads_through_the_restricted_unpickler_and_predicts(hwnas_home):
+    """The mlp's pipeline (target scaler, input scaler, net) must pass the allowlist."""
+    synthetic_device(hwnas_home)
+    ctx = api.context("pixel6", resolutions=[160])
+    api.fit(ctx, "e2e", model="mlp")
+    ev = api.evaluate(ctx, "e2e")
+    assert ev.scores["within10"] > 0.9, ev.scores
+
+
 def test_kernel_budget_measures_a_fraction_and_fills_the_rest(hwnas_home):
     space, table, archs, _ = synthetic_device(hwnas_home, 5)
     ops = space.enumerate_ops(160)

@@ -28,13 +28,21 @@ def make_model(model: str, seed: int):
         return XGBRegressor(n_estimators=300, max_depth=3, learning_rate=0.03, subsample=0.8,
                             n_jobs=1, random_state=seed)
     if model == "mlp":
+        from sklearn.compose import TransformedTargetRegressor
         from sklearn.neural_network import MLPRegressor
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        return make_pipeline(StandardScaler(), MLPRegressor(
-            hidden_layer_sizes=(64, 32), alpha=1e-2, max_iter=2000, early_stopping=True,
-            random_state=seed))
+        # A few hundred subnets and ~90 features: strong weight decay, no early stopping (its
+        # 10% validation split is a dozen subnets, and it stopped after a few epochs: 28%
+        # RMSPE on 213 held-out subnets), and the target standardised (the log residual is a
+        # near-constant offset plus a few percent that the unscaled net could not resolve).
+        # With these: 3.4% on the same subnets, beside the noise floor's 3.4%.
+        return TransformedTargetRegressor(
+            regressor=make_pipeline(StandardScaler(), MLPRegressor(
+                hidden_layer_sizes=(64, 32), alpha=10.0, max_iter=5000, early_stopping=False,
+                random_state=seed)),
+            transformer=StandardScaler())
     raise PredictorError(f"unknown e2e model {model!r}; one of {', '.join(MODELS)}")
 
 

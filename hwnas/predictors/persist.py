@@ -33,6 +33,7 @@ _ESTIMATORS = {
     ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
     ("sklearn._loss._loss", "CyHalfSquaredError"), ("sklearn._loss.link", "IdentityLink"),
     ("sklearn._loss.link", "Interval"), ("sklearn._loss.loss", "HalfSquaredError"),
+    ("sklearn.compose._target", "TransformedTargetRegressor"),
     ("sklearn.dummy", "DummyRegressor"),
     ("sklearn.ensemble._forest", "RandomForestRegressor"),
     ("sklearn.ensemble._gb", "GradientBoostingRegressor"),
