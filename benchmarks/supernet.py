@@ -128,6 +128,8 @@ VARIANTS = (
     Variant("teacher: level's dearest (v1)", "latency", {"teacher": "level"}),
     Variant("teacher: supernet's largest", "latency", {"teacher": "supernet"}),
     Variant("uniform (labels teach)", "uniform", {"sandwich_labels": True}, main=True),
+    # the one thing the uniform baseline has that the pools lack: its largest trains every step
+    Variant("latency + supernet's largest", "latency", {"largest": True}),
 )
 # The main comparison. "uniform (labels teach)" belongs in it: the pools' default teacher is
 # ElasticViT's rule (every drawn subnet learns from the labels), so uniform sampling under the
@@ -135,7 +137,7 @@ VARIANTS = (
 MAIN = ("uniform", "uniform (labels teach)", "flops", "latency")
 LADDER = ("pools only", "+ level walk", "+ min subnet", "latency")
 TEACHERS = ("latency", "teacher: level's dearest (v1)", "teacher: supernet's largest",
-            "uniform", "uniform (labels teach)")
+            "latency + supernet's largest", "uniform", "uniform (labels teach)")
 
 
 def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
@@ -159,6 +161,9 @@ def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
     p.add_argument("--reuse-runs", action="store_true",
                    help="Reuse every finished run of the same settings, even if the pools "
                         "rebuilt now differ from the ones it trained on.")
+    p.add_argument("--cached-only", action="store_true",
+                   help="Train nothing: report the finished runs only (a row then says how "
+                        "many seeds it has when that is fewer than asked).")
     p.add_argument("--gpu", action="store_true",
                    help="Only measure training throughput of the full space at 224 px on CUDA.")
     a = p.parse_args(argv)
@@ -248,6 +253,7 @@ class Context:
     data: object
     command: str = ""
     reuse_runs: bool = False
+    cached_only: bool = False
 
 
 def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
@@ -257,8 +263,9 @@ def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
     s = ctx.s
     scfg = v.sampler_config()
     fields = asdict(scfg)
-    if not fields.get("sandwich_labels"):  # added later: runs cached before it keep their key
-        fields.pop("sandwich_labels", None)
+    for later in ("sandwich_labels", "largest"):  # added later: cached runs keep their key
+        if not fields.get(later):
+            fields.pop(later, None)
     key = s.fingerprint(v.method, fields, seed)
     slug = v.name.replace(" ", "_").replace(":", "").replace("'", "").replace("+", "plus")
     run_dir = ctx.out / "runs" / f"{slug}-s{seed}-{key}"
@@ -272,6 +279,8 @@ def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
         # earlier load of the same cached table (rebuilt pools can differ in a few members)
         if ctx.reuse_runs or cached.get("pools_sha", pools_sha) == pools_sha:
             return cached
+    if ctx.cached_only:
+        return None
     spe = min(s.steps, len(ctx.data.train) // s.batch_size)
     epochs = -(-s.steps // spe)
     spe = -(-s.steps // epochs)
@@ -435,8 +444,10 @@ def render(ctx: Context, how: str, levels, targets, results, alone, search, secs
         for n in names:
             rs = by.get(n, [])
             if rs:
-                rows.append(f"| {n} | " + " | ".join(mean_spread([r["acc"][k] for r in rs])
-                                                      for k in ctx.refs) + " |")
+                asked = len(s.seeds if n in MAIN else s.ablation_seeds)
+                label = n if len(rs) >= asked else f"{n} ({len(rs)} seed{'s' * (len(rs) > 1)})"
+                rows.append(f"| {label} | " + " | ".join(mean_spread([r["acc"][k] for r in rs])
+                                                          for k in ctx.refs) + " |")
         return rows + [""]
 
     lines += table(MAIN, "**Main comparison** (test top-1 %):")
@@ -672,6 +683,7 @@ def main(argv=None) -> int:
     ctx = Context(s, out, spec, space, lat_fn, pools, level_refs(pools["latency"]),
                   spread_archs(space, lat_fn, s.kendall_subnets, 0), data)
     ctx.reuse_runs = args.reuse_runs
+    ctx.cached_only = args.cached_only
     ctx.command = " ".join(["taskset -c 0 python benchmarks/supernet.py"] + [
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
     only = set(args.only.split(",")) if args.only else None
@@ -680,7 +692,9 @@ def main(argv=None) -> int:
         if only and v.name not in only:
             continue
         for seed in (s.seeds if v.main else s.ablation_seeds):
-            results.append(run_variant(ctx, v, seed))
+            r = run_variant(ctx, v, seed)
+            if r is not None:
+                results.append(r)
     alone = [] if args.no_kendall else [run_alone(ctx, seed) for seed in s.alone_seeds]
     first = next((r for r in results if r["variant"] == "latency" and r["seed"] == s.seeds[0]),
                  None)

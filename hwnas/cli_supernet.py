@@ -117,12 +117,16 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
               help="Pools: who teaches a level's subnets. 'labels': all learn from the labels, "
                    "the level's min subnet from their mean (ElasticViT); 'level': the level's "
                    "dearest subnet; 'supernet': the supernet's largest (sandwich rule).")
+@click.option("--largest", is_flag=True,
+              help="Pools: the supernet's largest subnet also trains at every step, from the "
+                   "labels, in place of one drawn subnet (the sandwich rule's anchor).")
 @click.option("--device", default=None,
               help="With --pools: the device they must have been built for (a check).")
 @space_options
 def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, warmup_epochs,
                    steps_per_epoch, subnets_per_step, bank_size, distill, amp, seed, image_size,
-                   workers, run_on, resume, teacher, device, preset, resolutions, max_depth):
+                   workers, run_on, resume, teacher, largest, device, preset, resolutions,
+                   max_depth):
     """Train an elasticvit or vit supernet (works under torchrun for data parallelism)."""
     from dataclasses import replace
 
@@ -148,7 +152,7 @@ def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, 
                       distill=distill, amp=amp, seed=seed, steps_per_epoch=steps_per_epoch,
                       workers=workers)
     scfg = SamplerConfig(method=sampling, subnets_per_step=subnets_per_step, bank_size=bank_size,
-                         teacher=teacher)
+                         teacher=teacher, largest=largest)
     result = train(spec, data_spec, cfg, scfg, out_dir, pools=pools, resume=resume,
                    device=None if run_on == "auto" else run_on)
     if result.history:

@@ -183,6 +183,17 @@ def test_supernet_teacher_is_the_largest_and_keeps_the_pass_count(pools, space):
         SamplerConfig(teacher="supernet", subnets_per_step=1)
 
 
+def test_largest_trains_from_the_labels_beside_the_level(pools, space):
+    _, plans = _plans(pools, space, largest=True)
+    for p in plans:
+        assert len(p.archs) == 4 and p.archs[0] == space.largest(64)
+        assert p.roles == ("label", "label", "label", "distill")  # the level keeps its labels
+        assert p.archs[-1] == pools.min_arch(p.level) and not p.bankable[0]
+        assert set(p.archs[1:]) <= set(pools.archs(p.level))
+    with pytest.raises(Exception, match="subnets_per_step >= 2"):
+        SamplerConfig(largest=True, subnets_per_step=1)
+
+
 def test_without_min_subnet_or_banks(pools, space):
     s, plans = _plans(pools, space, min_subnet=False, banks=False)
     for p in plans:

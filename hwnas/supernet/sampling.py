@@ -23,6 +23,11 @@ Who teaches whom (``teacher``), as each subnet's *role* in the step plan:
   labels every step and teaches the level's subnets (one fewer drawn from the level, so the
   number of subnet passes per step stays the same).
 
+``largest`` (with the default teacher) trains the supernet's largest subnet at every step too,
+from the labels, in place of one drawn subnet, while the level's subnets keep learning from the
+labels: the sandwich rule's anchor without its teacher. Not part of ElasticViT's recipe;
+``benchmarks/supernet.py`` measures what it adds.
+
 ``SandwichSampler`` is the uniform baseline: the largest and smallest subnets plus uniform ones;
 the largest learns from the labels and teaches the rest (BigNAS/AlphaNet).
 
@@ -69,6 +74,9 @@ class SamplerConfig:
     min_subnet: bool = True  # pools only: train the level's min subnet at every step
     banks: bool = True  # pools only: performance-aware (banks + comparison), else uniform in pool
     walk: str = "adjacent"  # pools only: "adjacent" levels, or a "uniform" level at each step
+    # pools only: the supernet's largest subnet also trains at every step, from the labels, in
+    # place of one drawn subnet (the sandwich rule's anchor); implied by teacher "supernet"
+    largest: bool = False
     # sandwich only: the uniform subnets learn from the labels too (ElasticViT's rule) instead of
     # distilling from the largest; separates "which subnets" from "who teaches" in the ablation
     sandwich_labels: bool = False
@@ -82,9 +90,13 @@ class SamplerConfig:
             raise HwnasError(f"teacher must be one of {', '.join(TEACHERS)}")
         if self.walk not in WALKS:
             raise HwnasError(f"walk must be one of {', '.join(WALKS)}")
-        if self.method == "pools" and self.teacher == "supernet" and self.subnets_per_step < 2:
-            raise HwnasError("teacher 'supernet' needs subnets_per_step >= 2 (one pass is the "
-                             "supernet's largest)")
+        if self.method == "pools" and self.with_largest and self.subnets_per_step < 2:
+            raise HwnasError("training the supernet's largest (teacher 'supernet' or largest) "
+                             "needs subnets_per_step >= 2 (one pass is the supernet's largest)")
+
+    @property
+    def with_largest(self) -> bool:
+        return self.teacher == "supernet" or self.largest
 
 
 @dataclass(frozen=True)
@@ -128,7 +140,7 @@ class PoolSampler:
             self.level = int(np.clip(self.level + self.rng.choice([-1, 0, 1]), 0, n - 1))
         else:
             self.level = int(self.rng.integers(n))
-        k = cfg.subnets_per_step + (0 if cfg.min_subnet else 1) - (cfg.teacher == "supernet")
+        k = cfg.subnets_per_step + (0 if cfg.min_subnet else 1) - cfg.with_largest
         drawn = [self._draw(progress) for _ in range(k)]
         drawn.sort(key=lambda d: -self._costs[self.level][d[0]])
         archs, banked = [a for a, _ in drawn], [b for _, b in drawn]
@@ -137,10 +149,11 @@ class PoolSampler:
             roles = [LABEL] * len(drawn)
         else:  # "level": the dearest drawn subnet teaches; "supernet": the largest, prepended
             roles = [LABEL] + [DISTILL] * (len(drawn) - 1)
-        if cfg.teacher == "supernet":
+        if cfg.with_largest:  # "supernet": it teaches the drawn; else they learn from labels
             top = max(self.space.resolutions)
             archs, banked = [self.space.largest(top)] + archs, [False] + banked
-            bankable, roles = [False] + bankable, [LABEL] + [DISTILL] * len(drawn)
+            drawn_roles = [DISTILL] * len(drawn) if cfg.teacher == "supernet" else roles
+            bankable, roles = [False] + bankable, [LABEL] + drawn_roles
         if cfg.min_subnet:
             archs, banked = archs + [self.pools.min_arch(self.level)], banked + [False]
             bankable, roles = bankable + [False], roles + [DISTILL]
