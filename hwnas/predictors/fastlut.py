@@ -29,6 +29,8 @@ class CompiledElasticViTLUT:
         med = {k: s.median_ms for k, s in table.entries.items()}
         self._get = lambda op: med.get(op.key, np.nan)
         self.res_idx = _index(space.resolutions)
+        self._maps: dict[tuple, np.ndarray] = {}  # choices -> dense value -> index
+        self._cap = self._dense_cap()
         self.stage_tables = [self._compile_stage(i) for i in range(len(space.stages))]
         st0, st_last = space.stages[0], space.stages[-1]
         self.stem = np.array([[self._get(StemConv(r, c)) for c in st0.widths]
@@ -81,34 +83,61 @@ class CompiledElasticViTLUT:
             out.update(ds=ds, ffn=ffn, att=att)
         return out
 
-    @staticmethod
-    def _lookup(values: np.ndarray, choices) -> np.ndarray:
-        """Index of each value in choices (values of padded layers map to 0; masked later)."""
+    def _dense_cap(self) -> int | None:
+        """The largest choice of the space when every choice is a small non-negative integer
+        (widths, ratios, kernel sizes, resolutions): then a choice's index is read from a
+        dense value -> index array, one gather, where a binary search per value took most of
+        a batch's time. None: some choice is not, and the search is used."""
+        sp = self.space
+        values = [*sp.resolutions, *(v for st in sp.stages
+                                     for v in (*st.widths, *st.choice_a, *st.choice_b))]
+        ok = all(float(v) == int(v) and 0 <= v < 100_000 for v in values)
+        return int(max(values)) if ok else None
+
+    def _lookup(self, values: np.ndarray, choices) -> np.ndarray:
+        """Index of each value in choices (values of padded layers map to 0; masked later);
+        ``values`` are integers clipped to [0, cap] when the space is dense, else any."""
         ch = np.asarray(choices)
-        return np.clip(np.searchsorted(ch, values), 0, len(ch) - 1)
+        if self._cap is None:
+            return np.clip(np.searchsorted(ch, values), 0, len(ch) - 1)
+        key = tuple(choices)
+        if key not in self._maps:
+            self._maps[key] = np.clip(np.searchsorted(ch, np.arange(self._cap + 1)), 0,
+                                      len(ch) - 1)
+        return self._maps[key][values]
 
     def predict_encoded(self, X: np.ndarray) -> np.ndarray:
-        """Raw LUT sums (ms) for a batch of ``space.encode`` rows (validated subnets)."""
+        """Raw LUT sums (ms) for a batch of ``space.encode`` rows (validated subnets).
+
+        Each layer's cost is one ``np.take`` from a flattened table at an index computed from
+        the row's choice indices (one gather, instead of numpy's general fancy indexing over
+        four or five index arrays); an absent layer (padding past its stage's depth) adds zero,
+        even where the table lacks the padding's key (NaN there must not leak into the sum)."""
         X = np.asarray(X)
+        if self._cap is not None:  # one conversion for every column's gather below
+            X = np.clip(X, 0, self._cap).astype(np.intp)
+        C = np.ascontiguousarray(X.T)  # C[c] = column c, contiguous (a row's stride is ~90)
         sp = self.space
-        ri = self._lookup(X[:, 0], sp.resolutions)
-        widx = [self._lookup(X[:, 1 + i], st.widths) for i, st in enumerate(sp.stages)]
+        ri = self._lookup(C[0], sp.resolutions)
+        widx = [self._lookup(C[1 + i], st.widths) for i, st in enumerate(sp.stages)]
         total = self.stem[ri, widx[0]] + self.head[ri, widx[-1]] + self.overhead
         for i, st in enumerate(sp.stages):
             t = self.stage_tables[i]
             cin_idx = widx[i - 1] if i else widx[0]
-            depth = X[:, self.depth_col + i]
+            depth = C[self.depth_col + i]
             c0 = self.pair_start[i]
+            W, A, B = len(st.widths), len(st.choice_a), len(st.choice_b)
+            rw = ri * W + widx[i]  # (resolution, width) of every layer of the stage
+            rcw = (ri * len(t["cins"]) + cin_idx) * W + widx[i]  # its first layer's input too
             for j in range(max(st.depths)):
-                a = self._lookup(X[:, c0 + 2 * j], st.choice_a)
-                b = self._lookup(X[:, c0 + 2 * j + 1], st.choice_b)
-                on = depth > j
+                a = self._lookup(C[c0 + 2 * j], st.choice_a)
+                b = self._lookup(C[c0 + 2 * j + 1], st.choice_b)
                 if st.kind == "conv":
-                    cost = (t["first"][ri, cin_idx, widx[i], a, b] if j == 0
-                            else t["rest"][ri, widx[i], a, b])
+                    cost = (np.take(t["first"], (rcw * A + a) * B + b) if j == 0
+                            else np.take(t["rest"], (rw * A + a) * B + b))
                 else:
-                    cost = t["ffn"][ri, widx[i], a] + t["att"][ri, widx[i], b]
+                    cost = np.take(t["ffn"], rw * A + a) + np.take(t["att"], rw * B + b)
                     if j == 0:
-                        cost = cost + t["ds"][ri, cin_idx, widx[i]]
-                total = total + np.where(on, cost, 0.0)
+                        cost += np.take(t["ds"], rcw)
+                total += np.where(depth > j, cost, 0.0)
         return total
