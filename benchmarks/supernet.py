@@ -486,9 +486,12 @@ def _kendall(ctx, by, alone) -> list[str]:
               f"{len(alone)} seed(s)):", "", "| sampling | tau (mean ± half-range over seeds) "
               "| per seed |", "|---|---:|---|"]
     for n in MAIN:
-        taus = [kendall_tau(r["kendall"], alone_mean) for r in by.get(n, [])]
+        # a run trained before its variant joined the main comparison was not scored on the
+        # Kendall subnets; it has no tau rather than a NaN one
+        taus = [kendall_tau(r["kendall"], alone_mean) for r in by.get(n, []) if r["kendall"]]
         if taus:
-            lines.append(f"| {n} | {np.mean(taus):+.2f} ± {(max(taus) - min(taus)) / 2:.2f} | "
+            label = n if len(taus) == len(by[n]) else f"{n} ({len(taus)} seeds scored)"
+            lines.append(f"| {label} | {np.mean(taus):+.2f} ± {(max(taus) - min(taus)) / 2:.2f} | "
                          + ", ".join(f"{t:+.2f}" for t in taus) + " |")
     if len(alone) > 1:
         lines.append(f"| alone seed 0 vs alone seed 1 (the noise ceiling) | "
