@@ -54,6 +54,8 @@ class _DeferredLoader(importlib.abc.Loader):
             self._loader.exec_module(module)
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ...: the real loader's
+        if name == "_loader":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
 

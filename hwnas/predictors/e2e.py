@@ -37,7 +37,7 @@ def make_model(model: str, seed: int):
         # 10% validation split is a dozen subnets, and it stopped after a few epochs: 28%
         # RMSPE on 213 held-out subnets), and the target standardised (the log residual is a
         # near-constant offset plus a few percent that the unscaled net could not resolve).
-        # With these: 3.4% on the same subnets, beside the noise floor's 3.4%.
+        # With these: 2.9% on the same subnets (pass-to-pass noise floor 3.5%; BENCHMARKS.md).
         return TransformedTargetRegressor(
             regressor=make_pipeline(StandardScaler(), MLPRegressor(
                 hidden_layer_sizes=(64, 32), alpha=10.0, max_iter=5000, early_stopping=False,
