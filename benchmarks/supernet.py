@@ -140,6 +140,13 @@ TEACHERS = ("latency", "teacher: level's dearest (v1)", "teacher: supernet's lar
             "latency + supernet's largest", "uniform", "uniform (labels teach)")
 
 
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return n
+
+
 def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="A smoke check (minutes).")
@@ -149,7 +156,7 @@ def parse(argv) -> tuple[Setting | None, argparse.Namespace]:
     p.add_argument("--ablation-seeds", type=int, default=None)
     p.add_argument("--alone-seeds", type=int, default=None,
                    help="Seeds of each subnet trained alone (Kendall's tau).")
-    p.add_argument("--alone-steps", type=int, default=None,
+    p.add_argument("--alone-steps", type=_positive, default=None,
                    help="Training steps of each subnet trained alone (Kendall's tau).")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "supernet")
     p.add_argument("--no-write", action="store_true", help="Do not touch BENCHMARKS.md.")
