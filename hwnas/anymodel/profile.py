@@ -14,7 +14,8 @@
    templates whose forests are least sure (nn-Meter's adaptive sampling, with the forest's
    spread standing in for its validation error).
 3. **Synthetic networks** (random CNNs, ViTs and hybrids of the same blocks) are measured end
-   to end, for the per-network overhead model (anymodel/predictor.py).
+   to end, for the per-network overhead model (anymodel/predictor.py), a share after each
+   round so that they are timed under the same conditions as the kernels.
 
 Kernels are timed *hot*: each timed call right after an untimed call of the same kernel,
 inputs and outputs bound to buffers allocated once (profilers/onnxrt.py ``_KernelBench``),
@@ -232,8 +233,9 @@ class Sampler:
 def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int,
                     nets: int | None = None, seed: int = 0, fresh: bool = False,
                     progress: bool = True, threads: int = 1) -> ProfileReport:
-    """Measure kernels until the table holds ``budget`` of them, then ``nets`` synthetic
-    networks; returns the saved table. Resumable (see the module docstring)."""
+    """Measure kernels until the table holds ``budget`` of them, and ``nets`` synthetic
+    networks spread over the rounds; returns the saved table. Resumable (see the module
+    docstring)."""
     from tqdm import tqdm
 
     if budget < 1:
@@ -246,9 +248,11 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
     t0, before = time.perf_counter(), _n_kernels(table)
     bar = tqdm(total=budget, initial=min(before, budget), desc=f"kernels on {table.device}",
                unit="kernel", disable=not progress, leave=False)
+    n_nets = default_nets(budget) if nets is None else nets
     try:
         for round_, share in enumerate(ROUND_SHARES):
-            target = int(round(budget * sum(ROUND_SHARES[:round_ + 1])))
+            cumulative = sum(ROUND_SHARES[:round_ + 1])
+            target = int(round(budget * cumulative))
             for part in range(4):  # more configurations while the round falls short
                 if _n_kernels(table) >= target:
                     break
@@ -257,8 +261,13 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
                            sampler.unsure(max(1, want // 3), meta["samples"], round_, part))
                 _measure_configs(table, path, timer, runtime, configs, target, bar, threads,
                                  budget)
-        n_nets = default_nets(budget) if nets is None else nets
-        _measure_nets(table, path, timer, runtime, n_nets, progress, threads)
+            # the synthetic networks are spread over the rounds, not timed after them: the
+            # overhead model's scale is the ratio of networks to kernels *as they were timed*,
+            # and on a shared machine hot kernels' ratios to the reference drift by ~10% over
+            # minutes (the reference, a network, feels a neighbour's cache pressure; a hot
+            # kernel in L2 does not). Timed beside the kernels, the networks see the same mix.
+            _measure_nets(table, path, timer, runtime, int(round(n_nets * cumulative)),
+                          progress, threads)
     except (KeyboardInterrupt, HwnasError):
         _save(table, path, t0)
         raise
