@@ -120,13 +120,22 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
 @click.option("--largest", is_flag=True,
               help="Pools: the supernet's largest subnet also trains at every step, from the "
                    "labels, in place of one drawn subnet (the sandwich rule's anchor).")
+@click.option("--walk", type=click.Choice(["adjacent", "uniform"]), default=None,
+              help="Pools: step to an adjacent latency level (ElasticViT's walk) or draw a "
+                   "level uniformly.  [default: adjacent]")
+@click.option("--min-subnet/--no-min-subnet", default=None,
+              help="Pools: train the level's min subnet at every step (ElasticViT).  "
+                   "[default: on]")
+@click.option("--banks/--no-banks", default=None,
+              help="Pools: performance-aware sampling from banks of good subnets (ElasticViT); "
+                   "off: uniform within the level's pool.  [default: on]")
 @click.option("--device", default=None,
               help="With --pools: the device they must have been built for (a check).")
 @space_options
 def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, warmup_epochs,
                    steps_per_epoch, subnets_per_step, bank_size, distill, amp, seed, image_size,
-                   workers, run_on, resume, teacher, largest, device, preset, resolutions,
-                   max_depth):
+                   workers, run_on, resume, teacher, largest, walk, min_subnet, banks, device,
+                   preset, resolutions, max_depth):
     """Train an elasticvit or vit supernet (works under torchrun for data parallelism)."""
     from dataclasses import replace
 
@@ -151,8 +160,14 @@ def train_supernet(data, out_dir, pools_path, sampling, epochs, batch_size, lr, 
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=warmup_epochs,
                       distill=distill, amp=amp, seed=seed, steps_per_epoch=steps_per_epoch,
                       workers=workers)
+    # the recipe switches the user left alone keep SamplerConfig's defaults (one place)
+    recipe = {k: v for k, v in (("walk", walk), ("min_subnet", min_subnet), ("banks", banks))
+              if v is not None}
+    if recipe and sampling != "pools":
+        raise click.UsageError("--walk, --min-subnet and --banks apply to --sampling pools "
+                               "only")
     scfg = SamplerConfig(method=sampling, subnets_per_step=subnets_per_step, bank_size=bank_size,
-                         teacher=teacher, largest=largest)
+                         teacher=teacher, largest=largest, **recipe)
     result = train(spec, data_spec, cfg, scfg, out_dir, pools=pools, resume=resume,
                    device=None if run_on == "auto" else run_on)
     if result.history:

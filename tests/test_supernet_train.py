@@ -109,6 +109,19 @@ def test_cli_build_pools_and_train(tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").exists()
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert ckpt["space"]["classes"] == 10 and ckpt["space"]["resolutions"] == [64]
+    # the recipe's switches reach the sampler (the ablation the benchmark runs, from the CLI)
+    r = runner.invoke(train_cmd, ["--pools", str(pools_path), "--out", str(tmp_path / "run2"),
+                                  "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8",
+                                  "--walk", "uniform", "--no-min-subnet", "--no-banks",
+                                  "--largest"])
+    assert r.exit_code == 0, r.output
+    sampler = load_checkpoint(tmp_path / "run2" / "checkpoint.pt")["sampler"]
+    assert (sampler["walk"], sampler["min_subnet"], sampler["banks"], sampler["largest"]) == \
+        ("uniform", False, False, True)
+    r = runner.invoke(train_cmd, ["--sampling", "sandwich", "--out", str(tmp_path / "run3"),
+                                  "--preset", "tiny", "--resolutions", "64", "--no-banks"])
+    assert r.exit_code == 2 and "apply to --sampling pools only" in r.output
+    assert not (tmp_path / "run3").exists()
 
 
 @pytest.mark.slow
