@@ -124,11 +124,12 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
               help="Pools: step to an adjacent latency level (ElasticViT's walk) or draw a "
                    "level uniformly.  [default: adjacent]")
 @click.option("--min-subnet/--no-min-subnet", default=None,
-              help="Pools: train the level's min subnet at every step (ElasticViT).  "
-                   "[default: on]")
+              help="Pools: train the level's min subnet at every step (ElasticViT; with "
+                   "--banks, ElasticViT's full recipe).  [default: off; the benchmark's "
+                   "ablation found it costs accuracy]")
 @click.option("--banks/--no-banks", default=None,
               help="Pools: performance-aware sampling from banks of good subnets (ElasticViT); "
-                   "off: uniform within the level's pool.  [default: on]")
+                   "off: uniform within the level's pool.  [default: off]")
 @click.option("--device", default=None,
               help="With --pools: the device they must have been built for (a check).")
 @space_options

@@ -74,7 +74,7 @@ def test_table_latency_fn_sums_ops(space):
 
 
 def test_level_walk_and_step_structure(pools, space):
-    s = PoolSampler(pools, space, SamplerConfig(bank_size=4), seed=0)
+    s = PoolSampler(pools, space, SamplerConfig.recipe("elasticvit", bank_size=4), seed=0)
     prev = s.level
     for step in range(40):
         plan = s.next_step(step / 40)
@@ -90,7 +90,8 @@ def test_level_walk_and_step_structure(pools, space):
 
 
 def test_bank_keeps_the_best_and_exploits_them(pools, space):
-    cfg = SamplerConfig(bank_size=4, exploit_start=1.0, exploit_end=1.0, temperature=0.1)
+    cfg = SamplerConfig.recipe("elasticvit", bank_size=4, exploit_start=1.0, exploit_end=1.0,
+                               temperature=0.1)
     s = PoolSampler(pools, space, cfg, seed=0)
     s.level = 0
     archs = pools.archs(0)
@@ -114,10 +115,10 @@ def test_exploit_rate_rises():
 
 
 def test_sampler_state_round_trip(pools, space):
-    a = PoolSampler(pools, space, SamplerConfig(bank_size=2), seed=3)
+    a = PoolSampler(pools, space, SamplerConfig.recipe("elasticvit", bank_size=2), seed=3)
     for step in range(10):
         a.observe(a.next_step(0.5), [1.0, 2.0, 3.0, 4.0])
-    b = PoolSampler(pools, space, SamplerConfig(bank_size=2), seed=99)
+    b = PoolSampler(pools, space, SamplerConfig.recipe("elasticvit", bank_size=2), seed=99)
     b.load_state_dict(a.state_dict())
     assert [a.next_step(0.6).archs for _ in range(5)] == [b.next_step(0.6).archs for _ in range(5)]
 
@@ -148,8 +149,8 @@ def test_comparison_prefers_wide_over_deep(space):
 
 
 # --- the recipe's switches: every variant trains subnets_per_step + 1 subnets per step -------
-def _plans(pools, space, n=30, **kw):
-    s = PoolSampler(pools, space, SamplerConfig(bank_size=4, **kw), seed=0)
+def _plans(pools, space, n=30, recipe="elasticvit", **kw):
+    s = PoolSampler(pools, space, SamplerConfig.recipe(recipe, bank_size=4, **kw), seed=0)
     plans = []
     for step in range(n):
         plan = s.next_step(step / n)
@@ -159,7 +160,7 @@ def _plans(pools, space, n=30, **kw):
 
 
 def test_labels_teacher_every_level_subnet_sees_the_labels(pools, space):
-    _, plans = _plans(pools, space)  # the default: ElasticViT's rule
+    _, plans = _plans(pools, space)  # the default teacher: ElasticViT's rule
     for p in plans:
         assert p.roles == ("label", "label", "label", "distill")
         assert p.archs[-1] == pools.min_arch(p.level)
@@ -194,8 +195,10 @@ def test_largest_trains_from_the_labels_beside_the_level(pools, space):
         SamplerConfig(largest=True, subnets_per_step=1)
 
 
-def test_without_min_subnet_or_banks(pools, space):
-    s, plans = _plans(pools, space, min_subnet=False, banks=False)
+def test_default_recipe_is_the_walk_without_min_subnet_or_banks(pools, space):
+    assert SamplerConfig() == SamplerConfig.recipe("walk")
+    assert SamplerConfig.recipe("elasticvit") == SamplerConfig(min_subnet=True, banks=True)
+    s, plans = _plans(pools, space, recipe="walk")
     for p in plans:
         assert len(p.archs) == 4 and set(p.archs) <= set(pools.archs(p.level))
         assert p.roles == ("label",) * 4 and not any(p.from_bank)
@@ -217,6 +220,8 @@ def test_bad_switches():
         SamplerConfig(teacher="oracle")
     with pytest.raises(HwnasError, match="walk"):
         SamplerConfig(walk="random")
+    with pytest.raises(HwnasError, match="recipe"):
+        SamplerConfig.recipe("bignas")
 
 
 def test_sandwich_roles_and_plan_validation(space):

@@ -21,7 +21,8 @@ from hwnas.supernet.train import DataSpec, TrainConfig, lr_at, train_supernet
 torch.set_num_threads(1)
 SPEC = SpaceSpec("tiny", (64,), classes=10)
 CFG = TrainConfig(epochs=2, batch_size=8, steps_per_epoch=2, warmup_epochs=0.5, log_every=0)
-SCFG = SamplerConfig(bank_size=2, rescore_every=3)
+# the full recipe: its banks and min subnet are the state a resume must restore
+SCFG = SamplerConfig.recipe("elasticvit", bank_size=2, rescore_every=3)
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +113,12 @@ def test_cli_build_pools_and_train(tmp_path):
     # the recipe's switches reach the sampler (the ablation the benchmark runs, from the CLI)
     r = runner.invoke(train_cmd, ["--pools", str(pools_path), "--out", str(tmp_path / "run2"),
                                   "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8",
-                                  "--walk", "uniform", "--no-min-subnet", "--no-banks",
+                                  "--walk", "uniform", "--min-subnet", "--banks",
                                   "--largest"])
     assert r.exit_code == 0, r.output
     sampler = load_checkpoint(tmp_path / "run2" / "checkpoint.pt")["sampler"]
     assert (sampler["walk"], sampler["min_subnet"], sampler["banks"], sampler["largest"]) == \
-        ("uniform", False, False, True)
+        ("uniform", True, True, True)  # each differs from its default
     r = runner.invoke(train_cmd, ["--sampling", "sandwich", "--out", str(tmp_path / "run3"),
                                   "--preset", "tiny", "--resolutions", "64", "--no-banks"])
     assert r.exit_code == 2 and "apply to --sampling pools only" in r.output

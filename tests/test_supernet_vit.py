@@ -132,7 +132,8 @@ def test_pools_and_sampler_work_on_the_vit_space(tmp_path):
                         max_draws=2000)
     pools.save(tmp_path / "p.json")
     assert Pools.load(tmp_path / "p.json").members == pools.members
-    sampler = PoolSampler(pools, space, SamplerConfig(bank_size=2, compare=3), seed=0)
+    cfg = SamplerConfig.recipe("elasticvit", bank_size=2, compare=3)
+    sampler = PoolSampler(pools, space, cfg, seed=0)
     for _ in range(6):
         plan = sampler.next_step(0.9)
         sampler.observe(plan, [1.0] * len(plan.archs))
