@@ -119,9 +119,9 @@ class SamplerConfig:
 # the level's min subnet every step, the performance-aware banks). "walk" (hwnas's default) keeps
 # only the level walk: in benchmarks/supernet.py (shapes:classes=8, 600 steps, 3 seeds each) the
 # walk alone trained the 9 reference subnets 4-15 points better than the full recipe (the lowest
-# level's 79-86% against 67-76%), because the min subnet and the banks spend a step's passes on a few
-# subnets that the walk spreads over the level; ElasticViT's gains from them were shown on
-# ImageNet at far longer schedules, so they stay one switch away.
+# level's 79-86% against 67-76%), because the min subnet and the banks spend a step's passes on
+# a few subnets that the walk spreads over the level; ElasticViT's gains from them were shown
+# on ImageNet at far longer schedules, so they stay one switch away.
 RECIPES = {
     "walk": {"method": "pools", "walk": "adjacent", "min_subnet": False, "banks": False},
     "elasticvit": {"method": "pools", "walk": "adjacent", "min_subnet": True, "banks": True},
