@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import machine_line, write_section  # noqa: E402
 from hwnas.supernet.latency import table_latency_fn  # noqa: E402
 from hwnas.supernet.pools import build_pools, flops_cost_fn, sample_sized  # noqa: E402
-from hwnas.supernet.sampling import SamplerConfig  # noqa: E402
+from hwnas.supernet.sampling import RECIPES, SamplerConfig  # noqa: E402
 from hwnas.supernet.spec import SpaceSpec  # noqa: E402
 from hwnas.supernet.train import DataSpec, TrainConfig, train_supernet  # noqa: E402
 
@@ -120,7 +120,7 @@ class Variant:
 # default recipe is "+ level walk" (sampling.RECIPES["walk"]), what this ladder found best.
 # Every variant names its recipe in full: a run's cache key is its sampler config, so a change
 # of SamplerConfig's defaults must not change what a variant means.
-ELASTICVIT = {"walk": "adjacent", "min_subnet": True, "banks": True}
+ELASTICVIT = {k: v for k, v in RECIPES["elasticvit"].items() if k != "method"}
 ONLY_POOLS = {"walk": "uniform", "min_subnet": False, "banks": False}
 VARIANTS = (
     Variant("uniform", "uniform", main=True),
@@ -313,8 +313,7 @@ def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     res = train_supernet(ctx.spec, DataSpec(s.data, seed=0), cfg, scfg, run_dir, pools=pools)
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    model, ev = res.model, dict(batch_size=128, calib_batches=s.calib_batches,
-                                max_images=s.eval_images, seed=0)
+    model, ev = res.model, _eval_options(s)
     no_recal = {}
     if v.method == "latency":  # BN as training left it: what skipping recalibration costs
         for name, arch in ctx.refs.items():
@@ -323,8 +322,7 @@ def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
                                   max_images=s.eval_images)
     acc = {name: evaluate_subnet(model, arch, ctx.data.train, ctx.data.test, **ev)
            for name, arch in ctx.refs.items()}
-    kendall = [evaluate_subnet(model, a, ctx.data.train, ctx.data.test, **ev)
-               for a in ctx.kendall] if v.main else []
+    kendall = _kendall_scores(ctx, model) if v.main else []
     levels = [h.get("levels", {}) for h in res.history]
     out = {"variant": v.name, "seed": seed, "steps": sum(h["steps"] for h in res.history),
            "train_s": round(train_s, 1), "train_cpu_s": round(train_cpu, 1), "eval_s": round(time.perf_counter() - t0 - train_s, 1),
@@ -336,19 +334,28 @@ def run_variant(ctx: Context, v: Variant, seed: int) -> dict:
     return out
 
 
+def _eval_options(s: Setting) -> dict:
+    """How every subnet of every run is scored (BN recalibrated, the same test images)."""
+    return dict(batch_size=128, calib_batches=s.calib_batches, max_images=s.eval_images, seed=0)
+
+
+def _kendall_scores(ctx: Context, model) -> list[float]:
+    from hwnas.supernet.evaluate import evaluate_subnet
+
+    return [evaluate_subnet(model, a, ctx.data.train, ctx.data.test, **_eval_options(ctx.s))
+            for a in ctx.kendall]
+
+
 def _score_kendall(ctx: Context, run_dir: Path, cached: dict) -> dict:
     """A run trained as an ablation rung (which skips the Kendall subnets) that is now in the
     main comparison: score the Kendall subnets from its saved checkpoint, no retraining."""
-    from hwnas.supernet.evaluate import evaluate_subnet, load_supernet
+    from hwnas.supernet.evaluate import load_supernet
 
     ckpt = run_dir / "checkpoint.pt"
     if not ckpt.exists():
         return cached
     model, _ = load_supernet(ckpt)
-    ev = dict(batch_size=128, calib_batches=ctx.s.calib_batches, max_images=ctx.s.eval_images,
-              seed=0)
-    cached = {**cached, "kendall": [evaluate_subnet(model, a, ctx.data.train, ctx.data.test, **ev)
-                                    for a in ctx.kendall]}
+    cached = {**cached, "kendall": _kendall_scores(ctx, model)}
     (run_dir / "result.json").write_text(json.dumps(cached, indent=1))
     return cached
 
