@@ -103,7 +103,7 @@ def test_profile_a_table_over_adb(phones, tflite_cache, tmp_path):
     assert all(s.n == 5 and s.median_ms > 0 for s in saved.entries.values())
     # drift-free: every block beside the reference, its ms the ratio at the table's reference
     ref = saved.meta["reference"]
-    assert set(saved.ratios) == set(saved.entries) and ref["key"].startswith("reference-v1")
+    assert set(saved.ratios) == set(saved.entries) and ref["key"].startswith("reference-v2")
     assert len(ref["observations_ms"]) == 3  # one per block stored (the sentinel is not)
     for k, r in saved.ratios.items():
         assert saved.entries[k].median_ms == pytest.approx(r.median * ref["ms"])
