@@ -18,6 +18,7 @@ Run from the repository root::
 
     python -m benchmarks.anymodel            # full: see "Run time" below
     python -m benchmarks.anymodel --skip-tflite
+    python -m benchmarks.anymodel --skip-cpu --models a,b,c   # LiteRT only, its own section
     python -m benchmarks.anymodel --quick    # smoke run: a few minutes, numbers meaningless
 
 The full run needs ``hwnas[zoo]`` (transformers); without it only hwnas's own models are
@@ -301,12 +302,12 @@ def _fmt(s: dict, key: str, pct: bool = True) -> str:
     return f"{100 * v:.0f}%" if pct else f"{v:.2f}"
 
 
-def render(args, runs: list[dict]) -> str:
+def render(args, runs: list[dict], title: str) -> str:
     mode = "QUICK SMOKE RUN (tiny budget, few models; not figures to quote)" if args.quick \
         else "full run"
     if args.cpu_clock:
         mode += "; DIAGNOSTIC: thread CPU clock, not wall time"
-    lines = ["## The latency of any model: kernels predicted, zoo measured", "",
+    lines = [f"## {title}", "",
              machine_line(), "",
              f"_`python -m benchmarks.anymodel {' '.join(sys.argv[1:])}`: {mode}. Regressors "
              f"trained on sampled kernels only (templates and synthetic networks, never a zoo "
@@ -413,6 +414,8 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--models", default=None, help="comma-separated zoo names")
     ap.add_argument("--skip-tflite", action="store_true")
+    ap.add_argument("--skip-cpu", action="store_true",
+                    help="local-tflite only (its own section: the local-cpu one is kept)")
     ap.add_argument("--cache", type=Path, default=None, help="reuse an export cache")
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the devices' kernel tables and records in this folder")
@@ -439,18 +442,27 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or Path(tmp) / "cache"
         tmp = args.keep or Path(tmp)
-        runs.append(run_device("local-cpu", args, Path(tmp) / "home-cpu", cache, names))
+        if not args.skip_cpu:
+            runs.append(("anymodel", "The latency of any model: kernels predicted, zoo measured",
+                         run_device("local-cpu", args, Path(tmp) / "home-cpu", cache, names)))
         if not args.skip_tflite:
             from hwnas.profilers.export import tflite_export_available
 
             if tflite_export_available():
                 tnames = [n for n in names if not q or n in QUICK_TFLITE_MODELS] or names[:1]
-                runs.append(run_device("local-tflite", args, Path(tmp) / "home-tflite", cache,
-                                       tnames))
-    md = render(args, runs)
-    print(md)
-    if not args.no_write:
-        write_section("anymodel", md)
+                runs.append(("anymodel-tflite", "The latency of any model on LiteRT "
+                             "(local-tflite)",
+                             run_device("local-tflite", args, Path(tmp) / "home-tflite", cache,
+                                        tnames)))
+            else:
+                print("local-tflite skipped: litert-torch (hwnas[tflite-export]) is not "
+                      "installed", file=sys.stderr)
+    # one section per device, so that a run of one leaves the other's figures in place
+    for section, title, res in runs:
+        md = render(args, [res], title)
+        print(md)
+        if not args.no_write:
+            write_section(section, md)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
 from hwnas.predictors.select import Chosen
+from hwnas.profilers.reference import REFERENCE_KEY, check_records_reference, same_reference
 from hwnas.search.evolution import EvolutionConfig, MacsObjective, SearchResult, evolve
 from hwnas.search.landing import Landing, LandingConfig
 from hwnas.spaces import SearchSpace, get_space
@@ -149,17 +150,26 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
     return table
 
 
-def reference_scale_ms(ctx: Context, table: LatencyTable | None = None) -> float | None:
+def reference_scale_ms(ctx: Context, table: LatencyTable | None = None,
+                       key: str | None = None) -> float | None:
     """The device's one machine speed: the reference network's ms in its table.
 
     Drift-free numbers are ratios to the reference; this turns them into ms. The table's is the
     device's scale, so records, tables and predictions agree; a device with records but no
-    table yet uses the records' own."""
+    table yet uses the records' own. ``key`` is the reference the ratios to convert are to
+    (default: the one this hwnas times against): a table timed against another reference has
+    another unit, so then None (the ratios' own reference speed), with a warning."""
     if table is None and ctx.paths.table.exists():
         table = load_table(ctx)
-    if table is not None and table.reference_ms:
-        return table.reference_ms
-    return None
+    if table is None or not table.reference_ms:
+        return None
+    table_key = table.reference.get("key")
+    if not same_reference(table_key, key or REFERENCE_KEY):
+        log.warning("%s: the table was timed against reference %s, not %s: measurements are "
+                    "put in ms at their own reference speed; re-profile the table (--fresh) "
+                    "for one drift-free scale", ctx.cfg.name, table_key, key or REFERENCE_KEY)
+        return None
+    return table.reference_ms
 
 
 def load_records(ctx: Context, path: str | Path | None = None,
@@ -168,7 +178,7 @@ def load_records(ctx: Context, path: str | Path | None = None,
     path = Path(path or ctx.paths.records)
     recs = (Records.load_or_new(path, ctx.cfg.name) if missing_ok
             else Records.load(path, ctx.cfg.name))
-    return recs.rescale(reference_scale_ms(ctx, table))
+    return recs.rescale(reference_scale_ms(ctx, table, recs.reference_key))
 
 
 def _measure_pass(prof, space: SearchSpace, arch) -> Pass:
@@ -199,7 +209,9 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise HwnasError(f"{name} must be an integer >= {low}, got {value!r}")
     check_folder(ctx.paths.root, write=True)  # measurements that cannot be saved are lost
-    Records.load_or_new(ctx.paths.records, ctx.cfg.name)  # a corrupt file fails now, not later
+    # a corrupt file, or one timed against another reference, fails now, not later
+    check_records_reference(Records.load_or_new(ctx.paths.records, ctx.cfg.name),
+                            ctx.paths.records)
     todo = list(archs or [])
     if sample:
         todo += stratified_sample(ctx.space, sample, np.random.default_rng(seed),
@@ -211,6 +223,7 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
         with _profiler(ctx) as prof:
             # read now, under the measuring lock: what a process that held it before measured
             records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+            check_records_reference(records, ctx.paths.records)
             records.meta.update(prof.meta(), protocol=prof.protocol())
             for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
                                 disable=not progress, leave=False):
@@ -256,8 +269,9 @@ def measure_archs(ctx: Context, archs: Sequence, passes: int = 2,
     scale = reference_scale_ms(ctx)
     rng = np.random.default_rng(len(archs) * 1000 + passes)
     got: list[list[Pass]] = [[] for _ in archs]
-    if record:
-        Records.load_or_new(ctx.paths.records, ctx.cfg.name)  # a corrupt file fails now
+    if record:  # a corrupt file, or one timed against another reference, fails now
+        check_records_reference(Records.load_or_new(ctx.paths.records, ctx.cfg.name),
+                                ctx.paths.records)
 
     def keep() -> int:
         """Record every pass made so far (merged with what others saved meanwhile)."""
@@ -268,6 +282,8 @@ def measure_archs(ctx: Context, archs: Sequence, passes: int = 2,
                 for p in ps:
                     records.add(arch.to_dict(), p)
             records.meta.setdefault("device", ctx.cfg.name)
+            if any(p.ratio is not None for ps in got for p in ps):  # name the passes' unit
+                records.meta.setdefault("protocol", {}).setdefault("reference", REFERENCE_KEY)
             records.save(ctx.paths.records)
         return n if record else 0
 

@@ -82,12 +82,17 @@ class Measured:
     drift_free: bool
 
 
-def scale_ms(ctx, kernel_table=None) -> float | None:
-    """The device's reference ms: its block table's, else its kernel table's."""
+def scale_ms(ctx, kernel_table=None, key: str | None = None) -> float | None:
+    """The device's reference ms for ratios to reference ``key`` (default: the kernel table's):
+    its block table's, else its kernel table's, each only where it was timed against that
+    same reference (a ratio to another reference is in another unit)."""
     from hwnas import api as core
+    from hwnas.profilers.reference import same_reference
 
-    ms = core.reference_scale_ms(ctx)
-    if ms is None and kernel_table is not None:
+    kt_key = (kernel_table.reference or {}).get("key") if kernel_table is not None else None
+    key = key or kt_key
+    ms = core.reference_scale_ms(ctx, key=key)
+    if ms is None and kernel_table is not None and same_reference(kt_key, key):
         ms = kernel_table.reference_ms
     return ms
 
@@ -101,12 +106,15 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
     from hwnas import api as core
     from hwnas.home import export_cache
     from hwnas.latency.records import Pass, Records
+    from hwnas.profilers.reference import REFERENCE_KEY, check_records_reference
 
     if passes < 1:
         raise HwnasError(f"--passes must be at least 1, not {passes}")
     ctx = core.context(device, home=home, **overrides)
     cache = export_cache(home)
     mf = resolve(ctx.cfg, cache, onnx, tflite, model, input_shape)
+    # a corrupt records file, or one timed against another reference, fails before measuring
+    check_records_reference(Records.load_or_new(ctx.paths.records, device), ctx.paths.records)
     got: list[Pass] = []
     with core._profiler(ctx, serials[:1]) as prof:
         check_fits(mf, device, device_memory_bytes(prof))
@@ -124,7 +132,7 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
     for p in got:
         records.add(mf.record_arch(), p)
     records.save(ctx.paths.records)
-    scale = scale_ms(ctx, _kernel_table_or_none(ctx))
+    scale = scale_ms(ctx, _kernel_table_or_none(ctx), key=REFERENCE_KEY)  # the passes'
     drift_free = got[0].ratio is not None
     if scale is None and drift_free:
         scale = float(np.median([p.reference_ms for p in got]))

@@ -127,6 +127,15 @@ class Records:
         return float(np.median(refs)) if refs else None
 
     @property
+    def reference_key(self) -> str | None:
+        """Which reference this file's drift-free passes are ratios to (None: it has none)."""
+        from hwnas.profilers.reference import LEGACY_REFERENCE_KEY
+
+        if self.reference_ms is None:
+            return None
+        return (self.meta.get("protocol") or {}).get("reference", LEGACY_REFERENCE_KEY)
+
+    @property
     def scale_ms(self) -> float | None:
         return self._scale_ms
 

@@ -25,6 +25,27 @@ from pathlib import Path
 
 REFERENCE_KEY = "reference-v2-elasticvit-smallest-224"
 REFERENCE_RESOLUTION = 224
+# Records files written before their meta named the reference (by ``measure_archs``) were all
+# timed against v1: a file with drift-free passes and no key is read as v1.
+LEGACY_REFERENCE_KEY = "reference-v1-elasticvit-smallest-128"
+
+
+def same_reference(key_a: str | None, key_b: str | None) -> bool:
+    """Whether two sets of ratios can share one ms scale (None: not drift-free, any scale)."""
+    return key_a is None or key_b is None or key_a == key_b
+
+
+def check_records_reference(records, path) -> None:
+    """Refuse to add passes timed against this hwnas's reference to a file whose passes were
+    timed against another: one records file has one ms scale (checked before measuring, so
+    nothing is measured in vain and the file is not touched)."""
+    from hwnas.errors import HwnasError
+
+    key = records.reference_key
+    if not same_reference(key, REFERENCE_KEY):
+        raise HwnasError(f"{path} holds passes timed against reference {key!r}, not this "
+                         f"hwnas's {REFERENCE_KEY!r}: their ratios cannot share one scale; "
+                         f"move the file aside (it stays readable) to start new records")
 
 
 def reference_model():
