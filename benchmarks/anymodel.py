@@ -60,6 +60,7 @@ class ZooResult:
     covered_flops: float = 1.0
     measured_units: list = field(default_factory=list)
     kernel_sum_units: float = math.nan
+    weight_mb: float = 0.0  # the kernels' weights (the overhead model's memory term)
     error: str = ""
 
     @property
@@ -84,6 +85,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
     from hwnas.anymodel import api, zoo
     from hwnas.anymodel.graph import detect, runtime_of
     from hwnas.anymodel.model import load_model
+    from hwnas.anymodel.predictor import weights_mb
     from hwnas.anymodel.profile import KernelTimer, kernel_entries, net_entries, table_summary
     from hwnas.errors import HwnasError
     from hwnas.profilers import make_profiler
@@ -112,7 +114,8 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
         except HwnasError as err:
             results.append(ZooResult(name, e.family, math.nan, 0, error=str(err)[:120]))
             continue
-        r = ZooResult(name, e.family, sum(k.flops for k in g.kernels) / 1e9, len(g.kernels))
+        r = ZooResult(name, e.family, sum(k.flops for k in g.kernels) / 1e9, len(g.kernels),
+                      weight_mb=weights_mb(g.kernels))
         p = pred.predict(list(g.kernels), scale, allow_missing=True)
         r.predicted_units, r.covered_flops = p.latency_ms / scale, p.covered_flops
         results.append(r)
@@ -269,7 +272,8 @@ def evaluate(res: dict) -> dict:
     out["flops_loo"] = score(loo, true)
     out["ksum"] = score([r.kernel_sum_units for r in rs], true)
     ov = res["overhead"]
-    out["ksum_over"] = score([ov.apply(r.kernel_sum_units, r.kernels) for r in rs], true)
+    out["ksum_over"] = score([ov.apply(r.kernel_sum_units, r.kernels, r.weight_mb)
+                              for r in rs], true)
     fam = {}
     for f in ("convnet", "vit", "hybrid"):
         idx = [i for i, r in enumerate(rs) if r.family == f]
@@ -323,7 +327,8 @@ def render(args, runs: list[dict], title: str) -> str:
                   f"({res['prof_cpu'] / 60:.1f} min CPU; budget {res['budget']}). Reference "
                   f"network {res['scale']:.3f} ms. Overhead model: measured = "
                   f"{res['overhead'].scale:.3f} x kernels + {res['overhead'].per_kernel * res['scale'] * 1e3:.1f} us "
-                  f"x kernels + {res['overhead'].per_call * res['scale']:.3f} ms "
+                  f"x kernels + {res['overhead'].per_weight_mb * res['scale']:.3f} ms x MB of "
+                  f"weights + {res['overhead'].per_call * res['scale']:.3f} ms "
                   f"(fitted on {res['overhead'].n_networks} synthetic networks).", "",
                   "| predictor (n models) | ±5% | ±10% | RMSPE | Kendall tau |",
                   "|---|---|---|---|---|"]

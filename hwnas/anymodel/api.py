@@ -210,7 +210,8 @@ def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None 
 def fit_predictor(ctx, table, model: str = "rf"):
     """Fit the per-kind regressors and the overhead model on the kernel table; save them."""
 
-    from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors, Overhead
+    from hwnas.anymodel.predictor import (AnyModelPredictor, KindRegressors, Overhead,
+                                          weights_mb)
     from hwnas.anymodel.profile import kernel_entries, net_entries
     from hwnas.predictors.persist import save_predictor
 
@@ -221,7 +222,7 @@ def fit_predictor(ctx, table, model: str = "rf"):
     regs = KindRegressors(model).fit(kernels, units)
     measured = {k.signature: float(u) for k, u in zip(kernels, units)}
     base = AnyModelPredictor(regs, measured, Overhead(), table.meta["anymodel"]["runtime"])
-    sums, counts, nets = [], [], []
+    sums, counts, wmbs, nets = [], [], [], []
     for ks, measured_units in net_entries(table):
         p = base.predict(ks, 1.0, allow_missing=True)  # in reference units
         if p.covered_flops < 0.97:  # kinds the sample never produced carry real work
@@ -229,25 +230,27 @@ def fit_predictor(ctx, table, model: str = "rf"):
             continue
         sums.append(p.kernels_ms)
         counts.append(p.covered_kernels)
+        wmbs.append(weights_mb(k for k in ks if k.kind in base.kinds))
         nets.append(measured_units)
     call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)
-    over = Overhead.fit(sums, counts, nets, call)
+    over = Overhead.fit(sums, counts, nets, call, wmbs)
     pred = AnyModelPredictor(regs, measured, over, base.runtime)
     _, path = kernel_paths(ctx)
     save_predictor(path, kind=PREDICTOR_KIND, device=ctx.cfg.name, space=PREDICTOR_SPACE,
                    resolutions=[], state=dict(pred.state(), stamp=_stamp(table)),
                    trained_on=sorted(measured), model=model,
-                   holdout={"nets_residual_rmspe": _rmspe(over, sums, counts, nets)},
+                   holdout={"nets_residual_rmspe": _rmspe(over, sums, counts, wmbs,
+                                                           nets)},
                    protocol=table.meta.get("protocol"))
     return pred
 
 
-def _rmspe(over, sums, counts, nets) -> float | None:
+def _rmspe(over, sums, counts, wmbs, nets) -> float | None:
     import numpy as np
 
     if not nets:
         return None
-    p = np.array([over.apply(s, n) for s, n in zip(sums, counts)])
+    p = np.array([over.apply(s, n, w) for s, n, w in zip(sums, counts, wmbs)])
     m = np.asarray(nets)
     return float(100 * np.sqrt(np.mean(((p - m) / m) ** 2)))
 

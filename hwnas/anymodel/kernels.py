@@ -129,6 +129,19 @@ class Kernel:
 
     # --- cost facts --------------------------------------------------------------------------
     @cached_property
+    def weight_bytes(self) -> int:
+        """Bytes of its constant inputs (weights, biases). Timed alone and hot, a kernel reads
+        them from cache; in a network of more weights than the cache holds, from memory."""
+        import numpy as np
+
+        def itemsize(dtype: str) -> int:
+            try:
+                return np.dtype(dtype).itemsize
+            except TypeError:
+                return 4
+        return sum(t.size * itemsize(t.dtype) for t in self.weights)
+
+    @cached_property
     def flops(self) -> float:
         """Floating-point operations (multiply-adds count 2); element count for the rest."""
         out = sum(t.size for t in self.outputs) or 1

@@ -12,10 +12,15 @@ the device's, as records and tables are.
   signature was measured uses that measurement.
 * **Views** (Reshape, Flatten, ... on onnxruntime) cost no work in a network: their output
   aliases their input. They cost what every kernel costs, the executor's dispatch.
-* **Per-network overhead.** measured(network) ~ c * sum(kernels) + b * n_kernels + a, fitted
-  by non-negative least squares on synthetic networks (random CNNs, ViTs and hybrids of the
-  sampled blocks, never a zoo model) measured end to end: ``a`` is the call, ``b`` the
-  dispatch per kernel, ``c`` what a network does to its kernels (warm caches, cold weights).
+* **Per-network overhead.** measured(network) ~ c * sum(kernels) + b * n_kernels
+  + w * weight_MB + a, fitted by non-negative least squares on synthetic networks (random
+  CNNs, ViTs and hybrids of the sampled blocks, never a zoo model) measured end to end: ``a``
+  is the call, ``b`` the dispatch per kernel, ``c`` what a network does to its kernels (warm
+  caches), ``w`` reading the weights from memory. A kernel timed alone runs with its weights
+  in cache; in a network whose weights outgrow the cache it streams them. Measured on the
+  zoo (local-cpu, BENCHMARKS.md): the sum of the hot kernels fell 0-39% short of the network,
+  and the weights' size, not the kernels' count, explained it (without ``w`` the zoo's
+  predictions were within 10% for 68%, with it 84%).
 """
 
 from __future__ import annotations
@@ -169,34 +174,40 @@ class Overhead:
     per_kernel: float = 0.0
     per_call: float = 0.0
     n_networks: int = 0  # how many networks it was fitted on (0: not fitted)
+    per_weight_mb: float = 0.0  # reference units per MB of weights (streamed from memory)
 
-    def apply(self, kernel_sum: float, n_kernels: int) -> float:
-        return self.scale * kernel_sum + self.per_kernel * n_kernels + self.per_call
+    def apply(self, kernel_sum: float, n_kernels: int, weight_mb: float = 0.0) -> float:
+        return (self.scale * kernel_sum + self.per_kernel * n_kernels
+                + self.per_weight_mb * weight_mb + self.per_call)
 
     @classmethod
-    def fit(cls, kernel_sums, n_kernels, measured, call_overhead: float = 0.0) -> "Overhead":
+    def fit(cls, kernel_sums, n_kernels, measured, call_overhead: float = 0.0,
+            weight_mb=None) -> "Overhead":
         """Non-negative least squares, weighted so that every network counts by its relative
         error (a big network must not decide alone)."""
         from scipy.optimize import nnls
 
         s, n, m = (np.asarray(v, dtype=float) for v in (kernel_sums, n_kernels, measured))
-        if len(m) < 3:
+        wmb = np.zeros_like(s) if weight_mb is None else np.asarray(weight_mb, dtype=float)
+        if len(m) < 4:
             return cls(1.0, 0.0, call_overhead, 0)
         w = 1.0 / m
-        a = np.column_stack([s, n, np.ones_like(s)]) * w[:, None]
+        a = np.column_stack([s, n, wmb, np.ones_like(s)]) * w[:, None]
         coef, _ = nnls(a, m * w)
         if coef[0] <= 0:  # degenerate: keep the kernels' sum as it is
             coef[0] = 1.0
-        return cls(float(coef[0]), float(coef[1]), float(coef[2]), int(len(m)))
+        return cls(float(coef[0]), float(coef[1]), float(coef[3]), int(len(m)),
+                   float(coef[2]))
 
     def to_obj(self) -> dict:
         return {"scale": self.scale, "per_kernel": self.per_kernel, "per_call": self.per_call,
-                "n_networks": self.n_networks}
+                "n_networks": self.n_networks, "per_weight_mb": self.per_weight_mb}
 
     @classmethod
     def from_obj(cls, obj: dict) -> "Overhead":
+        # predictors saved before the weights term have none (0: as they were fitted)
         return cls(float(obj["scale"]), float(obj["per_kernel"]), float(obj["per_call"]),
-                   int(obj["n_networks"]))
+                   int(obj["n_networks"]), float(obj.get("per_weight_mb", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -234,6 +245,11 @@ class Prediction:
         return (f"covers {self.covered_kernels} of {self.total_kernels} kernels "
                 f"({100 * self.covered_flops:.1f}% of FLOPs); not covered: "
                 f"{', '.join(self.missing_kinds)}")
+
+
+def weights_mb(kernels) -> float:
+    """MB of weights the kernels read (views read none)."""
+    return sum(k.weight_bytes for k in kernels if not k.view) / 1e6
 
 
 def _shapes(k: Kernel) -> str:
@@ -290,7 +306,8 @@ class AnyModelPredictor:
             raise PredictorError(f"no kernel of the model is covered by the measured kinds "
                                  f"({', '.join(missing)} never measured)")
         kernel_sum = float(units.sum())
-        total = self.overhead.apply(kernel_sum, len(covered))
+        weight_mb = weights_mb(kernels[i] for i in covered)
+        total = self.overhead.apply(kernel_sum, len(covered), weight_mb)
         if not (math.isfinite(total) and total > 0):
             raise PredictorError(f"the prediction is not a positive number ({total})")
         rows = []
@@ -300,8 +317,9 @@ class AnyModelPredictor:
                 ms, src = dispatch_ms, "view"
             elif k.kind in missing:
                 ms, src = None, "missing"
-            else:
-                ms = units[i] * self.overhead.scale * scale_ms + dispatch_ms
+            else:  # its share of every term but the call: the rows add up to the rest
+                ms = (units[i] * self.overhead.scale + self.overhead.per_weight_mb
+                      * k.weight_bytes / 1e6) * scale_ms + dispatch_ms
                 src = "measured" if use_measured and k.signature in self.measured else \
                     "predicted"
             rows.append(KernelRow(i, k.name, k.kind, _shapes(k), k.flops, ms, src))
