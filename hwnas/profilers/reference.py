@@ -7,7 +7,7 @@ the machine slows the reference in the same way, and it is small enough to be ti
 (~9 ms on one core here, tens of ms on a phone's big core).
 
 Why 224 px and not the 128 px of v1: the reference must respond to the machine's slow and fast
-minutes as the items do. Measured here (docs/ARCHITECTURE.md, "Drift-free timing"), the same
+minutes as the items do. Measured here (benchmarks/reference_choice.py), the same
 subnet at 128 px (~5 ms) over-responded: when the machine ran 4-13% faster or slower, it moved
 1.3-2x as much as the 160 px subnets and the ops timed beside it, so every ratio of that pass
 moved with it. At 224 px it moved with them: on the same 24 subnets in the same run, the
