@@ -210,8 +210,7 @@ def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None 
 def fit_predictor(ctx, table, model: str = "rf"):
     """Fit the per-kind regressors and the overhead model on the kernel table; save them."""
 
-    from hwnas.anymodel.predictor import (AnyModelPredictor, KindRegressors, Overhead,
-                                          weights_mb)
+    from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors, Overhead
     from hwnas.anymodel.profile import kernel_entries, net_entries
     from hwnas.predictors.persist import save_predictor
 
@@ -230,7 +229,7 @@ def fit_predictor(ctx, table, model: str = "rf"):
             continue
         sums.append(p.kernels_ms)
         counts.append(p.covered_kernels)
-        wmbs.append(weights_mb(k for k in ks if k.kind in base.kinds))
+        wmbs.append(p.weight_mb)
         nets.append(measured_units)
     call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)
     over = Overhead.fit(sums, counts, nets, call, wmbs)

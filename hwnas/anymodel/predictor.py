@@ -234,6 +234,7 @@ class Prediction:
     total_kernels: int
     covered_flops: float  # share of the graph's FLOPs
     scale_ms: float  # the reference ms that turned reference units into ms
+    weight_mb: float = 0.0  # MB of weights the covered kernels read (overhead's memory term)
 
     @property
     def complete(self) -> bool:
@@ -327,7 +328,8 @@ class AnyModelPredictor:
         flops_cov = sum(kernels[i].flops for i in covered)
         return Prediction(total * scale_ms, kernel_sum * scale_ms,
                           (total - kernel_sum) * scale_ms, tuple(rows), tuple(missing),
-                          len(covered), len(kernels), flops_cov / flops_all, scale_ms)
+                          len(covered), len(kernels), flops_cov / flops_all, scale_ms,
+                          weight_mb)
 
     def state(self) -> dict:
         return {"regressors": self.regressors.state(), "measured": dict(self.measured),

@@ -264,9 +264,10 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
             # the synthetic networks are spread over the rounds, not timed after them: the
             # overhead model's scale is the ratio of networks to kernels *as they were timed*,
             # and on a shared machine hot kernels' ratios to the reference moved by -42..+34%
-            # (p10..p90) within minutes while whole networks' held within a few percent (our
-            # reading: the reference, a network, feels a neighbour's cache pressure; a hot
-            # kernel in L2 does not). Timed beside the kernels, the networks see the same mix.
+            # (p10..p90; -14..+20% against reference v2) within minutes while whole networks'
+            # held within a few percent (our reading: the reference, a network, feels a
+            # neighbour's cache pressure; a hot kernel in L2 does not). Timed beside the
+            # kernels, the networks see the same mix.
             _measure_nets(table, path, timer, runtime, int(round(n_nets * cumulative)),
                           progress, threads)
     except (KeyboardInterrupt, HwnasError):
