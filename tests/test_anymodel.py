@@ -85,6 +85,45 @@ def test_attention_is_matmul_softmax_matmul_with_fused_norm_and_gelu():
     assert views and all(k.op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze") for k in views)
 
 
+def test_a_matmul_with_a_constant_operand_is_its_own_kind_and_templates_sample_it():
+    """LeViT's bias-free linear layers stay MatMuls with a constant weight (prepacked GEMM);
+    attention's MatMuls of two activations are another kind. The linear template samples
+    the first (bias 0) and classifier heads (one token, a 2-D input, a GEMV)."""
+    from hwnas.anymodel import templates as tpl
+
+    module, shape = tpl.build("linear", {"n": 49, "din": 256, "dout": 384, "act": "none",
+                                         "bias": 0, "head": 0})
+    g = aort.optimize(onnx_of(module, shape), shape)
+    mm = [k for k in g.kernels if k.op in ("MatMul", "FusedMatMul")]
+    assert len(mm) == 1 and mm[0].kind == f"{mm[0].op}/w" and mm[0].weights
+    attn = aort.optimize(onnx_of(Attn(), (1, 50, 64)), (1, 50, 64))
+    assert all(not k.kind.endswith("/w") for k in attn.kernels
+               if k.op in ("MatMul", "FusedMatMul"))
+    module, shape = tpl.build("linear", {"n": 1, "din": 512, "dout": 1000, "act": "none",
+                                         "bias": 1, "head": 1})
+    assert shape == (1, 512)
+    head = aort.optimize(onnx_of(module, shape), shape)
+    gemm = [k for k in head.kernels if k.op == "Gemm"]
+    assert len(gemm) == 1 and gemm[0].mkn() == (1, 1, 512, 1000)
+    rng = np.random.default_rng(0)
+    drawn = [tpl.TEMPLATES["linear"].draw(rng) for _ in range(300)]
+    assert any(c["n"] == 1 for c in drawn) and any(c["bias"] == 0 and c["n"] > 1
+                                                      for c in drawn)
+    assert all(c["n"] == 1 for c in drawn if c["head"])
+
+
+def test_synthetic_networks_carry_the_weights_real_models_do():
+    """The overhead model's memory term is fitted on them: their weights must span the
+    zoo's (5-163 MB), not stop at a tenth of it."""
+    from hwnas.anymodel import templates as tpl
+
+    mb = []
+    for seed in range(12):
+        net, _, _ = tpl.synthetic_net(seed)
+        mb.append(4 * sum(p.numel() for p in net.parameters()) / 1e6)
+    assert min(mb) < 6 and max(mb) > 60 and np.median(mb) > 5
+
+
 def test_every_kernel_extracts_and_computes_what_it_computed_in_the_network():
     import onnxruntime as ort
 

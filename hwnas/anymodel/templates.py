@@ -89,6 +89,8 @@ def _fix(name: str, cfg: dict) -> dict:
         cfg["s"] = 1
     if "heads" in cfg and "dim" in cfg:
         cfg["dim"] = cfg["heads"] * cfg["head_dim"]
+    if name == "linear" and cfg.get("head"):  # a classifier head: one pooled token
+        cfg["n"] = 1
     if name == "gconv":
         cfg["c"] = max(cfg["gw"], (cfg["c"] // cfg["gw"]) * cfg["gw"])
     return cfg
@@ -229,10 +231,14 @@ def cost_patch(c):
 
 
 def build_linear(c: dict):
+    """A linear layer over tokens; without bias it stays a MatMul with a constant operand
+    (LeViT's, followed by a BatchNorm), with one a Gemm. One token is a classifier head: a
+    2-D input, as a network's head after pooling has, and a matrix-vector product that
+    streams its weights (a 1632 x 1984 head is 13 MB)."""
     torch = _torch()
-    lin = torch.nn.Linear(c["din"], c["dout"])
-    return _module(lambda m, x: m.act(m.fc(x)), fc=lin, act=_act(c["act"])), \
-        (1, c["n"], c["din"])
+    lin = torch.nn.Linear(c["din"], c["dout"], bias=bool(c.get("bias", 1)))
+    shape = (1, c["din"]) if c["n"] == 1 else (1, c["n"], c["din"])
+    return _module(lambda m, x: m.act(m.fc(x)), fc=lin, act=_act(c["act"])), shape
 
 
 def cost_linear(c):
@@ -470,11 +476,13 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
                        Param("p", "choice", choices=(2, 4, 7, 8, 14, 16, 32)),
                        Param("cout", "channels", 16, 768)),
              0.02, build_patch, cost_patch),
-    Template("linear", (N_ANY, Param("din", "channels", 16, 1536),
+    Template("linear", (Param("n", "tokens", 1, 3136), Param("din", "channels", 16, 2048),
                         Param("dout", "channels", 16, 4096),
                         Param("act", "choice", choices=("none", "gelu", "relu", "hardswish",
-                                                        "silu"), weights=(.5, .2, .1, .1, .1))),
-             0.12, build_linear, cost_linear),
+                                                        "silu"), weights=(.5, .2, .1, .1, .1)),
+                        Param("bias", "choice", choices=(1, 0), weights=(.6, .4)),
+                        Param("head", "choice", choices=(0, 1), weights=(.85, .15))),
+             0.14, build_linear, cost_linear),
     Template("attention", (Param("n", "tokens", 16, 1024), Param("heads", "int", 1, 16),
                            Param("head_dim", "choice", choices=(16, 24, 32, 48, 64)),
                            Param("dim", "int", 16, 16),
@@ -534,7 +542,11 @@ def build(template: str, cfg: dict, seed: int = 0):
 
 # --- whole synthetic networks (for the per-network overhead) ----------------------------------
 def synthetic_net(seed: int):
-    """A random CNN, ViT or hybrid of template blocks: (module, input shape, description)."""
+    """A random CNN, ViT or hybrid of template blocks: (module, input shape, description).
+
+    Their weights span what real models carry (about 1-100 MB of float32; the zoo's run from
+    5 to 163 MB): the overhead model's memory term is fitted on them, and fitted only on
+    small networks it would be extrapolated to every big one."""
     torch = _torch()
     nn = torch.nn
     rng = np.random.default_rng([seed, 271828])
@@ -543,7 +555,7 @@ def synthetic_net(seed: int):
     try:
         family = ["cnn", "vit", "hybrid"][seed % 3]
         res = int(rng.choice([96, 128, 160, 192, 224]))
-        width = float(rng.choice([0.5, 0.75, 1.0, 1.5]))
+        width = float(rng.choice([0.5, 0.75, 1.0, 1.5, 2.0]))
         layers, shape = [], (1, 3, res, res)
         c = max(8, int(16 * width))
         layers.append(_conv_bn(3, c, 3, 2, "hardswish" if rng.random() < .5 else "relu"))
@@ -558,16 +570,29 @@ def synthetic_net(seed: int):
                 hw = (hw - 1) // s + 1
             c = c_out
         if family != "cnn":
-            p = int(rng.choice([1, 2])) if family == "hybrid" else int(rng.choice([8, 16]))
-            d = int(rng.choice([64, 96, 128, 192, 256]) * (1 if family == "vit" else width))
-            d = max(32, (d // 32) * 32)
+            # a hybrid's late stage has few tokens and many weights (LeViT, MobileViT):
+            # matrix products that stream their weights more than they compute
+            p = int(rng.choice([1, 2, 4])) if family == "hybrid" else int(rng.choice([8, 16]))
+            hw = max(1, hw // p)
+            # the encoders' weights drawn log-uniformly over 1-150 MB, and a width and depth
+            # that carry them, within ~6 GFLOPs so that the network times in seconds
+            target_b = math.exp(rng.uniform(math.log(1e6), math.log(150e6)))
+            blocks, ratio = int(rng.integers(2, 9)), int(rng.choice([2, 3, 4]))
+            d = (target_b / (4 * (4 + 2 * ratio) * blocks)) ** 0.5
+            d = int(min(768, max(64, round(d / 32) * 32)))
+            per_block = (4 + 2 * ratio) * d * d
+            blocks = max(1, min(blocks, int(6e9 // (2.0 * hw * hw * per_block + 1))))
             layers.append(_tokens(c, d, p))
-            hw = hw // p
-            heads = max(1, d // int(rng.choice([32, 64])))
-            for _ in range(int(rng.integers(2, 7))):
-                layers.append(_encoder(d, heads, hw * hw, int(rng.choice([2, 3, 4]))))
+            head_dim = int(rng.choice([32, 64])) if d % 64 == 0 else 32
+            heads = d // head_dim
+            for _ in range(blocks):
+                layers.append(_encoder(d, heads, hw * hw, ratio))
             layers.append(_TokenHead(d, 1000))
         else:
+            head_c = int(rng.choice([0, 640, 1280]))  # MobileNet's 1x1 conv before the pool
+            if head_c:
+                layers.append(_conv_bn(c, head_c, 1, 1, "relu"))
+                c = head_c
             layers.append(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                         nn.Linear(c, 1000)))
         net = nn.Sequential(*layers).eval()
