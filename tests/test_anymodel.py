@@ -110,6 +110,11 @@ def test_a_matmul_with_a_constant_operand_is_its_own_kind_and_templates_sample_i
     assert any(c["n"] == 1 for c in drawn) and any(c["bias"] == 0 and c["n"] > 1
                                                       for c in drawn)
     assert all(c["n"] == 1 for c in drawn if c["head"])
+    # a full-size constant operand (position embedding, attention bias) is sampled too
+    module, shape = tpl.build("eltwise", {"hw": 14, "c": 64, "n": 49, "layout": "tokens",
+                                          "op": "add", "bcast": "const"})
+    add = [k for k in aort.optimize(onnx_of(module, shape), shape).kernels if k.op == "Add"]
+    assert len(add) == 1 and [t.shape for t in add[0].weights] == [(49, 64)]
 
 
 def test_synthetic_networks_carry_the_weights_real_models_do():

@@ -342,8 +342,11 @@ def build_eltwise(c: dict):
     torch = _torch()
     shape = _map_or_tokens(c)
     op = c["op"]
-    other = {"full": shape, "channel": (1, c["c"], 1, 1) if c["layout"] == "map"
-             else (c["c"],), "scalar": (1,)}[c["bcast"]]
+    # "const": a constant of the activation's own size, ViT's position embedding and
+    # LeViT's and Swin's attention biases; timed against two activations' sum it was
+    # over-predicted 4-7x (its second operand is not an activation to be produced)
+    other = {"full": shape, "const": shape[1:], "channel": (1, c["c"], 1, 1)
+             if c["layout"] == "map" else (c["c"],), "scalar": (1,)}[c["bcast"]]
     p = torch.nn.Parameter(torch.rand(other) + 0.5, requires_grad=False)
 
     def fwd(m, x):
@@ -503,7 +506,8 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
     Template("eltwise", (HW, C_ANY, N_ANY, LAYOUT,
                          Param("op", "choice", choices=("add", "mul", "sub", "div"),
                                weights=(.4, .35, .15, .1)),
-                         Param("bcast", "choice", choices=("full", "channel", "scalar"))),
+                         Param("bcast", "choice", choices=("full", "const", "channel",
+                                                           "scalar"))),
              0.04, build_eltwise, cost_elems),
     Template("activation", (HW, C_ANY, N_ANY, LAYOUT, Param("act", "choice", choices=(
         "relu", "relu6", "hardswish", "silu", "gelu", "sigmoid", "hardsigmoid", "tanh"))),
@@ -544,7 +548,7 @@ def build(template: str, cfg: dict, seed: int = 0):
 def synthetic_net(seed: int):
     """A random CNN, ViT or hybrid of template blocks: (module, input shape, description).
 
-    Their weights span what real models carry (about 1-100 MB of float32; the zoo's run from
+    Their weights span what real models carry (about 2-130 MB of float32; the zoo's run from
     5 to 163 MB): the overhead model's memory term is fitted on them, and fitted only on
     small networks it would be extrapolated to every big one."""
     torch = _torch()
