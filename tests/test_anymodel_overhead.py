@@ -38,3 +38,25 @@ def test_weight_bytes_count_constant_inputs_by_their_dtype():
                (TensorSpec("y", "float32", (1, 16, 16, 16), False),))
     assert k.weight_bytes == 16 * 8 * 9 * 4 + 16 * 2
     assert weights_mb([k, k]) == pytest.approx(2 * k.weight_bytes / 1e6)
+
+
+def test_a_kernel_too_big_to_time_alone_is_refused_before_it_is_cut_out():
+    """litert-torch lowers EfficientNet's 1280-wide pool over 7 x 7 to a PAD with a 1280^3
+    output (8 GiB): timed alone with its copies it took the machine down. The timer refuses
+    it with one line, and lets an ordinary kernel through."""
+    from hwnas.anymodel.profile import check_kernel_fits, kernel_bytes
+    from hwnas.errors import ProfileError
+
+    pad = Kernel("tflite", "7", "PAD", (),
+                 (TensorSpec("0", "float32", (1, 7, 7, 1280), False),
+                  TensorSpec("1", "int32", (4, 2), True)),
+                 (TensorSpec("2", "float32", (1, 1280, 1280, 1280), False),))
+    assert kernel_bytes(pad) == 1280 ** 3 * 4 + 4 * 2 * 4 + 2 * 7 * 7 * 1280 * 4
+    with pytest.raises(ProfileError, match=r"PAD .* needs 7\.8 GiB to be timed alone"):
+        check_kernel_fits(pad, memory_bytes=12 * 2 ** 30)
+    conv = Kernel("onnxruntime", "conv", "Conv", (("group", 1),),
+                  (TensorSpec("x", "float32", (1, 8, 16, 16), False),
+                   TensorSpec("w", "float32", (16, 8, 3, 3), True)),
+                  (TensorSpec("y", "float32", (1, 16, 16, 16), False),))
+    check_kernel_fits(conv, memory_bytes=12 * 2 ** 30)
+    check_kernel_fits(pad, memory_bytes=None)  # unknown memory: allowed, as models are

@@ -76,6 +76,33 @@ def default_nets(budget: int) -> int:
 
 
 # --- measuring one kernel or network on any runtime ------------------------------------------
+def kernel_bytes(k: Kernel) -> int:
+    """What timing the kernel alone holds at once: its inputs, outputs and weights, and a
+    second copy of the inputs (the random feeds they are filled from)."""
+    def nbytes(t) -> int:
+        try:
+            return t.size * np.dtype(t.dtype).itemsize
+        except TypeError:
+            return t.size * 4
+    return sum(nbytes(t) for t in k.outputs) + k.weight_bytes + \
+        2 * sum(nbytes(t) for t in k.dynamic_inputs)
+
+
+def check_kernel_fits(k: Kernel, memory_bytes: int | None = None) -> None:
+    """ProfileError before a kernel is cut out when it would not fit in half of the memory
+    available now. A converter can make such kernels: litert-torch lowers EfficientNet's
+    1280-wide average pool over a 7 x 7 map to a PAD whose output is 1280^3 floats (8 GiB);
+    timed alone, with its copies, it took the machine down."""
+    from hwnas.anymodel.model import available_memory_bytes
+
+    need = kernel_bytes(k)
+    have = available_memory_bytes() if memory_bytes is None else memory_bytes
+    if have is not None and need > have // 2:
+        raise ProfileError(f"kernel {k.op} {[t.shape for t in k.outputs]} needs "
+                           f"{need / 2 ** 30:.1f} GiB to be timed alone; "
+                           f"{have / 2 ** 30:.1f} GiB is available")
+
+
 class KernelTimer:
     """The device's profiler, used for kernels (isolated, every input fed) and networks."""
 
@@ -87,6 +114,7 @@ class KernelTimer:
                                f"single kernels")
 
     def kernel(self, graph, k: Kernel):
+        check_kernel_fits(k)
         model = graph.extract(k)
         if self.runtime == "onnxruntime":
             from hwnas.anymodel.ort import random_feeds
