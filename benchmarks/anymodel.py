@@ -62,6 +62,7 @@ class ZooResult:
     measured_units: list = field(default_factory=list)
     kernel_sum_units: float = math.nan
     weight_mb: float = 0.0  # the kernels' weights (the overhead model's memory term)
+    untimed: int = 0  # kernels the timer refused (no activation input, too big): not summed
     error: str = ""
 
     @property
@@ -157,6 +158,9 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
                         units[k.signature] = timer.kernel(g, k).ratio.median
                     except HwnasError:
                         units[k.signature] = math.nan
+                if not np.isfinite(units[k.signature]):  # refused (the timer said why)
+                    r.untimed += 1
+                    continue
                 total += units[k.signature]
                 row = per_kind.setdefault(k.kind, [0.0, 0.0, 0])
                 row[0] += units[k.signature]
@@ -400,7 +404,8 @@ def render(args, runs: list[dict], title: str) -> str:
                          f"{r.measured * sc:.2f} | {r.predicted_units * sc:.2f} | "
                          f"{100 * (r.predicted_units / r.measured - 1):+.1f}% | "
                          f"{r.kernel_sum_units * sc:.2f} "
-                         f"({100 * (r.kernel_sum_units / r.measured - 1):+.1f}%) | "
+                         f"({100 * (r.kernel_sum_units / r.measured - 1):+.1f}%"
+                         f"{f'; {r.untimed} untimed' if r.untimed else ''}) | "
                          f"{100 * r.covered_flops:.0f}% |")
         kinds = sorted(res["per_kind"].items(), key=lambda kv: -kv[1][0])[:16]
         if kinds:

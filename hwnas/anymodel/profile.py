@@ -114,6 +114,9 @@ class KernelTimer:
                                f"single kernels")
 
     def kernel(self, graph, k: Kernel):
+        if not k.dynamic_inputs:  # an op on constants only (a converter's leftover)
+            raise ProfileError(f"kernel {k.op} has no activation input: nothing to feed it "
+                               f"when it is timed alone")
         check_kernel_fits(k)
         model = graph.extract(k)
         if self.runtime == "onnxruntime":
