@@ -56,6 +56,16 @@ class TensorSpec:
     def size(self) -> int:
         return int(math.prod(self.shape)) if self.shape else 1
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes at its dtype (4 per element for a dtype numpy does not know)."""
+        import numpy as np
+
+        try:
+            return self.size * np.dtype(self.dtype).itemsize
+        except TypeError:
+            return self.size * 4
+
     def to_obj(self) -> list:
         return [self.name, self.dtype, list(self.shape), self.const]
 
@@ -138,14 +148,7 @@ class Kernel:
     def weight_bytes(self) -> int:
         """Bytes of its constant inputs (weights, biases). Timed alone and hot, a kernel reads
         them from cache; in a network of more weights than the cache holds, from memory."""
-        import numpy as np
-
-        def itemsize(dtype: str) -> int:
-            try:
-                return np.dtype(dtype).itemsize
-            except TypeError:
-                return 4
-        return sum(t.size * itemsize(t.dtype) for t in self.weights)
+        return sum(t.nbytes for t in self.weights)
 
     @cached_property
     def flops(self) -> float:

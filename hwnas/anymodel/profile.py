@@ -79,13 +79,8 @@ def default_nets(budget: int) -> int:
 def kernel_bytes(k: Kernel) -> int:
     """What timing the kernel alone holds at once: its inputs, outputs and weights, and a
     second copy of the inputs (the random feeds they are filled from)."""
-    def nbytes(t) -> int:
-        try:
-            return t.size * np.dtype(t.dtype).itemsize
-        except TypeError:
-            return t.size * 4
-    return sum(nbytes(t) for t in k.outputs) + k.weight_bytes + \
-        2 * sum(nbytes(t) for t in k.dynamic_inputs)
+    return sum(t.nbytes for t in k.outputs) + k.weight_bytes + \
+        2 * sum(t.nbytes for t in k.dynamic_inputs)
 
 
 def check_kernel_fits(k: Kernel, memory_bytes: int | None = None) -> None:
