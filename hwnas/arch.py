@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hwnas.errors import ArchError
 
@@ -17,6 +17,25 @@ from hwnas.errors import ArchError
 ARCH_TYPES: dict[str, type] = {}
 # The seeds' bare-list format is ElasticViT's 10-element list; its family owns the codec.
 LIST_FORM = "elasticvit"
+
+
+# Seeds' native forms that are not hwnas JSON objects (NAS-Bench-201's cell string, FBNet's list
+# of block names), by space: a predicate that recognises one unmistakably. The space's Arch type
+# reads it with ``from_native``.
+NATIVE_FORMS: dict[str, Callable[[Any], bool]] = {}
+
+
+def register_native_form(space: str, recognises: Callable[[Any], bool]) -> None:
+    NATIVE_FORMS[space] = recognises
+
+
+def native_space(obj: Any) -> str | None:
+    """The one space whose native form ``obj`` is, or None (none, or more than one)."""
+    from hwnas.spaces.registry import load_families
+
+    load_families()
+    names = [name for name, recognises in NATIVE_FORMS.items() if recognises(obj)]
+    return names[0] if len(names) == 1 else None
 
 
 def register_arch(cls: type) -> type:
@@ -38,10 +57,14 @@ def arch_from_obj(obj: Any):
         if not isinstance(space, str) or space not in ARCH_TYPES:
             raise ArchError(f"unknown architecture space {space!r}; known: {sorted(ARCH_TYPES)}")
         return ARCH_TYPES[space].from_dict(obj)
+    native = native_space(obj)
+    if native is not None:
+        return ARCH_TYPES[native].from_native(obj)
     if isinstance(obj, (list, tuple)):
         return ARCH_TYPES[LIST_FORM].from_elasticvit_list(obj)
-    raise ArchError("an architecture is a JSON object with a 'space' field or ElasticViT's "
-                    "10-element list")
+    raise ArchError("an architecture is a JSON object with a 'space' field, ElasticViT's "
+                    "10-element list, or a native form (NAS-Bench-201's cell string, FBNet's "
+                    "22 block names)")
 
 
 def load_arch(path: str | Path):
