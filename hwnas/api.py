@@ -54,9 +54,11 @@ class Context:
         table came from elsewhere (nn-Meter's, imported: no measuring protocol in its meta) is
         used as imported: nothing is profiled or measured on the phone behind the user's back.
         """
-        if self.cfg.profiler == "imported":
+        from hwnas.devices import kind_of
+
+        if not kind_of(self.cfg).live:
             return False
-        if self.cfg.profiler == "adb" and self.paths.table.exists():
+        if self.paths.table.exists():  # a table someone else measured has no protocol of ours
             return bool(LatencyTable.load(self.paths.table, self.cfg.name).meta.get("protocol"))
         return True
 
@@ -95,7 +97,7 @@ def _profiler(ctx: Context, serials: tuple[str, ...] = ()):
     check_folder(export_cache(ctx.home), write=True)  # exports go there: say so before timing
     prof = make_profiler(ctx.cfg, export_cache(ctx.home), serials=serials)
     with measuring(ctx.home or hwnas_home(),
-                   measuring_resources(ctx.cfg.profiler, serials, ctx.cfg.serial)), prof as p:
+                   measuring_resources(ctx.cfg, serials)), prof as p:
         yield p
 
 

@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -53,18 +52,19 @@ def folder_lock(folder: str | Path, timeout: float = FILES_TIMEOUT_S) -> Iterato
         lock.release()
 
 
-def measuring_resources(profiler: str, serials: Sequence[str] = (), serial: str = "") -> list[str]:
-    """What a profiler times on: 'cpu' (onnxruntime and LiteRT on this machine), 'gpu', or a
-    phone. local-cpu and local-tflite share the CPU: they pin the same core."""
-    if profiler == "adb":
-        names = sorted(set(serials) or {serial or "default"})
-        return ["adb-" + re.sub(r"[^A-Za-z0-9._-]", "_", s) for s in names]
-    return ["gpu"] if profiler == "cuda" else ["cpu"]
+def measuring_resources(cfg, serials: Sequence[str] = ()) -> list[str]:
+    """What a device's profiler times on, as its kind declares (hwnas.devices): 'cpu'
+    (onnxruntime and LiteRT here share the core they pin), 'gpu', a phone ('adb-SERIAL') or a
+    board ('ssh-HOST_PORT')."""
+    from hwnas.devices import kind_of
+
+    return kind_of(cfg).resources(cfg, tuple(serials))
 
 
 def describe(resource: str) -> str:
     return {"cpu": "this machine's CPU", "gpu": "this machine's GPU"}.get(
-        resource, f"phone {resource[4:]}" if resource.startswith("adb-") else resource)
+        resource, f"phone {resource[4:]}" if resource.startswith("adb-") else
+        f"board {resource[4:]}" if resource.startswith("ssh-") else resource)
 
 
 def lock_timeout_s(env: dict | None = None) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from hwnas.cli_boundary import BUG
+from hwnas.cli.boundary import BUG
 from hwnas.latency.records import Records
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable

@@ -25,7 +25,7 @@ pytest.importorskip("ai_edge_litert", reason="the benchmark stand-in runs models
 from adbd_standin import set_cpu, set_zone  # noqa: E402
 from standin_harness import PIXEL6, AdbServer, StandinPhone, standin_bin  # noqa: E402
 
-from hwnas.cli_adb import devices_adb, format_devices_adb  # noqa: E402
+from hwnas.cli.adb import devices_adb, format_devices_adb  # noqa: E402
 from hwnas.device_configs import load_device  # noqa: E402
 from hwnas.errors import DeviceError, ProfileError  # noqa: E402
 from hwnas.latency.table import LatencyTable  # noqa: E402

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hwnas.device_configs import _config_files, device_names, load_device, parse_config
+from hwnas.device_configs import _builtin_sources, device_names, load_device, parse_config
 from hwnas.errors import DeviceError
 from hwnas.profilers import android
 from hwnas.profilers.adb_conn import Attached, pick_serial, server_port
@@ -92,12 +92,12 @@ def test_pick_serial():
 @pytest.mark.parametrize("name", PHONES)
 def test_phone_configs(name):
     cfg = load_device(name)
-    assert cfg.profiler == "adb" and cfg.threads == 1 and cfg.use_xnnpack
+    assert cfg.kind == "adb" and cfg.threads == 1 and cfg.use_xnnpack
     cores = {i: android.Core(i, "schedutil", 1, 1, 1) for i in range(8)}
     cpus = android.phone_cpus(cfg.affinity, cfg.threads, cores)
     assert cpus is not None and len(cpus) == cfg.threads
     if name != "android":
-        text = _config_files()[name].read_text()
+        text = _builtin_sources()[name].text
         assert "# " in text.split("affinity:")[0].splitlines()[-1]  # the mask's source is given
 
 
@@ -105,7 +105,7 @@ def test_imported_tables_still_named_and_local_tflite():
     for name in ("pixel1", "pixel4", "pixel6", "xiaomi11"):
         assert "nn-Meter" in load_device(name).source  # their tables can still be imported
     cfg = load_device("local-tflite")
-    assert cfg.profiler == "tflite" and "local-tflite" in device_names()
+    assert cfg.kind == "tflite" and "local-tflite" in device_names()
 
 
 def test_new_config_fields_are_validated():

@@ -180,7 +180,7 @@ def test_table_energy_round_trip_and_old_tables(tmp_path):
 @pytest.mark.parametrize("name", CUDA_DEVICES)
 def test_cuda_configs_load_strictly(name):
     cfg = load_device(name)
-    assert cfg.profiler == "cuda" and cfg.context == "isolated"
+    assert cfg.kind == "cuda" and cfg.context == "isolated"
     assert cfg.backend in CUDA_BACKENDS and cfg.precision in CUDA_PRECISIONS
     assert cfg.warmup <= cfg.warmup_max
 

@@ -93,7 +93,7 @@ def test_device_predictor_drives_pools_and_search(shared_data, tmp_path):
     from click.testing import CliRunner
 
     from hwnas import api
-    from hwnas.cli_supernet import build_pools
+    from hwnas.cli.supernet import build_pools
     from hwnas.spaces.elasticvit.space import elasticvit_named
     from hwnas.supernet.latency import load_latency_fn
     from hwnas.supernet.pools import Pools

@@ -94,7 +94,7 @@ def test_checkpoint_loader_refuses_other_files(tmp_path):
 
 
 def test_cli_build_pools_and_train(tmp_path):
-    from hwnas.cli_supernet import COMMANDS, build_pools as build_cmd, train_supernet as train_cmd
+    from hwnas.cli.supernet import COMMANDS, build_pools as build_cmd, train_supernet as train_cmd
 
     assert {c.name for c in COMMANDS} == {"train-supernet", "build-pools"}
     runner = CliRunner()
@@ -184,7 +184,7 @@ def test_subnet_loss_roles():
 
 
 def test_cli_pools_for_another_space_or_device(tmp_path):
-    from hwnas.cli_supernet import train_supernet as train_cmd
+    from hwnas.cli.supernet import train_supernet as train_cmd
 
     pools_path = tmp_path / "p.json"
     build_pools(SPEC, flops_standin_latency_fn(SPEC.build()), [0.3, 0.6], metric="latency",

@@ -109,7 +109,7 @@ def test_extracted_subnet_runs_in_onnxruntime(tiny, tmp_path):
 
 
 def test_presets_and_the_cli_agree_and_elasticvit_specs_are_unchanged():
-    from hwnas.cli_supernet import PRESETS as CLI_PRESETS
+    from hwnas.cli.supernet import PRESETS as CLI_PRESETS
     from hwnas.errors import HwnasError
     from hwnas.supernet.spec import PRESETS
 
@@ -146,7 +146,7 @@ def test_pools_and_sampler_work_on_the_vit_space(tmp_path):
 def test_cli_trains_two_steps_then_search_picks_a_loadable_subnet(tmp_path):
     from click.testing import CliRunner
 
-    from hwnas.cli_supernet import build_pools, train_supernet
+    from hwnas.cli.supernet import build_pools, train_supernet
     from hwnas.search.evolution import EvolutionConfig
     from hwnas.supernet.latency import flops_standin_latency_fn
     from hwnas.supernet.search import AccuracySearchConfig

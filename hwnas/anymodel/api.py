@@ -39,12 +39,16 @@ def resolve(cfg, cache_dir: Path, onnx=None, tflite=None, model=None, input_shap
     from hwnas.anymodel import zoo
 
     _one_source(onnx, tflite, model)
-    fmt = fmt or ("tflite" if cfg.profiler in ("tflite", "adb") else "onnx")
+    from hwnas.devices import kind_of
+
+    kind = kind_of(cfg)
+    formats = kind.capabilities(cfg).formats or ("onnx",)
+    fmt = fmt or formats[0]
     if onnx and fmt != "onnx":
         raise ModelError(f"{cfg.name} runs TFLite models; give --tflite FILE (or --model NAME "
                          f"for a zoo model) instead of --onnx")
     if tflite and fmt != "tflite":
-        raise ModelError(f"{cfg.name} runs {cfg.profiler}, which takes ONNX; give --onnx FILE "
+        raise ModelError(f"{cfg.name} ({kind.name}) takes ONNX; give --onnx FILE "
                          f"(or --model NAME) instead of --tflite")
     if model:
         path = zoo.export(model, fmt, cache_dir)
@@ -142,6 +146,7 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
 
 def _measure_file(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None):
     """One end-to-end measurement with the device's profiler."""
+    from hwnas.devices import kind_of
     from hwnas.profilers import Measurement
 
     if mf.format == "tflite":
@@ -149,7 +154,7 @@ def _measure_file(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None):
         if fn is None:
             raise ProfileError(f"{cfg.name} cannot run .tflite models")
         return fn(path)
-    if cfg.profiler == "cuda" and getattr(prof, "ort", None) is None:
+    if kind_of(cfg).capabilities(cfg).torch_modules and getattr(prof, "ort", None) is None:
         if not zoo_name:
             raise ProfileError(f"{cfg.name} runs eager torch (backend torch); measure ONNX "
                                f"files with --backend ort-cuda or ort-trt")

@@ -17,18 +17,21 @@ from hwnas.errors import ModelError
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("onnxruntime", "tflite")
-PROFILER_RUNTIME = {"onnxruntime": "onnxruntime", "tflite": "tflite", "adb": "tflite"}
 
 
 def runtime_of(cfg) -> str:
-    """The kernel view of a device: ModelError for devices hwnas cannot predict this way."""
-    rt = PROFILER_RUNTIME.get(cfg.profiler)
-    if rt is None:
+    """The kernel view of a device, as its kind declares (hwnas.devices): ModelError for
+    devices hwnas cannot predict this way."""
+    from hwnas.devices import kind_of
+
+    kind = kind_of(cfg)
+    rt = kind.capabilities(cfg).kernel_runtime
+    if not rt:
         what = ("its kernels depend on batch, precision and the GPU's libraries; measure "
-                "models there with 'hwnas measure --onnx'" if cfg.profiler == "cuda" else
-                "it has no live profiler")
+                "models there with 'hwnas measure --onnx'" if kind.capabilities(cfg).torch_modules
+                else "it has no live profiler" if not kind.live else "it does not time kernels")
         raise ModelError(f"kernel-level prediction is for onnxruntime CPU and TFLite devices; "
-                         f"{cfg.name} runs {cfg.profiler} ({what})")
+                         f"{cfg.name} is a {kind.name} device ({what})")
     return rt
 
 

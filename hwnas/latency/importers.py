@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hwnas import __version__
 from hwnas.device_configs import DeviceConfig, device_names, load_device
+from hwnas.devices import kind_of
 from hwnas.errors import HwnasError, TableError
 from hwnas.latency.safeio import read_bytes, safe_load
 from hwnas.latency.stats import Stats
@@ -64,8 +65,8 @@ def check_device_fits(fmt: str, path: Path, cfg: DeviceConfig) -> None:
         if project.lower() not in cfg.source.lower():
             raise TableError(f"{cfg.name}'s table comes from {cfg.source}; a {project} table "
                              f"was measured on other hardware")
-    elif not (fmt == "nn-meter" and cfg.profiler == "adb"):
-        raise TableError(f"{cfg.name} is measured here with {cfg.profiler}; a {project} table "
+    elif fmt not in kind_of(cfg).capabilities(cfg).table_formats:
+        raise TableError(f"{cfg.name} is a {cfg.kind} device measured here; a {project} table "
                          f"was measured on other hardware (import it for the device it "
                          f"describes, see 'hwnas devices')")
     for other in device_names():  # a file that is, by name, another device's own table

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Protocol
 
 from hwnas.device_configs import DeviceConfig
-from hwnas.errors import DeviceError
 from hwnas.latency.energy import Energy
 from hwnas.latency.stats import RatioStats, Stats
 from hwnas.ops import OpSpec
@@ -54,42 +53,12 @@ class Profiler(Protocol):
 
 
 def make_profiler(cfg: DeviceConfig, cache_dir: Path, serials: tuple[str, ...] = ()) -> Profiler:
-    """The live profiler for a device config (runtimes are imported lazily).
+    """The live profiler for a device config: its kind's factory (hwnas.devices), which imports
+    the runtime only now.
 
     ``serials`` pick phones for adb devices: none = the config's serial or the only phone
     attached; several = one profiler that shares the op list among the phones in parallel.
     """
-    if serials and cfg.profiler != "adb":
-        raise DeviceError(f"--serial is for phones; {cfg.name} is profiled with {cfg.profiler}")
-    if cfg.profiler == "onnxruntime":
-        from hwnas.profilers.onnxrt import OrtProfiler
+    from hwnas.devices import kind_of
 
-        return OrtProfiler(cfg, cache_dir)
-    if cfg.profiler == "tflite":
-        from hwnas.profilers.litert import LiteRTProfiler
-
-        return LiteRTProfiler(cfg, cache_dir)
-    if cfg.profiler == "adb":
-        return _adb_profiler(cfg, cache_dir, serials)
-    if cfg.profiler == "cuda":
-        from hwnas.profilers.cuda import CudaProfiler
-
-        return CudaProfiler(cfg, cache_dir)  # raises DeviceError at once when no GPU is visible
-    if cfg.profiler == "imported":
-        raise DeviceError(f"{cfg.name} has no live profiler in hwnas yet; import its table with "
-                          f"'hwnas import' ({cfg.source or 'see hwnas devices'})")
-    raise DeviceError(f"{cfg.name}: the {cfg.profiler} profiler is not available in this build")
-
-
-def _adb_profiler(cfg: DeviceConfig, cache_dir: Path, serials: tuple[str, ...]) -> Profiler:
-    import threading
-
-    from hwnas.profilers.adb import AdbProfiler
-
-    serials = tuple(dict.fromkeys(serials))  # the same phone twice would race with itself
-    if len(serials) <= 1:
-        return AdbProfiler(cfg, cache_dir, serial=serials[0] if serials else "")
-    from hwnas.profilers.parallel import Fleet
-
-    lock = threading.Lock()  # one export at a time, shared by the phones' threads
-    return Fleet([AdbProfiler(cfg, cache_dir, serial=s, export_lock=lock) for s in serials])
+    return kind_of(cfg).make_profiler(cfg, cache_dir, tuple(serials))

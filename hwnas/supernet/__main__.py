@@ -11,8 +11,8 @@ import logging
 
 import click
 
-from hwnas.cli_boundary import HwnasGroup
-from hwnas.cli_supernet import COMMANDS
+from hwnas.cli.boundary import HwnasGroup
+from hwnas.cli.supernet import COMMANDS
 
 
 @click.group(cls=HwnasGroup)  # the main CLI's error boundary: one line, exit 1 (130: Ctrl-C)

@@ -69,8 +69,7 @@ def local_measure(device: str) -> Iterator[MeasureFn | None]:
         # held for the whole search: evaluating candidates on this CPU would disturb another
         # process's timings as much as timing does
         try:
-            stack.enter_context(measuring(hwnas_home(), measuring_resources(
-                ctx.cfg.profiler, (), ctx.cfg.serial)))
+            stack.enter_context(measuring(hwnas_home(), measuring_resources(ctx.cfg)))
         except OSError as e:  # a read-only HWNAS_HOME: search, but do not time anything
             log.warning("not measuring the chosen subnet on %s (no measuring lock: %s)", device,
                         (e.strerror or str(e)).lower())

@@ -1,9 +1,9 @@
 """The ``hwnas`` command line. Each command parses its arguments and calls ``hwnas.api``.
 
 Every numeric option is range-checked, and every output path checked, by its click type
-(``hwnas.cli_types``) before a command does anything. Whatever escapes a command becomes one
+(``hwnas.cli.types``) before a command does anything. Whatever escapes a command becomes one
 line on stderr and exit 1 (Ctrl-C: 130, saying only what was really saved); ``-vv`` adds the
-traceback. That boundary is ``hwnas.cli_boundary.HwnasGroup``, the class of ``cli``.
+traceback. That boundary is ``hwnas.cli.boundary.HwnasGroup``, the class of ``cli``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import logging
 import click
 
 from hwnas import __version__
-from hwnas.cli_adb import benchmark_bin_option, serial_option
-from hwnas.cli_anymodel import ALLOW_MISSING, BREAKDOWN, INPUT_SHAPE, ONNX, TFLITE
-from hwnas.cli_boundary import HwnasGroup
-from hwnas.cli_types import (POSITIVE, SEED, TEST_FRACTION,
+from hwnas.cli.adb import benchmark_bin_option, serial_option
+from hwnas.cli.anymodel import ALLOW_MISSING, BREAKDOWN, INPUT_SHAPE, ONNX, TFLITE
+from hwnas.cli.boundary import HwnasGroup
+from hwnas.cli.types import (POSITIVE, SEED, TEST_FRACTION,
                              OutputPath, check_output)
 
 DEVICE = click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
@@ -59,37 +59,11 @@ def _resolutions(found) -> list[int]:
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """Hardware-aware NAS: profile a device, predict latency, search under a latency target."""
-    from hwnas.cli_boundary import LOG_FORMAT, log_to_stderr
+    from hwnas.cli.boundary import LOG_FORMAT, log_to_stderr
 
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format=LOG_FORMAT)  # third-party libraries' records
     log_to_stderr(level)
-
-
-@cli.command()
-@JSON
-@click.option("--adb", is_flag=True, help="List the Android phones attached over adb instead.")
-def devices(as_json: bool, adb: bool) -> None:
-    """List named devices and whether a latency table exists for each."""
-    if adb:
-        from hwnas.cli_adb import devices_adb, format_devices_adb
-
-        rows = devices_adb()
-        return _echo_json(rows) if as_json else click.echo(format_devices_adb(rows))
-    from hwnas.device_configs import device_names, load_device
-    from hwnas.home import device_paths
-
-    rows = []
-    for name in device_names():
-        cfg = load_device(name)
-        paths = device_paths(name, batch=cfg.batch, precision=cfg.precision)
-        rows.append({"device": name, "profiler": cfg.profiler, "table": paths.table.is_file(),
-                     "description": cfg.description})
-    if as_json:
-        return _echo_json(rows)
-    for r in rows:
-        mark = "table" if r["table"] else "-"
-        click.echo(f"{r['device']:<16} {r['profiler']:<12} {mark:<6} {r['description']}")
 
 
 @cli.command()
@@ -131,7 +105,7 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
     from hwnas.errors import HwnasError
 
     if kernels:
-        from hwnas.cli_anymodel import profile_kernels
+        from hwnas.cli.anymodel import profile_kernels
 
         return profile_kernels(device, budget, fresh, warmup=warmup, runs=runs,
                                serials=tuple(serials), benchmark_bin=benchmark_bin)
@@ -189,7 +163,7 @@ def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup,
     from hwnas.errors import HwnasError
 
     if onnx_file or tflite_file or model:
-        from hwnas.cli_anymodel import measure_any
+        from hwnas.cli.anymodel import measure_any
 
         return measure_any(device, onnx_file, tflite_file, model, input_shape, passes, warmup,
                            runs, tuple(serials), benchmark_bin)
@@ -258,7 +232,7 @@ def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape
     """Predict the latency of architectures (or a named model) on DEVICE; or of any model
     (--onnx, --tflite, a zoo --model) from its runtime kernels, without running it there."""
     from hwnas import api
-    from hwnas.cli_anymodel import predict_any, wants_any_model
+    from hwnas.cli.anymodel import predict_any, wants_any_model
     from hwnas.errors import HwnasError
 
     if wants_any_model(onnx_file, tflite_file, model, input_shape, breakdown, allow_missing,
@@ -389,7 +363,7 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
 
     With --supernet, DEVICE and the target may be lists (one supernet, many devices: one
     arch file per pair in --out, searched through one shared accuracy cache)."""
-    from hwnas.cli_supernet import search_many, search_route
+    from hwnas.cli.supernet import search_many, search_route
 
     ctx = click.get_current_context()
     if search_route(ctx, device, target, pareto, supernet) == "many":
@@ -553,11 +527,12 @@ def records_export(device, csv_path) -> None:
 
 def _register_extra_commands() -> None:
     """Commands that live beside their library (they import only click at load time)."""
-    from hwnas.cli_supernet import COMMANDS as SUPERNET_COMMANDS
-    from hwnas.cli_table import COMMANDS as TABLE_COMMANDS
-    from hwnas.cli_anymodel import COMMANDS as ANYMODEL_COMMANDS
+    from hwnas.cli.supernet import COMMANDS as SUPERNET_COMMANDS
+    from hwnas.cli.table import COMMANDS as TABLE_COMMANDS
+    from hwnas.cli.anymodel import COMMANDS as ANYMODEL_COMMANDS
+    from hwnas.cli.devices import COMMANDS as DEVICE_COMMANDS
 
-    for cmd in SUPERNET_COMMANDS + TABLE_COMMANDS + ANYMODEL_COMMANDS:
+    for cmd in DEVICE_COMMANDS + SUPERNET_COMMANDS + TABLE_COMMANDS + ANYMODEL_COMMANDS:
         cli.add_command(cmd)
 
 
@@ -571,6 +546,3 @@ def main(argv=None) -> None:
     defer_interrupts_during_native_imports()  # a Ctrl-C inside torch's import is not an abort
     cli.main(args=argv, prog_name="hwnas")
 
-
-if __name__ == "__main__":
-    main()

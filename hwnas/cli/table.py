@@ -9,7 +9,7 @@ import json
 
 import click
 
-from hwnas.cli_types import OutputPath
+from hwnas.cli.types import OutputPath
 
 
 @click.group("table")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from hwnas.cli_types import POSITIVE_MS, SEED, Finite, FloatList, OutputPath
+from hwnas.cli.types import POSITIVE_MS, SEED, Finite, FloatList, OutputPath
 
 # hwnas.supernet.spec.PRESETS, repeated so that --help does not import the spaces (tested)
 PRESETS = ("full", "tiny", "vit", "vit-tiny")
