@@ -9,9 +9,11 @@ read back the same way:
   (``{"arch": ..., ...}``);
 * a records file (every subnet it holds) and a pools file (every member of every level);
 * the seeds' formats the space has a codec for (ElasticViT's list, ViTAS rows, a ViT-ResNAS
-  ``network_def`` as Python text, a TF-NAS config).
+  ``network_def`` as Python text, a TF-NAS config, NAS-Bench-201's cell string as raw text or
+  a JSON string, FBNet's list of 22 block names or, with ``--space fbnet``, its op_idx_list).
 
-The space is the one named on the command line, else the one the file names, else ElasticViT.
+The space is the one named on the command line, else the one the file names (or whose native
+form it unmistakably is), else ElasticViT.
 """
 
 from __future__ import annotations
@@ -68,7 +70,14 @@ def _space_name(objs: list, explicit: str | None) -> str:
     if len(named) > 1:
         raise ArchError(f"the file holds architectures of spaces {sorted(named)}; pick one with "
                         f"--space")
-    return named.pop() if named else DEFAULT_SPACE
+    if named:
+        return named.pop()
+    # a seed's native form that only one space has (NAS-Bench-201's cell string, FBNet's 22
+    # block names) names its space; anything else is ElasticViT's list, as before
+    from hwnas.arch import native_space
+
+    natives = {native_space(o) for o in objs}
+    return natives.pop() if len(natives) == 1 and None not in natives else DEFAULT_SPACE
 
 
 def _candidates(first: str, named_by_file: str | None) -> list[str]:

@@ -34,7 +34,8 @@ ENTRY_POINT_GROUP = "hwnas.spaces"
 # hwnas's own families, in the order their spaces are listed
 BUILTIN_FAMILIES = ("hwnas.spaces.elasticvit.space", "hwnas.spaces.vit.space",
                     "hwnas.spaces.vitres.space", "hwnas.spaces.tfnas.space",
-                    "hwnas.spaces.edgevit.space", "hwnas.spaces.nb201.space")
+                    "hwnas.spaces.edgevit.space", "hwnas.spaces.nb201.space",
+                    "hwnas.spaces.fbnet.space")
 
 # name -> a SearchSpace class or a function returning a SearchSpace (called with no argument)
 SPACES: dict[str, Callable[[], Any]] = {}
