@@ -102,8 +102,8 @@ class NB201Arch:
         if d.pop("space", cls.space) != cls.space:
             raise ArchError(f"architecture is not of space {cls.space!r}")
         resolution = d.pop("resolution", NB201_RESOLUTION)
-        if "cell" in d and "edges" not in d:
-            return cls.from_native(d.pop("cell"), resolution) if not d else cls._bad(d)
+        if set(d) == {"cell"}:
+            return cls.from_native(d["cell"], resolution)
         if set(d) != {"edges"}:
             return cls._bad(d)
         return cls(resolution, d["edges"])
