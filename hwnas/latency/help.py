@@ -113,9 +113,22 @@ def _index_natives(obj, space: str, where: Path) -> list:
     return natives
 
 
+_INDEX_CACHE: dict = {}  # (path, mtime, size) -> (space, natives): 13 devices share one index
+
+
 def load_index(path: str | Path, space: str | None = None) -> tuple[str, list]:
     """(space name, native form per position) from HELP's index file."""
     path = Path(path)
+    try:
+        st = path.stat()
+        tag = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        tag = None
+    if tag in _INDEX_CACHE:
+        found, natives = _INDEX_CACHE[tag]
+        if space is not None and found != space:
+            raise TableError(f"{path} is an index of the {found} space, not of {space}")
+        return found, list(natives)
     obj = torch_load(path)
     found = _index_space(obj)
     if found is None:
@@ -123,7 +136,11 @@ def load_index(path: str | Path, space: str | None = None) -> tuple[str, list]:
                          f"nor FBNet's metainfo)")
     if space is not None and found != space:
         raise TableError(f"{path} is an index of the {found} space, not of {space}")
-    return found, _index_natives(obj, found, path)
+    natives = _index_natives(obj, found, path)
+    if tag is not None:
+        _INDEX_CACHE.clear()  # one index at a time: HELP's are 1.5 MB of strings
+        _INDEX_CACHE[tag] = (found, natives)
+    return found, list(natives)
 
 
 def find_index(latency_file: Path, space: str | None) -> Path:
