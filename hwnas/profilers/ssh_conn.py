@@ -35,8 +35,14 @@ REQUEST_TIMEOUT_S = 3600.0  # a big network on a slow board, several batches of 
 
 
 def _asyncssh():
+    import warnings
+
     try:
-        import asyncssh
+        # its import warns about DSA keys (cryptography's deprecation), ten lines on stderr of
+        # every hwnas command on a board: not the user's concern
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import asyncssh
     except ImportError:
         raise DeviceError(SSH_HINT) from None
     return asyncssh
