@@ -26,6 +26,9 @@ from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
 from hwnas.predictors.persist import load_predictor_file, save_predictor
 
 KINDS = ("flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e")
+# fitted from the device's records *and* other devices' (proxies): build/fit_and_save take them
+FEWSHOT = "fewshot"
+ALL_KINDS = KINDS + (FEWSHOT,)
 DEFAULT_MODEL = {"kernel": "rf", "e2e": "xgb"}
 
 
@@ -84,10 +87,19 @@ def kernel_filled(table: LatencyTable, space, model: str, seed: int = 0):
 
 
 def build(kind: str, space, table: LatencyTable | None, train: Dataset, model: str | None,
-          seed: int = 0):
-    """A fitted predictor of ``kind`` plus the state to persist."""
-    if kind not in KINDS:
-        raise PredictorError(f"unknown predictor kind {kind!r}; one of {', '.join(KINDS)}")
+          seed: int = 0, proxies=None):
+    """A fitted predictor of ``kind`` plus the state to persist. ``proxies`` (fewshot only):
+    other devices' records in the space, name -> Records or [(arch, ms)]."""
+    if kind not in ALL_KINDS:
+        raise PredictorError(f"unknown predictor kind {kind!r}; one of {', '.join(ALL_KINDS)}")
+    if kind == FEWSHOT:
+        from hwnas.predictors.fewshot import fit_fewshot
+
+        if not proxies:
+            raise PredictorError(f"the fewshot predictor needs other devices' records of "
+                                 f"{space.name} networks (proxies); none were given")
+        p = fit_fewshot(space, list(zip(train.archs, train.pooled_ms)), proxies, table, seed)
+        return p, {"fewshot": p.state()}
     if kind in ("flops", "flops+blocks"):
         p = FlopsPredictor(space, kind).fit(train.archs, train.pooled_ms)
         return p, {"flops": p.state()}
@@ -113,6 +125,10 @@ def build(kind: str, space, table: LatencyTable | None, train: Dataset, model: s
 
 
 def restore(kind: str, space, table: LatencyTable | None, state: dict):
+    if kind == "fewshot":  # it stores its proxies' values: the table is not read
+        from hwnas.predictors.fewshot import FewShotPredictor
+
+        return FewShotPredictor.from_state(space, state["fewshot"])
     if kind in ("flops", "flops+blocks"):
         return FlopsPredictor.from_state(space, state["flops"])
     if kind == "lut-raw":
@@ -134,15 +150,23 @@ def restore(kind: str, space, table: LatencyTable | None, state: dict):
 
 
 def fit_and_save(path: Path, kind: str, device: str, space, table, data: Dataset,
-                 model: str | None, test_fraction: float, seed: int = 0):
+                 model: str | None, test_fraction: float, seed: int = 0, proxies=None):
     """Fit on the training share, score on the held-out share, save both.
 
-    The held-out score is what ``--predictor auto`` ranks fitted predictors by."""
-    train, held = split(data, test_fraction)
-    pred, state = build(kind, space, table, train, model, seed)
-    holdout = None
-    if len(held.archs) >= MIN_HOLDOUT:
-        holdout = metrics.score(pred.predict(held.archs), held.pooled_ms)
+    The held-out score is what ``--predictor auto`` ranks fitted predictors by. ``fewshot``
+    fits on every record (there are ~10) and its score is its leave-one-out error."""
+    if kind == "fewshot":
+        train = data
+        pred, state = build(kind, space, table, train, model, seed, proxies)
+        rep = pred.report()
+        holdout = {"rmspe": rep.loo_rmspe, "within10": rep.loo_within10, "n": rep.n_target,
+                   "method": "leave-one-out"}
+    else:
+        train, held = split(data, test_fraction)
+        pred, state = build(kind, space, table, train, model, seed)
+        holdout = None
+        if len(held.archs) >= MIN_HOLDOUT:
+            holdout = metrics.score(pred.predict(held.archs), held.pooled_ms)
     save_predictor(path, kind=kind, device=device, space=space.name,
                    resolutions=list(space.resolutions), state=state,
                    trained_on=[arch_key(a.to_dict()) for a in train.archs],
@@ -165,7 +189,8 @@ def protocol_of(table: LatencyTable | None) -> dict | None:
 
 def check_fitted(obj: dict, path: Path, space, table) -> None:
     """Refuse a predictor fitted under another protocol or for other resolutions."""
-    if "protocol" in obj and obj["protocol"] != protocol_of(table):
+    # a few-shot predictor stores the values of every input it uses (a table's too)
+    if "protocol" in obj and obj["protocol"] != protocol_of(table) and obj["kind"] != "fewshot":
         raise PredictorError(f"{path} was fitted on a table measured with another protocol "
                              f"({obj['protocol']}); refit it with 'hwnas fit'")
     missing = sorted(set(space.resolutions) - set(obj.get("resolutions", [])))

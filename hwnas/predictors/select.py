@@ -1,7 +1,8 @@
 """Which predictor a command uses: ``--predictor lut|kernel|e2e|auto``.
 
 ``lut`` is the table's sum, calibrated by one factor on the device's records (api.lut_predictor).
-``kernel`` and ``e2e`` are the predictors ``hwnas fit`` saved for the device. ``auto`` takes the
+``kernel``, ``e2e`` and ``fewshot`` are the predictors ``hwnas fit`` saved for the device
+(``fewshot``'s score is its leave-one-out error on the device's few records). ``auto`` takes the
 fitted predictor with the best held-out score (RMSPE on the subnets it was not fitted on), and
 the LUT when none is fitted. Whatever is chosen says what it is, so every command can print it.
 """
@@ -17,8 +18,8 @@ import numpy as np
 from hwnas.errors import HwnasError, PredictorError
 
 log = logging.getLogger(__name__)
-CHOICES = ("auto", "lut", "kernel", "e2e")
-FITTED = ("kernel", "e2e", "lut")  # kinds `auto` considers, when fitted
+CHOICES = ("auto", "lut", "kernel", "e2e", "fewshot")
+FITTED = ("kernel", "e2e", "lut", "fewshot")  # kinds `auto` considers, when fitted
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ def fitted_summary(obj: dict) -> str:
     """'rf; held-out RMSPE 2.1%, 98% within ±10% on 180 subnets' for a loaded predictor file."""
     model = obj.get("model") or ""
     h = obj.get("holdout")
-    score = (f"held-out RMSPE {h['rmspe']:.1f}%, {100 * h['within10']:.0f}% within ±10% on "
+    how = "leave-one-out" if h and h.get("method") == "leave-one-out" else "held-out"
+    score = (f"{how} RMSPE {h['rmspe']:.1f}%, {100 * h['within10']:.0f}% within ±10% on "
              f"{h['n']} subnets" if h else "no held-out score")
     trained = f"fitted on {len(obj.get('trained_on', []))} subnets"
     return "; ".join(x for x in (model, trained, score) if x)
