@@ -183,6 +183,10 @@ class ProxyBank:
         return bank
 
     # --- using ---------------------------------------------------------------------------
+    def rows(self, archs) -> np.ndarray:
+        """Each network's row among the stored ones (-1: not stored)."""
+        return np.array([self._index.get(arch_key(a), -1) for a in archs], dtype=np.int64)
+
     def lookup(self, space, archs) -> tuple[np.ndarray, np.ndarray]:
         """(ms per network and proxy, MACs per network) for any networks of the space."""
         keys = [arch_key(a) for a in archs]
