@@ -175,7 +175,7 @@ def test_runtime_missing_on_the_board_in_one_line(board, home, tmp_path):
                            "onnxruntime is missing on board")
     assert str(wrapper) in line and "pip install onnxruntime" in line
     assert_one_line(invoke(["devices", "check", "board"], home),
-                    "onnxruntime is missing on 127.0.0.1")
+                    r"onnxruntime is missing on board \(127\.0\.0\.1:\d+\)")
     add_board(home, board, tmp_path, "--force", name="board", python="/nonexistent/python3")
     assert_one_line(invoke(["measure", "--device", "board", "--onnx", model], home),
                     "cannot start '/nonexistent/python3'")

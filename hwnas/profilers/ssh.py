@@ -47,6 +47,8 @@ RUNTIME_NAMES = {"onnxruntime": "onnxruntime", "tflite": "litert",
 INSTALL_HINTS = {"onnxruntime": "pip install onnxruntime",
                  "tflite": "pip install ai-edge-litert (or tflite-runtime)",
                  "benchmark_model": "copy TFLite's benchmark_model there"}
+IMPORTS = {"onnxruntime": "onnxruntime", "tflite": "ai_edge_litert or tflite_runtime",
+           "benchmark_model": "benchmark_model"}  # as the runner names them
 
 
 def _sha(path: Path) -> str:
@@ -86,10 +88,16 @@ def reachable(cfg: DeviceConfig) -> str | None:
 
 def _runtime_missing(cfg: DeviceConfig, rc: int, detail: str) -> str:
     if rc == 127:
-        return f"{cfg.host}: the board has no python {cfg.python!r} (set python: in the yaml)"
+        return (f"{cfg.name} ({cfg.host}:{cfg.port}) has no python {cfg.python!r} (set python: "
+                f"in the yaml)")
     last = detail.splitlines()[-1] if detail else f"exit {rc}"
-    return (f"{cfg.runtime} is missing on {cfg.host} for {cfg.python} ({last}); "
-            f"{INSTALL_HINTS[cfg.runtime]} there")
+    return missing_runtime(cfg, IMPORTS.get(cfg.runtime, cfg.runtime), last)
+
+
+def missing_runtime(cfg: DeviceConfig, what: str, detail: str) -> str:
+    """One line naming the runtime, the board and its python (check and measure say the same)."""
+    return (f"{what} is missing on {cfg.name} ({cfg.host}:{cfg.port}) for {cfg.python} "
+            f"({detail}); {INSTALL_HINTS[cfg.runtime]} there")
 
 
 def _taskset_prefix(affinity: str) -> list[str]:
@@ -192,9 +200,7 @@ class SshProfiler:
 
     def _start_error(self, msg: dict) -> DeviceError:
         if msg.get("kind") == "runtime":
-            return DeviceError(f"{msg['runtime']} is missing on {self.where} for "
-                               f"{self.cfg.python} ({msg['error']}); "
-                               f"{INSTALL_HINTS[self.cfg.runtime]} there")
+            return DeviceError(missing_runtime(self.cfg, msg["runtime"], msg["error"]))
         return DeviceError(f"{self.where}: {msg['error']}")
 
     def _parse(self, line: str, starting: bool = False) -> dict:

@@ -150,8 +150,8 @@ class OrtRuntime:
     name = "onnxruntime"
 
     def __init__(self, settings: dict):
+        import onnxruntime as ort  # first: its absence is what the error must name
         import numpy as np
-        import onnxruntime as ort
 
         self.np, self.ort, self.settings = np, ort, settings
         self.version = ort.__version__
