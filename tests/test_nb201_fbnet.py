@@ -298,7 +298,7 @@ def test_every_help_fbnet_arch_parses_and_round_trips(fbnet, shared_data):
 # --- TFLite --------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("name,native", [("nb201", DEAD_CASES["no_way_out"][0]),
-                                         ("fbnet", FBNET)])
+                                         ("fbnet", FBNET)], ids=["nb201", "fbnet"])
 def test_models_convert_to_tflite_and_run_in_litert(name, native, tmp_path):
     from hwnas.profilers.export import export_tflite, tflite_export_available
 
