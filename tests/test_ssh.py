@@ -106,12 +106,9 @@ def test_measure_a_model_and_profile_ops_over_ssh(board, home, tmp_path):
     before = board.uploads
     r = invoke(["profile", "--device", "board", "--space", "nb201", "-r", "32"], home)
     assert r.exit_code == 0, r.stderr
-    table = LatencyTable.load(home / "board" / "table.pkl") if (
-        home / "board" / "table.pkl").exists() else None
-    if table is None:  # wherever the home keeps it
-        from hwnas.home import device_paths
+    from hwnas.home import device_paths
 
-        table = LatencyTable.load(device_paths("board", home).table)
+    table = LatencyTable.load(device_paths("board", home).table)
     assert len(table) == NB201_OPS
     assert set(table.ratios) == set(table.entries)  # every op timed beside the reference
     m = table.meta
