@@ -183,7 +183,9 @@ def test_interrupted_checks_keep_the_passes_they_finished(tmp_path, monkeypatch)
 
     ctx = api.context("local-cpu", "elasticvit", [128], home=tmp_path, runs=3, warmup=1)
     archs = [ctx.space.smallest(128), ctx.space.sample(np.random.default_rng(3))]
-    real, calls = api._measure_pass, []
+    import hwnas.api.measuring as measuring_api
+
+    real, calls = measuring_api._measure_pass, []
 
     def interrupted_third(prof, space, arch):  # Ctrl-C during the third measurement
         calls.append(arch)
@@ -191,7 +193,7 @@ def test_interrupted_checks_keep_the_passes_they_finished(tmp_path, monkeypatch)
             raise KeyboardInterrupt
         return real(prof, space, arch)
 
-    monkeypatch.setattr(api, "_measure_pass", interrupted_third)
+    monkeypatch.setattr(measuring_api, "_measure_pass", interrupted_third)
     with pytest.raises(Interrupted, match="the 2 subnet measurement"):
         api.measure_archs(ctx, archs, passes=2)
     recs = Records.load(ctx.paths.records, "local-cpu")

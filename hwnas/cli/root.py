@@ -459,13 +459,23 @@ def _print_search(doc: dict, target: float) -> None:
 @RESOLUTION
 @click.option("--kind", required=True,
               type=click.Choice(["flops", "flops+blocks", "lut", "kernel", "e2e"]))
-@click.option("--model", default=None, help="kernel: rf|gbr|xgb; e2e: xgb|mlp.")
+@click.option("--regressor", default=None, help="kernel: rf|gbr|xgb; e2e: xgb|mlp.")
+@click.option("--model", "old_regressor", default=None, hidden=True,
+              help="The old spelling of --regressor.")
 @click.option("--records", "records_path", type=click.Path(), help="Default: DEVICE's records.")
 @click.option("--test-fraction", type=TEST_FRACTION, default=0.5, show_default=True,
               help="Share of subnets held out for evaluate (chosen by arch hash).")
-def fit_(device, space, resolutions, kind, model, records_path, test_fraction) -> None:
+def fit_(device, space, resolutions, kind, regressor, old_regressor, records_path,
+         test_fraction) -> None:
     """Fit a latency predictor on DEVICE's end-to-end records and save it."""
     from hwnas import api
+
+    if old_regressor is not None:
+        if regressor is not None:
+            raise click.UsageError("give --regressor only (--model is its old spelling)")
+        click.echo("hwnas: fit --model is deprecated; use --regressor", err=True)
+        regressor = old_regressor
+    model = regressor
 
     ctx = api.context(device, space, resolutions)
     _, train = api.fit(ctx, kind, model, records_path, test_fraction)

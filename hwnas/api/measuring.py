@@ -1,0 +1,244 @@
+"""Measuring on a device: per-op profiles (resumable), whole subnets end to end (drift-free,
+into the device's records), a named model's blocks, and exports."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from hwnas.errors import (HwnasError, Interrupted, MissingKeysError)
+from hwnas.home import check_folder, device_paths
+from hwnas.latency.records import Pass, Records
+from hwnas.latency.sampling import stratified_sample
+from hwnas.latency.stats import Stats
+from hwnas.latency.table import LatencyTable
+from hwnas.predictors.lut import LUTPredictor
+from hwnas.profilers.reference import REFERENCE_KEY, check_records_reference
+from hwnas.spaces import SearchSpace
+
+from hwnas.api.device import (Context, load_table, _profiler, reference_scale_ms,
+                              model_context)
+
+log = logging.getLogger(__name__)
+
+
+def _check_budget(budget) -> None:
+    if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget <= 1):
+        raise HwnasError(f"budget must be a fraction in (0, 1], got {budget}")
+
+
+def profile(ctx: Context, fresh: bool = False, progress: bool = True,
+            serials: tuple[str, ...] = (), budget: float | None = None) -> LatencyTable:
+    """Measure the ops of the space at its resolutions that the table lacks (resumable).
+
+    With ``budget`` (a fraction), only that share of the ops is measured, chosen for coverage
+    and then where kernel regressors are least sure; ``hwnas fit --kind kernel`` fills the rest.
+    """
+    from hwnas.predictors.kernel import select_ops
+    from hwnas.profilers.run import profile_ops
+
+    # everything is checked before anything on disk is touched; --fresh moves the old table
+    # aside (a timestamped backup) only when the new one is first saved
+    _check_budget(budget)
+    check_folder(ctx.paths.root, write=True)
+    if not fresh and ctx.paths.table.exists():
+        LatencyTable.load(ctx.paths.table, ctx.cfg.name)  # unreadable or another device's
+    ops = [op for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
+    rounds = [0]  # profile_ops calls finished (the budget path makes several)
+    try:
+        with _profiler(ctx, serials) as prof:
+            def run(subset):
+                table = profile_ops(prof, subset, ctx.paths.table, fresh=fresh and not rounds[0],
+                                    sentinel_every=ctx.cfg.sentinel_every,
+                                    drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+                rounds[0] += 1
+                return table
+
+            if budget is None:
+                table = run(ops)
+                table.meta.pop("budget", None)  # every op measured now: nothing left to predict
+            else:
+                select_ops(ops, budget, lambda subset: run(subset).medians())
+                table = LatencyTable.load(ctx.paths.table)
+                table.meta["budget"] = {"fraction": budget, "measured": len(table),
+                                        "of": len({o.key for o in ops})}
+    except Interrupted:
+        raise  # the driver says what it saved
+    except KeyboardInterrupt:  # waiting for the CPU, opening the profiler, between rounds
+        raise Interrupted(f"what this run measured is saved in {ctx.paths.table}; rerun to "
+                          f"resume" if rounds[0] else "nothing was measured by this run") from None
+    done = set(table.meta.get("resolutions", [])) | set(ctx.space.resolutions)
+    table.meta["resolutions"] = sorted(done)
+    table.save_merged(ctx.paths.table)
+    return table
+
+
+def _measure_pass(prof, space: SearchSpace, arch) -> Pass:
+    """One end-to-end measurement of a subnet, drift-free when the profiler can."""
+    from hwnas.profilers import Measurement
+
+    module, shape = space.build_model(arch), space.input_shape(arch)
+    full = getattr(prof, "measure_model_full", None)
+    m = full(module, shape) if full is not None else Measurement(prof.measure_model(module, shape))
+    return Pass(m.stats, m.ratio, m.reference_ms)
+
+
+def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes: int = 1,
+            seed: int = 0, progress: bool = True) -> Records:
+    """Measure whole subnets end to end into the device's records file (resumable).
+
+    With ``sample``, picks that many subnets stratified over the latency range (the LUT sum if
+    the table covers the space, else MACs). Each pass over all subnets is a separate set of
+    sessions, so passes give independent measurements (the noise floor).
+
+    Every pass visits the subnets in its own random order: measured smallest to largest, the
+    machine's drift over the run would look like a size effect, and a calibration would learn
+    it. Each subnet is timed beside the reference network (drift-free) where the profiler can.
+    """
+    from tqdm import tqdm
+
+    for name, value, low in (("passes", passes, 1), ("sample", sample, 0), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise HwnasError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_folder(ctx.paths.root, write=True)  # measurements that cannot be saved are lost
+    # a corrupt file, or one timed against another reference, fails now, not later
+    check_records_reference(Records.load_or_new(ctx.paths.records, ctx.cfg.name),
+                            ctx.paths.records)
+    todo = list(archs or [])
+    if sample:
+        todo += stratified_sample(ctx.space, sample, np.random.default_rng(seed),
+                                  _cheap_estimate(ctx))
+    rng = np.random.default_rng([seed, 7919])  # the order: its own stream, not the sample's
+    jobs = [(p, todo[i]) for p in range(passes) for i in rng.permutation(len(todo))]
+    done = 0
+    try:
+        with _profiler(ctx) as prof:
+            # read now, under the measuring lock: what a process that held it before measured
+            records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+            check_records_reference(records, ctx.paths.records)
+            records.meta.update(prof.meta(), protocol=prof.protocol())
+            for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
+                                disable=not progress, leave=False):
+                rec = records.find(arch.to_dict())
+                if rec is not None and len(rec.passes) > p:
+                    continue  # measured by an earlier, interrupted run
+                records.add(arch.to_dict(), _measure_pass(prof, ctx.space, arch))
+                records.save(ctx.paths.records)  # merges what others saved meanwhile
+                done += 1
+    except KeyboardInterrupt:  # also while waiting for the CPU, or opening the profiler
+        raise Interrupted(
+            f"the {done} subnet measurement(s) made by this run are saved in "
+            f"{ctx.paths.records}; rerun to resume" if done else
+            "nothing was measured by this run") from None
+    return records.rescale(reference_scale_ms(ctx))
+
+
+def _cheap_estimate(ctx: Context):
+    if ctx.paths.table.exists():
+        pred = LUTPredictor(load_table(ctx), ctx.space, calibrate=False)
+        try:
+            pred.predict_raw([ctx.space.smallest(r) for r in ctx.space.resolutions])
+            return pred.predict_raw
+        except MissingKeysError:
+            pass
+    return lambda archs: np.array([ctx.space.macs(a) for a in archs], dtype=float)
+
+
+def measure_arch(ctx: Context, arch, passes: int = 3, record: bool = True) -> Stats:
+    """Pooled end-to-end latency of one subnet over ``passes`` independent passes.
+
+    Its median is the median of the per-pass medians, drift-free at the device's scale where
+    the profiler times beside the reference. The passes go into the records (``record``), so
+    nothing measured is thrown away."""
+    recs = measure_archs(ctx, [arch], passes, record)
+    return recs[0]
+
+
+def measure_archs(ctx: Context, archs: Sequence, passes: int = 2,
+                  record: bool = True) -> list[Stats]:
+    """``measure_arch`` for several subnets, interleaved: pass 1 of every subnet (in a random
+    order), then pass 2, so that a slow minute does not fall on one subnet's passes."""
+    scale = reference_scale_ms(ctx)
+    rng = np.random.default_rng(len(archs) * 1000 + passes)
+    got: list[list[Pass]] = [[] for _ in archs]
+    if record:  # a corrupt file, or one timed against another reference, fails now
+        check_records_reference(Records.load_or_new(ctx.paths.records, ctx.cfg.name),
+                                ctx.paths.records)
+
+    def keep() -> int:
+        """Record every pass made so far (merged with what others saved meanwhile)."""
+        n = sum(len(ps) for ps in got)
+        if record and n:
+            records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
+            for arch, ps in zip(archs, got):
+                for p in ps:
+                    records.add(arch.to_dict(), p)
+            records.meta.setdefault("device", ctx.cfg.name)
+            if any(p.ratio is not None for ps in got for p in ps):  # name the passes' unit
+                records.meta.setdefault("protocol", {}).setdefault("reference", REFERENCE_KEY)
+            records.save(ctx.paths.records)
+        return n if record else 0
+
+    try:
+        with _profiler(ctx) as prof:
+            for _ in range(passes):
+                for i in rng.permutation(len(archs)):
+                    got[i].append(_measure_pass(prof, ctx.space, archs[i]))
+    except KeyboardInterrupt:  # the passes finished before Ctrl-C are not thrown away
+        n = keep()
+        raise Interrupted(f"the {n} subnet measurement(s) made by this run are saved in "
+                          f"{ctx.paths.records}" if n else
+                          "nothing measured by this run was saved") from None
+    keep()
+    if scale is None:  # no table yet: the passes' own reference speed
+        refs = [p.reference_ms for ps in got for p in ps if p.reference_ms]
+        scale = float(np.median(refs)) if refs else None
+    return [_pooled(ps, scale) for ps in got]
+
+
+def _pooled(passes: list[Pass], scale_ms: float | None) -> Stats:
+    """One pass: its per-call spread; several: the spread of their medians."""
+    if len(passes) == 1:
+        p = passes[0]
+        return p.ratio.to_ms(scale_ms) if p.ratio is not None and scale_ms else p.timed
+    return Stats.from_samples([p.ms(scale_ms) for p in passes])
+
+
+def profile_model(device: str, model: str, home: Path | None = None,
+                  progress: bool = True, **overrides) -> LatencyTable:
+    """Measure the blocks of one named model that the device's table lacks (``overrides``:
+    the device config's warmup, runs, ... as for ``context``)."""
+    from dataclasses import replace
+
+    from hwnas.profilers.run import profile_ops
+
+    ctx, m = model_context(device, model, home)
+    if any(v is not None for v in overrides.values()):
+        cfg = ctx.cfg.with_overrides(**overrides)
+        ctx = replace(ctx, cfg=cfg, paths=device_paths(device, home, cfg.batch, cfg.precision))
+    check_folder(ctx.paths.root, write=True)
+    if ctx.paths.table.exists():
+        LatencyTable.load(ctx.paths.table, ctx.cfg.name)  # unreadable or another device's
+    try:
+        with _profiler(ctx) as prof:
+            return profile_ops(prof, m.ops(), ctx.paths.table,
+                               sentinel_every=ctx.cfg.sentinel_every,
+                               drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # before the driver measured anything
+        raise Interrupted("nothing was measured by this run") from None
+
+
+# --- exporting -------------------------------------------------------------------------------
+def export(space: SearchSpace, arch, fmt: str, out: str | Path) -> Path:
+    if fmt != "onnx":
+        raise HwnasError(f"unknown export format {fmt!r}; supported: onnx")
+    from hwnas.profilers.export import export_onnx
+
+    return export_onnx(space.build_model(arch), space.input_shape(arch), out)
+
+
