@@ -15,3 +15,5 @@ from hwnas.api.measuring import (_check_budget, profile, _measure_pass, measure,
 from hwnas.api.predicting import (import_table, _describe_table, _existing_table, calibration_set, lut_predictor, _lut_chosen, _space_ops_missing, arch_context, predictor, _budget_error, predict, _dataset, fit, Evaluation, evaluate)  # noqa: F401
 from hwnas.api.workflows import (SearchOutcome, ensure_ready, ready_predictor, _rescale_widths, search, _search, _pareto_png)  # noqa: F401
 from hwnas.api.workflows import CALIBRATION_SUBNETS  # noqa: F401
+from hwnas.api.adapting import (Adaptation, RecordsImport, adapt, fit_fewshot, import_records,  # noqa: F401
+                                import_records_csv, predict_batch, proxy_records, read_arch_list)

@@ -35,6 +35,11 @@ class Context:
     # measurement it makes; None = each measuring call opens and closes its own
     session: "Session | None" = field(default=None, compare=False, repr=False)
 
+    def predictor_path(self, kind: str) -> Path:
+        """Where the device's fitted ``kind`` predictor is saved. A few-shot predictor is fitted
+        per space (a device adapted to nb201 and to fbnet keeps both)."""
+        return self.paths.predictor(f"fewshot-{self.space.name}" if kind == "fewshot" else kind)
+
     @cached_property  # reading a phone's table is not free; a command asks this many times
     def live(self) -> bool:
         """Whether hwnas measures this device itself. Phones are live (adb), but a phone whose
@@ -193,7 +198,7 @@ def model_context(device: str, model: str, home: Path | None = None):
     return Context(cfg, m.space, paths, home), m
 
 
-def _imported(table: LatencyTable) -> bool:
+def _imported(table: LatencyTable | None) -> bool:
     return bool(table.meta.get("source_format"))
 
 

@@ -129,13 +129,19 @@ def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = Non
 
     if kind not in CHOICES:
         raise PredictorError(f"unknown predictor {kind!r}; one of {', '.join(CHOICES)}")
+    if kind == "fewshot" or (kind == "auto" and table is None and not ctx.paths.table.exists()
+                             and ctx.predictor_path("fewshot").exists()):
+        # fitted on records (the device's few and others'): it needs no table of the device
+        return load_kind("fewshot", ctx.predictor_path("fewshot"), ctx.cfg.name, ctx.space,
+                         table if table is not None or not ctx.paths.table.exists()
+                         else load_table(ctx))
     table = table or load_table(ctx)
     covered = not _space_ops_missing(ctx, table, archs)
     if kind in ("kernel", "e2e"):
-        return load_kind(kind, ctx.paths.predictor(kind), ctx.cfg.name, ctx.space, table)
+        return load_kind(kind, ctx.predictor_path(kind), ctx.cfg.name, ctx.space, table)
     if kind == "auto":
         # a fitted LUT cannot price ops a budgeted table lacks; the kernel fill can
-        paths = {k: ctx.paths.predictor(k) for k in FITTED if covered or k != "lut"}
+        paths = {k: ctx.predictor_path(k) for k in FITTED if covered or k != "lut"}
         chosen = best_fitted(paths, ctx.cfg.name, ctx.space, table)
         if chosen is not None:
             return chosen
@@ -179,10 +185,10 @@ def fit(ctx: Context, kind: str, model: str | None = None,
 
     if not (isinstance(test_fraction, (int, float)) and 0 <= test_fraction < 1):
         raise HwnasError(f"test fraction must be in [0, 1), got {test_fraction}")
-    check_folder(ctx.paths.predictor(kind).parent, write=True)
+    check_folder(ctx.predictor_path(kind).parent, write=True)
     data = _dataset(ctx, records_path, missing_ok=kind == "kernel" and records_path is None)
     table = load_table(ctx) if kind not in ("flops", "flops+blocks") else None
-    return fit_and_save(ctx.paths.predictor(kind), kind, ctx.cfg.name, ctx.space, table, data,
+    return fit_and_save(ctx.predictor_path(kind), kind, ctx.cfg.name, ctx.space, table, data,
                         model, test_fraction, seed)
 
 
@@ -207,7 +213,7 @@ def evaluate(ctx: Context, kind: str, records_path: str | Path | None = None,
 
         pred, seen = restore(kind, ctx.space, table, {}), set()
     else:
-        pred, seen = load_fitted(ctx.paths.predictor(kind), kind, ctx.cfg.name, ctx.space, table)
+        pred, seen = load_fitted(ctx.predictor_path(kind), kind, ctx.cfg.name, ctx.space, table)
     held = data.subset([arch_key(a.to_dict()) not in seen for a in data.archs])
     if len(held.archs) < 5:
         raise HwnasError(f"only {len(held.archs)} held-out subnets to score on; measure more "

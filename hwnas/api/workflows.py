@@ -39,11 +39,17 @@ class SearchOutcome:
 
 def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto") -> LatencyTable:
     """Profile what the table lacks (live devices), unless it was profiled on a budget: then
-    the fitted kernel regressors price the rest, and nothing more is profiled."""
+    the fitted kernel regressors price the rest, and nothing more is profiled. A device with a
+    few-shot predictor of the space (``hwnas adapt``, ``fit --kind fewshot``) needs no table
+    of it: None, or the table as it is, and nothing is profiled."""
+    if kind in ("auto", "fewshot") and ctx.predictor_path("fewshot").exists():
+        table = load_table(ctx) if ctx.paths.table.exists() else None
+        if table is None or _space_ops_missing(ctx, table):
+            return table
     if not ctx.live:
         table = load_table(ctx)
         missing = _space_ops_missing(ctx, table)
-        fill = [k for k in ("kernel", "e2e") if ctx.paths.predictor(k).exists()]
+        fill = [k for k in ("kernel", "e2e") if ctx.predictor_path(k).exists()]
         if missing and not (fill and kind != "lut"):
             # nothing prices those ops: every search would stop at the first subnet using one
             lacking = {r: table.missing(op.key for op in ctx.space.enumerate_ops(r))
@@ -62,7 +68,7 @@ def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto") -> Lat
     if table is None:
         return profile(ctx, progress=progress)
     if _space_ops_missing(ctx, table):
-        fill = [k for k in ("kernel", "e2e") if ctx.paths.predictor(k).exists()]
+        fill = [k for k in ("kernel", "e2e") if ctx.predictor_path(k).exists()]
         if table.meta.get("budget") and not (fill and kind != "lut"):
             raise _budget_error(ctx, table)
         if not table.meta.get("budget"):

@@ -29,10 +29,12 @@ RESOLUTION = click.option("--resolution", "-r", "resolutions", type=click.IntRan
 JSON = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 # hwnas.predictors.select.CHOICES, repeated so that --help does not import the predictors
 PREDICTOR = click.option(
-    "--predictor", "predictor_kind", type=click.Choice(["auto", "lut", "kernel", "e2e"]),
+    "--predictor", "predictor_kind",
+    type=click.Choice(["auto", "lut", "kernel", "e2e", "fewshot"]),
     default="auto", show_default=True,
-    help="Latency predictor: the calibrated LUT, the fitted kernel or e2e predictor ('hwnas "
-         "fit'), or auto: the fitted one with the best held-out score, else the LUT.")
+    help="Latency predictor: the calibrated LUT, the fitted kernel, e2e or few-shot predictor "
+         "('hwnas fit', 'hwnas adapt'), or auto: the fitted one with the best held-out score, "
+         "else the LUT.")
 ARCH_SPACE = click.option("--space", default=None,
                           help="Search space of the arch file (default: the space the file "
                                "names, else elasticvit); a registered name or module:Class.")
@@ -188,18 +190,31 @@ def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup,
 
 
 @cli.command(name="import")
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["nn-meter", "tf-nas"]))
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["nn-meter", "tf-nas", "help"]))
 @click.argument("file", type=click.Path())
 @DEVICE
 @click.option("--force", is_flag=True,
-              help="Replace DEVICE's existing table (it is kept as a timestamped backup).")
-def import_(fmt, file, device, force) -> None:
-    """Import a table measured by others (nn-Meter JSON, TF-NAS pickle) for DEVICE.
+              help="Replace DEVICE's existing table or records (kept as a timestamped backup).")
+@click.option("--index", "index_file", type=click.Path(), default=None,
+              help="help: the index of the networks (default: str_arch2idx.pt or metainfo.pt "
+                   "beside the latency/ folder).")
+def import_(fmt, file, device, force, index_file) -> None:
+    """Import what others measured for DEVICE: a table (nn-Meter JSON, TF-NAS pickle), or
+    whole networks (HELP's <space>/latency/<device>.pt) as its records.
 
-    The table must be one the format's project measured for DEVICE's hardware, and its keys
-    must be op keys of the format's space; an existing table is replaced only with --force.
+    A table must be one the format's project measured for DEVICE's hardware, and its keys
+    must be op keys of the format's space. A DEVICE hwnas does not know yet becomes an
+    imported device (a yaml in $HWNAS_HOME/devices). Existing data is replaced only with
+    --force.
     """
     from hwnas import api
+    from hwnas.errors import HwnasError
+
+    if fmt == "help":
+        got = api.import_records("help", file, device, force=force, index=index_file)
+        return _echo_records_import(got, file)
+    if index_file:
+        raise HwnasError("--index is for 'hwnas import help'")
 
     table = api.import_table(fmt, file, device, force=force)
     flagged = f", {len(table.flags)} flagged (kept as given)" if table.flags else ""
@@ -225,15 +240,34 @@ def import_(fmt, file, device, force) -> None:
 @click.option("--kernels", "by_kernels", is_flag=True,
               help="Predict a named model from its runtime kernels ('hwnas profile --kernels'), "
                    "as --onnx and --tflite files and zoo models are.")
+@click.option("--archs", "archs_file", type=click.Path(), default=None,
+              help="Many architectures at once: a CSV with a column 'arch' (what --arch "
+                   "takes, as text; native forms too) or JSON lines. Needs --csv.")
+@click.option("--csv", "csv_out", type=OutputPath(), default=None,
+              help="With --archs: write arch,predicted_ms,predictor, one row per input row.")
 @PREDICTOR
 @JSON
 def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape, breakdown,
-            allow_missing, by_kernels, predictor_kind, as_json) -> None:
+            allow_missing, by_kernels, archs_file, csv_out, predictor_kind, as_json) -> None:
     """Predict the latency of architectures (or a named model) on DEVICE; or of any model
     (--onnx, --tflite, a zoo --model) from its runtime kernels, without running it there."""
     from hwnas import api
     from hwnas.cli.anymodel import predict_any, wants_any_model
     from hwnas.errors import HwnasError
+
+    if archs_file or csv_out:
+        if not (archs_file and csv_out):
+            raise HwnasError("--archs FILE and --csv OUT go together")
+        if arch_file or model or onnx_file or tflite_file:
+            raise HwnasError("--archs is alone: not with --arch, --model, --onnx or --tflite")
+        import time
+
+        t0 = time.perf_counter()
+        chosen, ms, n = api.predict_batch(device, archs_file, csv_out, space, predictor_kind)
+        click.echo(f"{device}: predicted {n} architectures in {time.perf_counter() - t0:.2f} s "
+                   f"({float(min(ms)):.4g} to {float(max(ms)):.4g} ms) -> {csv_out}")
+        click.echo(f"predictor: {chosen.describe()}")
+        return
 
     if wants_any_model(onnx_file, tflite_file, model, input_shape, breakdown, allow_missing,
                        by_kernels):
@@ -250,7 +284,7 @@ def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape
         found = _load_archs(arch_file, space)
         ctx = api.context(device, space or found.space.name, resolutions=_resolutions(found))
         archs = list(found.archs)
-    table = api.load_table(ctx)
+    table = api.load_table(ctx) if ctx.paths.table.exists() or ctx.live else None
     chosen = api.predictor(ctx, predictor_kind, table, archs)
     predicted = chosen.predict(archs)
     raw = _raw_lut(ctx, table, archs)
@@ -270,15 +304,27 @@ def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape
     click.echo(f"predictor: {chosen.describe()}")
 
 
+def _echo_records_import(got, file) -> None:
+    unit = (f"; values in whole {got.resolution_ms:g} ms steps" if got.resolution_ms else "")
+    click.echo(f"{got.device}: imported {got.networks} {got.space} networks from {file} as "
+               f"records ({got.path}){unit}")
+    if got.device_file:
+        click.echo(f"{got.device} is a new imported device ({got.device_file})")
+    if got.backup:
+        click.echo(f"the previous records are kept as {got.backup}")
+
+
 def _ops_predicted(ctx, table, arch) -> int:
     """How many of the arch's ops the table lacks (a fitted kernel predictor fills them)."""
-    return len(table.missing(ctx.space.op_keys(arch)))
+    return 0 if table is None else len(table.missing(ctx.space.op_keys(arch)))
 
 
 def _raw_lut(ctx, table, archs) -> list:
     """The table's plain sum per arch, where the table covers the arch (None elsewhere)."""
     from hwnas.predictors.lut import LUTPredictor
 
+    if table is None:
+        return [None] * len(archs)
     lut = LUTPredictor(table, ctx.space, calibrate=False)
     out = []
     for a in archs:
@@ -458,17 +504,32 @@ def _print_search(doc: dict, target: float) -> None:
 @SPACE
 @RESOLUTION
 @click.option("--kind", required=True,
-              type=click.Choice(["flops", "flops+blocks", "lut", "kernel", "e2e"]))
+              type=click.Choice(["flops", "flops+blocks", "lut", "kernel", "e2e", "fewshot"]))
 @click.option("--regressor", default=None, help="kernel: rf|gbr|xgb; e2e: xgb|mlp.")
 @click.option("--model", "old_regressor", default=None, hidden=True,
               help="The old spelling of --regressor.")
 @click.option("--records", "records_path", type=click.Path(), help="Default: DEVICE's records.")
 @click.option("--test-fraction", type=TEST_FRACTION, default=0.5, show_default=True,
               help="Share of subnets held out for evaluate (chosen by arch hash).")
+@click.option("--proxies", default=None, metavar="A,B,...",
+              help="fewshot: the other devices to learn from (default: every device with "
+                   "records in the space).")
 def fit_(device, space, resolutions, kind, regressor, old_regressor, records_path,
-         test_fraction) -> None:
-    """Fit a latency predictor on DEVICE's end-to-end records and save it."""
+         test_fraction, proxies) -> None:
+    """Fit a latency predictor on DEVICE's end-to-end records and save it. fewshot: from 5 or
+    more of DEVICE's records, together with other devices' records of the space."""
     from hwnas import api
+    from hwnas.errors import HwnasError
+
+    if kind == "fewshot":
+        if regressor or old_regressor:
+            raise HwnasError("--regressor is for kernel and e2e")
+        ctx = api.context(device, space, resolutions)
+        names = [n.strip() for n in proxies.split(",") if n.strip()] if proxies else None
+        _, rep = api.fit_fewshot(ctx, names, records_path)
+        return _echo_fewshot(device, ctx, rep)
+    if proxies:
+        raise HwnasError("--proxies is for --kind fewshot")
 
     if old_regressor is not None:
         if regressor is not None:
@@ -481,6 +542,44 @@ def fit_(device, space, resolutions, kind, regressor, old_regressor, records_pat
     _, train = api.fit(ctx, kind, model, records_path, test_fraction)
     click.echo(f"{device}: fitted {kind} on {len(train.archs)} subnets -> "
                f"{ctx.paths.predictor(kind)}")
+
+
+def _echo_fewshot(device, ctx, rep) -> None:
+    inputs = ", ".join(f"{k} {w:.2f}" for k, w in sorted(rep.inputs.items(), key=lambda kv: -kv[1])
+                       if w >= 0.005)  # weights that round to 0 say nothing
+    click.echo(f"{device}: fitted fewshot on {rep.n_target} {ctx.space.name} networks -> "
+               f"{ctx.predictor_path('fewshot')}")
+    click.echo(f"uses: {inputs} ({rep.chosen})")
+    flops = (f"; FLOPs-linear on the same records: {rep.flops_loo_rmspe:.1f}%"
+             if rep.flops_loo_rmspe == rep.flops_loo_rmspe else "")
+    click.echo(f"leave-one-out: RMSPE {rep.loo_rmspe:.1f}%, {100 * rep.loo_within10:.0f}% "
+               f"within ±10%{flops}")
+
+
+@cli.command()
+@DEVICE
+@click.option("--space", required=True, help=SPACE_HELP)
+@click.option("--samples", type=click.IntRange(5, 10_000), default=10, show_default=True,
+              help="Networks to measure on DEVICE (5 or more).")
+@click.option("--proxies", default=None, metavar="A,B,...",
+              help="The other devices to learn from (default: every device with records in "
+                   "the space).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+def adapt(device, space, samples, proxies, seed) -> None:
+    """Make a predictor for DEVICE from a few measurements: choose SAMPLES networks of SPACE
+    spread over what other devices' records know, measure them on DEVICE (drift-free), fit
+    the few-shot predictor and print its leave-one-out error. 'hwnas search --device DEVICE
+    --space SPACE --target-latency T' then runs on it."""
+    from hwnas import api
+
+    names = [n.strip() for n in proxies.split(",") if n.strip()] if proxies else None
+    out = api.adapt(device, space, samples, seed, names)
+    click.echo(f"{device}: measured {len(out.measured)} {out.space} networks "
+               f"({min(ms for _, ms in out.measured):.3g} to "
+               f"{max(ms for _, ms in out.measured):.3g} ms; one profiler session)")
+    ctx = api.context(device, space)
+    _echo_fewshot(device, ctx, out.report)
+    click.echo(f"next: hwnas search --device {device} --space {out.space} --target-latency T")
 
 
 @cli.command()
@@ -533,6 +632,21 @@ def records_export(device, csv_path) -> None:
     recs = Records.load(api.context(device).paths.records, device)
     atomic_write_text(csv_path, recs.to_frame().to_csv(index=False))
     click.echo(f"wrote {len(recs)} records to {csv_path}")
+
+
+@records.command(name="import")
+@click.argument("csv_file", metavar="CSV", type=click.Path())
+@DEVICE
+@click.option("--space", required=True, help=SPACE_HELP)
+@click.option("--force", is_flag=True,
+              help="Replace DEVICE's existing records (kept as a timestamped backup).")
+def records_import(csv_file, device, space, force) -> None:
+    """Measurements taken anywhere as DEVICE's records: a CSV with columns arch (what --arch
+    takes for SPACE, as text; native forms too) and latency_ms (std_ms, runs optional). A
+    DEVICE hwnas does not know yet becomes an imported device."""
+    from hwnas import api
+
+    _echo_records_import(api.import_records_csv(csv_file, device, space, force=force), csv_file)
 
 
 def _register_extra_commands() -> None:
