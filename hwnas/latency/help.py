@@ -188,6 +188,8 @@ def load_help(path: str | Path, index: str | Path | None = None, space: str | No
     space = HELP_SPACES.get(space, space) if space else None
     if space is not None and space not in INDEX_FILES:
         raise TableError(f"HELP's files cover the spaces {', '.join(INDEX_FILES)}, not {space}")
+    if space is None:  # HELP's layout names the space: <space>/latency/<device>.pt
+        space = HELP_SPACES.get(path.resolve().parent.parent.name)
     index_path = Path(index) if index is not None else find_index(path, space)
     space, natives = load_index(index_path, space)
     raw = torch_load(path)
