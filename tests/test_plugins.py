@@ -37,7 +37,8 @@ def test_builtin_families_register_themselves_in_order():
     assert list(SPACES)[:8] == ["elasticvit", "vit", "vit-autoformer-t", "vit-autoformer-s",
                                 "vit-autoformer-b", "vit-res", "tfnas", "edgevit"]
     assert [m.split(".")[2] for m in BUILTIN_FAMILIES] == ["elasticvit", "vit", "vitres",
-                                                             "tfnas", "edgevit"]
+                                                             "tfnas", "edgevit", "nb201",
+                                                             "fbnet"]
 
 
 def test_decorator_registers_a_factory(registry):

@@ -66,7 +66,7 @@ def check_device_fits(fmt: str, path: Path, cfg: DeviceConfig) -> None:
             raise TableError(f"{cfg.name}'s table comes from {cfg.source}; a {project} table "
                              f"was measured on other hardware")
     elif fmt not in kind_of(cfg).capabilities(cfg).table_formats:
-        raise TableError(f"{cfg.name} is a {cfg.kind} device measured here; a {project} table "
+        raise TableError(f"{cfg.name} is measured here with {cfg.kind}; a {project} table "
                          f"was measured on other hardware (import it for the device it "
                          f"describes, see 'hwnas devices')")
     for other in device_names():  # a file that is, by name, another device's own table
