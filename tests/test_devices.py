@@ -114,3 +114,48 @@ def test_unreachable_kinds_say_why(hwnas_home):
     assert_one_line(invoke(["devices", "check", "gone"], hwnas_home), "cannot be reached")
     ok = invoke(["devices", "check", "xeon-gold-6130"], hwnas_home)
     assert ok.exit_code == 0 and "nothing to reach" in ok.stdout
+
+
+def test_a_table_from_another_cpu_is_refused_unless_accepted(hwnas_home, tmp_path):
+    """A home copied from another machine: its local-cpu table is not this CPU's latency."""
+    from cli_harness import synthetic_table
+
+    table = synthetic_table("local-cpu", resolutions=[128])
+    table.meta["cpu"] = "Imaginary CPU 9000 @ 9 GHz"
+    path = hwnas_home / "devices" / "local-cpu" / "table.pkl"
+    path.parent.mkdir(parents=True)
+    table.save(path)
+    arch = tmp_path / "a.json"
+    from hwnas.spaces import get_space
+
+    import json
+
+    arch.write_text(json.dumps(get_space("elasticvit", [128]).smallest(128).to_dict()))
+    args = ["predict", "--device", "local-cpu", "--arch", arch, "--predictor", "lut"]
+    line = assert_one_line(invoke(args, hwnas_home), "Imaginary CPU 9000")
+    assert "--accept-host" in line and load_device("local-cpu").name in line
+    ok = invoke(args + ["--accept-host"], hwnas_home)
+    assert ok.exit_code == 0, ok.stderr
+    assert "ms on local-cpu" in ok.stdout
+
+
+def test_docs_devices_md_commands_and_yaml_work(hwnas_home):
+    """docs/devices.md, run as written: its 'hwnas devices add' lines and its hand-written
+    yaml load as devices (the board itself is not reached here; tests/test_ssh.py does)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "devices.md").read_text()
+    adds = re.findall(r"^\$ (hwnas devices add [^#\n]*)", doc, re.M)
+    assert len(adds) >= 3
+    for line in adds:
+        r = invoke(shlex.split(line)[1:], hwnas_home)
+        assert r.exit_code == 0, (line, r.stderr)
+    block = re.search(r"```yaml\n# \$HWNAS_HOME/devices/(\S+)\.yaml\n(.*?)```", doc, re.S)
+    name, text = block.group(1), block.group(2)
+    (hwnas_home / "devices" / f"{name}-by-hand.yaml").write_text(text)
+    cfg = load_device(f"{name}-by-hand", hwnas_home)
+    assert (cfg.kind, cfg.runtime, cfg.affinity) == ("ssh", "tflite", "0x8")
+    listed = invoke(["devices"], hwnas_home)
+    assert listed.exit_code == 0 and f"{name}-by-hand" in listed.stdout

@@ -34,6 +34,8 @@ class Context:
     # the command's measuring session (``api.session``): one open profiler for every
     # measurement it makes; None = each measuring call opens and closes its own
     session: "Session | None" = field(default=None, compare=False, repr=False)
+    # use a table measured on another CPU model than this machine's (--accept-host)
+    accept_host: bool = False
 
     def predictor_path(self, kind: str) -> Path:
         """Where the device's fitted ``kind`` predictor is saved. A few-shot predictor is fitted
@@ -57,15 +59,15 @@ class Context:
 
 def context(device: str, space: str | None = "elasticvit",
             resolutions: Sequence[int] | None = None, home: Path | None = None,
-            **overrides) -> Context:
+            accept_host: bool = False, **overrides) -> Context:
     space = space or "elasticvit"
-    cfg = load_device(device)
+    cfg = load_device(device, home)
     if overrides:
         cfg = cfg.with_overrides(**overrides)
     res = tuple(resolutions or ()) or (cfg.resolutions if space == "elasticvit" else ())
     paths = device_paths(device, home, cfg.batch, cfg.precision)
     check_folder(paths.root)  # HWNAS_HOME or the device's folder being a file: say so now
-    return Context(cfg, get_space(space, res or None), paths, home)
+    return Context(cfg, get_space(space, res or None), paths, home, accept_host=accept_host)
 
 
 def load_table(ctx: Context) -> LatencyTable:
@@ -76,8 +78,31 @@ def load_table(ctx: Context) -> LatencyTable:
             hint += f", or import one with 'hwnas import' ({ctx.cfg.source})"
         raise TableError(f"no latency table for {ctx.cfg.name} at {ctx.paths.table}; {hint}")
     if ctx.session is not None:
-        return ctx.session.table(ctx.paths.table, ctx.cfg.name)
-    return LatencyTable.load(ctx.paths.table, ctx.cfg.name)
+        table = ctx.session.table(ctx.paths.table, ctx.cfg.name)
+    else:
+        table = LatencyTable.load(ctx.paths.table, ctx.cfg.name)
+    check_host(ctx, table)
+    return table
+
+
+def check_host(ctx: Context, table: LatencyTable) -> None:
+    """A table measured on another CPU model is not this machine's latency (a home copied to
+    another machine): refused, naming both, unless the user accepts it (``--accept-host``).
+    Only kinds that measure on this host can tell (a board's CPU is checked when it is
+    reached: its table's protocol names it)."""
+    from hwnas.devices import kind_of
+
+    here = kind_of(ctx.cfg).host_cpu(ctx.cfg)
+    there = table.meta.get("cpu")
+    if not here or not there or here == there:
+        return
+    if ctx.accept_host:
+        log.warning("%s's table was measured on %s, not this machine's %s (--accept-host)",
+                    ctx.cfg.name, there, here)
+        return
+    raise TableError(f"{ctx.paths.table} was measured on a {there}, but this machine is a "
+                     f"{here}: its latencies are not this machine's; profile again (--fresh), "
+                     f"or pass --accept-host to use them anyway")
 
 
 # --- the measuring session --------------------------------------------------------------------
@@ -192,7 +217,7 @@ def model_context(device: str, model: str, home: Path | None = None):
     from hwnas.models import named_model
 
     m = named_model(model)
-    cfg = load_device(device)
+    cfg = load_device(device, home)
     paths = device_paths(device, home, cfg.batch, cfg.precision)
     check_folder(paths.root)
     return Context(cfg, m.space, paths, home), m

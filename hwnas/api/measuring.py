@@ -45,7 +45,7 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
     _check_budget(budget)
     check_folder(ctx.paths.root, write=True)
     if not fresh and ctx.paths.table.exists():
-        LatencyTable.load(ctx.paths.table, ctx.cfg.name)  # unreadable or another device's
+        load_table(ctx)  # unreadable, another device's, or another CPU's
     ops = [op for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
     rounds = [0]  # profile_ops calls finished (the budget path makes several)
     try:
@@ -221,7 +221,7 @@ def profile_model(device: str, model: str, home: Path | None = None,
         ctx = replace(ctx, cfg=cfg, paths=device_paths(device, home, cfg.batch, cfg.precision))
     check_folder(ctx.paths.root, write=True)
     if ctx.paths.table.exists():
-        LatencyTable.load(ctx.paths.table, ctx.cfg.name)  # unreadable or another device's
+        load_table(ctx)  # unreadable, another device's, or another CPU's
     try:
         with _profiler(ctx) as prof:
             return profile_ops(prof, m.ops(), ctx.paths.table,

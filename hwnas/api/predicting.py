@@ -34,7 +34,7 @@ def import_table(fmt: str, path: str | Path, device: str, home: Path | None = No
 
     if fmt not in IMPORTERS:
         raise HwnasError(f"unknown import format {fmt!r}; known: {', '.join(IMPORTERS)}")
-    cfg = load_device(device)
+    cfg = load_device(device, home)
     dest = device_paths(device, home, cfg.batch, cfg.precision).table
     check_folder(dest.parent, write=True)
     if dest.exists() and not force:  # said before the file is read, and again under the lock

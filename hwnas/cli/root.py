@@ -35,6 +35,10 @@ PREDICTOR = click.option(
     help="Latency predictor: the calibrated LUT, the fitted kernel, e2e or few-shot predictor "
          "('hwnas fit', 'hwnas adapt'), or auto: the fitted one with the best held-out score, "
          "else the LUT.")
+ACCEPT_HOST = click.option(
+    "--accept-host", is_flag=True,
+    help="Use DEVICE's table even though it was measured on another CPU model than this "
+         "machine's (a home copied from another machine).")
 ARCH_SPACE = click.option("--space", default=None,
                           help="Search space of the arch file (default: the space the file "
                                "names, else elasticvit); a registered name or module:Class.")
@@ -96,8 +100,9 @@ def cli(verbose: int) -> None:
                    "predicting any model ('hwnas predict --onnx/--tflite/--model').")
 @serial_option
 @benchmark_bin_option
+@ACCEPT_HOST
 def profile(device, space, resolutions, fresh, context, warmup, runs, batch, precision, backend,
-            model, budget, kernels, serials, benchmark_bin) -> None:
+            model, budget, kernels, serials, benchmark_bin, accept_host) -> None:
     """Measure every op of the space on DEVICE into its latency table (resumes).
 
     GPU tables are kept per batch and precision, so --batch 32 --precision fp16 and the
@@ -127,7 +132,8 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
                                   benchmark_bin=benchmark_bin)
         click.echo(f"{device}: {len(table)} ops in its table (covers {model})")
         return
-    ctx = api.context(device, space, resolutions, context=context, warmup=warmup, runs=runs,
+    ctx = api.context(device, space, resolutions, accept_host=accept_host, context=context,
+                      warmup=warmup, runs=runs,
                       batch=batch, precision=precision, backend=backend,
                       benchmark_bin=benchmark_bin)
     table = api.profile(ctx, fresh=fresh, budget=budget, serials=tuple(serials))
@@ -157,8 +163,10 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
 @INPUT_SHAPE
 @serial_option
 @benchmark_bin_option
+@ACCEPT_HOST
 def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup, runs,
-            onnx_file, tflite_file, model, input_shape, serials, benchmark_bin) -> None:
+            onnx_file, tflite_file, model, input_shape, serials, benchmark_bin,
+            accept_host) -> None:
     """Measure whole subnets, or any model (--onnx, --tflite, --model), end to end into
     DEVICE's records file (resumes)."""
     from hwnas import api
@@ -179,7 +187,8 @@ def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup,
         found = _load_archs(arch_file, space)
         archs, space = list(found.archs), space or found.space.name
         resolutions = resolutions or _resolutions(found)
-    ctx = api.context(device, space, resolutions, warmup=warmup, runs=runs)
+    ctx = api.context(device, space, resolutions, accept_host=accept_host, warmup=warmup,
+                      runs=runs)
     recs = api.measure(ctx, archs, sample=sample, passes=passes, seed=seed)
     for a in archs:
         rec = recs.find(a.to_dict())
@@ -247,8 +256,10 @@ def import_(fmt, file, device, force, index_file) -> None:
               help="With --archs: write arch,predicted_ms,predictor, one row per input row.")
 @PREDICTOR
 @JSON
+@ACCEPT_HOST
 def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape, breakdown,
-            allow_missing, by_kernels, archs_file, csv_out, predictor_kind, as_json) -> None:
+            allow_missing, by_kernels, archs_file, csv_out, predictor_kind, as_json,
+            accept_host) -> None:
     """Predict the latency of architectures (or a named model) on DEVICE; or of any model
     (--onnx, --tflite, a zoo --model) from its runtime kernels, without running it there."""
     from hwnas import api
@@ -282,7 +293,8 @@ def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape
         archs = [m.arch]
     else:
         found = _load_archs(arch_file, space)
-        ctx = api.context(device, space or found.space.name, resolutions=_resolutions(found))
+        ctx = api.context(device, space or found.space.name, resolutions=_resolutions(found),
+                          accept_host=accept_host)
         archs = list(found.archs)
     table = api.load_table(ctx) if ctx.paths.table.exists() or ctx.live else None
     chosen = api.predictor(ctx, predictor_kind, table, archs)
@@ -399,9 +411,10 @@ def export(space, arch_file, index, fmt, out) -> None:
 @click.option("--budget", type=click.IntRange(min=2, max=1_000_000), default=96,
               show_default=True, help="With --pareto: subnets scored per device.")
 @JSON
+@ACCEPT_HOST
 def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
            data, population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
-           warmup, runs, predictor_kind, pareto, budget, as_json) -> None:
+           warmup, runs, predictor_kind, pareto, budget, as_json, accept_host) -> None:
     """Find the best subnet whose latency on DEVICE is at or under the target.
 
     On a device hwnas can measure, the best candidates are measured (drift-free) until one
@@ -430,7 +443,8 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
 
     res = api.search(device, target, seed=seed, space=space, resolutions=resolutions,
                      remeasure=not no_remeasure, elasticity=elasticity,
-                     predictor_kind=predictor_kind, warmup=warmup, runs=runs)
+                     predictor_kind=predictor_kind, warmup=warmup, runs=runs,
+                     accept_host=accept_host)
     best = res.result.best
     doc = res.result.to_dict()
     # "arch" at the top level too: the file is an arch file for every --arch
@@ -514,8 +528,9 @@ def _print_search(doc: dict, target: float) -> None:
 @click.option("--proxies", default=None, metavar="A,B,...",
               help="fewshot: the other devices to learn from (default: every device with "
                    "records in the space).")
+@ACCEPT_HOST
 def fit_(device, space, resolutions, kind, regressor, old_regressor, records_path,
-         test_fraction, proxies) -> None:
+         test_fraction, proxies, accept_host) -> None:
     """Fit a latency predictor on DEVICE's end-to-end records and save it. fewshot: from 5 or
     more of DEVICE's records, together with other devices' records of the space."""
     from hwnas import api
@@ -524,7 +539,7 @@ def fit_(device, space, resolutions, kind, regressor, old_regressor, records_pat
     if kind == "fewshot":
         if regressor or old_regressor:
             raise HwnasError("--regressor is for kernel and e2e")
-        ctx = api.context(device, space, resolutions)
+        ctx = api.context(device, space, resolutions, accept_host=accept_host)
         names = [n.strip() for n in proxies.split(",") if n.strip()] if proxies else None
         _, rep = api.fit_fewshot(ctx, names, records_path)
         return _echo_fewshot(device, ctx, rep)
@@ -538,7 +553,7 @@ def fit_(device, space, resolutions, kind, regressor, old_regressor, records_pat
         regressor = old_regressor
     model = regressor
 
-    ctx = api.context(device, space, resolutions)
+    ctx = api.context(device, space, resolutions, accept_host=accept_host)
     _, train = api.fit(ctx, kind, model, records_path, test_fraction)
     click.echo(f"{device}: fitted {kind} on {len(train.archs)} subnets -> "
                f"{ctx.paths.predictor(kind)}")
@@ -592,13 +607,15 @@ def adapt(device, space, samples, proxies, seed) -> None:
 @click.option("--plots", "plots_dir", type=OutputPath(folder=True),
               help="Where to write the PNG plots.")
 @JSON
-def evaluate(device, space, resolutions, kind, records_path, plots_dir, as_json) -> None:
+@ACCEPT_HOST
+def evaluate(device, space, resolutions, kind, records_path, plots_dir, as_json,
+             accept_host) -> None:
     """Score a fitted predictor on held-out subnets, against the noise floor."""
     from pathlib import Path
 
     from hwnas import api
 
-    ctx = api.context(device, space, resolutions)
+    ctx = api.context(device, space, resolutions, accept_host=accept_host)
     ev = api.evaluate(ctx, kind, records_path, Path(plots_dir) if plots_dir else None)
     if as_json:
         return _echo_json({"kind": kind, "scores": ev.scores, "noise_floor": ev.noise,

@@ -26,6 +26,13 @@ SSH_KEYS = TFLITE_KEYS | THERMAL_KEYS | {"host", "port", "user", "identity_file"
                                          "python", "runtime", "workdir", "benchmark_bin"}
 
 
+def _local_cpu_model(cfg) -> str:
+    """This machine's CPU model, as the local profilers write it into their tables' meta."""
+    from hwnas.profilers.onnxrt import _cpu_model
+
+    return _cpu_model()
+
+
 def _this_cpu(cfg, serials=()) -> list[str]:
     return ["cpu"]  # local-cpu and local-tflite share the CPU: they pin the same core
 
@@ -109,14 +116,14 @@ ONNXRUNTIME = register_kind(DeviceKind(
     "hwnas.profilers.factories:onnxruntime",
     Capabilities(ops=True, models=True, kernels=True, formats=("onnx",),
                  kernel_runtime="onnxruntime"),
-    resources=_this_cpu))
+    resources=_this_cpu, host_cpu=_local_cpu_model))
 
 TFLITE = register_kind(DeviceKind(
     "tflite", "LiteRT (TFLite) on this machine's CPU", MEASURING_KEYS | TFLITE_KEYS,
     "hwnas.profilers.factories:tflite",
     Capabilities(ops=True, models=True, kernels=True, formats=("tflite",),
                  kernel_runtime="tflite"),
-    resources=_this_cpu))
+    resources=_this_cpu, host_cpu=_local_cpu_model))
 
 ADB = register_kind(DeviceKind(
     "adb", "an Android phone over adb (TFLite benchmark_model)", MEASURING_KEYS | ADB_KEYS,

@@ -80,6 +80,9 @@ class DeviceKind:
     reachable: Callable = _always_reachable  # (cfg) -> None, or why it cannot be reached
     validate: Callable = _no_checks  # (cfg) -> None, or raise DeviceError
     caps_fn: Callable | None = None  # (cfg) -> Capabilities, where the yaml decides (ssh)
+    # (cfg) -> the CPU model its tables must have been measured on, "" when that cannot be
+    # told without reaching the device (a board's CPU is in its table's protocol instead)
+    host_cpu: Callable = lambda cfg: ""
 
     @property
     def live(self) -> bool:

@@ -15,18 +15,29 @@ from hwnas.errors import DeviceError
 
 
 def parse_assignments(pairs) -> dict:
-    """``key=value`` words of the command line, each value read as yaml (``8`` is an integer,
-    ``true`` a boolean, ``[160, 224]`` a list, anything else a string)."""
+    """``key=value`` words of the command line. A value is read as yaml (``8`` is an integer,
+    ``true`` a boolean, ``[160, 224]`` a list), except for keys whose values are text
+    (``affinity=0x8`` stays the mask "0x8", not the number 8; ``host=1.2.3.4`` a name)."""
+    from dataclasses import MISSING, fields
+
+    from hwnas.device_configs import DeviceConfig
+
+    text_keys = {f.name for f in fields(DeviceConfig)
+                 if f.default is not MISSING and isinstance(f.default, str)}
     out = {}
     for pair in pairs:
         key, sep, text = str(pair).partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise DeviceError(f"{pair!r}: expected key=value")
+        if key in text_keys:
+            out[key] = text
+            continue
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError:
             value = text
-        out[key.strip()] = value
+        out[key] = value
     return out
 
 
