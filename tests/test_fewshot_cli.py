@@ -174,3 +174,11 @@ def test_adapt_measures_local_cpu_and_search_runs_on_it(help_nb201, hwnas_home):
     assert len(recs["records"]) == 6
     assert "adapt measures" in assert_one_line(invoke(
         ["adapt", "--device", "gpu_a", "--space", "nb201"], hwnas_home))
+
+
+def test_help_numbers_never_become_a_live_device_s(help_nb201, hwnas_home):
+    folder, *_ = help_nb201
+    line = assert_one_line(invoke(["import", "help", folder / "latency" / "gpu_a.pt",
+                                   "--device", "local-cpu"], hwnas_home))
+    assert "other hardware" in line
+    assert not (hwnas_home / "devices" / "local-cpu" / "records.json").exists()

@@ -40,15 +40,15 @@ def _write_records(recs: Records, device: str, space: str, home: Path | None, fo
                    source: str, description: str) -> RecordsImport:
     """Make ``device`` a device if it is none yet (an imported one, described by its source),
     then write its records; existing records are replaced only with ``force``, kept aside."""
+    from hwnas.device_configs import device_names, load_device
     from hwnas.devices.user import ensure_imported_device
     from hwnas.latency.safeio import atomic_write_text, backup
     from hwnas.locks import folder_lock
 
-    from hwnas.device_configs import device_names, load_device
-
     known = device in device_names(home)
     cfg = load_device(device, home) if known else None
-    paths = device_paths(device, home, *( (cfg.batch, cfg.precision) if cfg else (1, "fp32")))
+    paths = (device_paths(device, home, cfg.batch, cfg.precision) if cfg is not None
+             else device_paths(device, home))
     check_folder(paths.root, write=True)
     if paths.records.exists() and not force:  # said before anything is written
         raise TableError(f"{device} already has records ({paths.records}); pass --force to "
@@ -76,7 +76,16 @@ def import_records(fmt: str, path: str | Path, device: str, home: Path | None = 
 
     if fmt not in RECORD_FORMATS:
         raise HwnasError(f"unknown records format {fmt!r}; known: {', '.join(RECORD_FORMATS)}")
+    from hwnas.device_configs import device_names, load_device
+    from hwnas.devices import kind_of
+
     device_paths(device, home)  # a bad name: one line, before the file is read
+    if device in device_names(home):
+        cfg = load_device(device, home)
+        if kind_of(cfg).live:  # HELP measured its own devices, never this one
+            raise TableError(f"{device} is a {cfg.kind} device hwnas measures; HELP's numbers "
+                             f"were measured on other hardware: import them as a device of "
+                             f"their own (--device NAME, e.g. the file's name)")
     space, pairs, meta = load_help(path, index)
     recs = Records.from_pairs(device, pairs, meta)
     unit = " (whole ms)" if meta.get("resolution_ms") else ""
