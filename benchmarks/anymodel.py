@@ -137,7 +137,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
     units: dict[str, float] = {}
     ok = [r for r in results if r.name in graphs]
     with make_profiler(cfg, cache) as prof:
-        timer = KernelTimer(prof, runtime, cache)
+        timer = KernelTimer(prof, runtime)
         for _ in range(args.passes):
             for i in rng.permutation(len(ok)):
                 r = ok[i]

@@ -60,10 +60,11 @@ def side_by_side(ctx, archs, passes: int, gap_s: float, seed: int = 0):
                     shape = ctx.space.input_shape(archs[i])
                     for which in rng.permutation(2):
                         if which == 0:
-                            old[p, i] = plain.measure_onnx_full(paths[i], shape).stats.median_ms
+                            old[p, i] = plain.measure_file_full(
+                                paths[i], "onnx", shape).stats.median_ms
                         else:
-                            ratio[p, i] = drift_free.measure_onnx_full(paths[i],
-                                                                       shape).ratio.median
+                            ratio[p, i] = drift_free.measure_file_full(
+                                paths[i], "onnx", shape).ratio.median
                 if p < passes - 1:
                     time.sleep(gap_s)  # passes minutes apart, as a user's runs are
     return old, ratio

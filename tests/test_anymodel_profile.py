@@ -218,12 +218,12 @@ def test_cuda_measures_onnx_files_with_its_ort_backends(small_onnx, tmp_path):
     cfg = load_device("cuda").with_overrides(backend="ort-cuda", warmup=2, warmup_max=4,
                                              runs=3, energy=False)
     with CudaProfiler(cfg, tmp_path, gpu=gpu, device="cpu") as prof:
-        m = prof.measure_onnx_full(small_onnx, (1, 3, 32, 32))
+        m = prof.measure_file_full(small_onnx, "onnx", (1, 3, 32, 32))
         assert m.stats.median_ms > 0 and m.ratio is not None and m.reference_ms > 0
         with pytest.raises(ProfileError, match="fixed at batch 1"):
             CudaProfiler(cfg.with_overrides(batch=8), tmp_path, gpu=gpu, device="cpu") \
-                .measure_onnx_full(small_onnx, (1, 3, 32, 32))
+                .measure_file_full(small_onnx, "onnx", (1, 3, 32, 32))
     torch_cfg = load_device("cuda").with_overrides(backend="torch", energy=False)
     with CudaProfiler(torch_cfg, tmp_path, gpu=gpu, device="cpu") as prof:
         with pytest.raises(ProfileError, match="ort-cuda or ort-trt"):
-            prof.measure_onnx_full(small_onnx, (1, 3, 32, 32))
+            prof.measure_file_full(small_onnx, "onnx", (1, 3, 32, 32))

@@ -149,7 +149,7 @@ def test_measure_a_tflite_file_on_local_tflite(net_tflite, home_with_runtime_fil
     g = detect(net_tflite.read_bytes())
     with make_profiler(load_device("local-tflite").with_overrides(**FAST),
                        hwnas_home / "cache") as prof:
-        m = KernelTimer(prof, "tflite", hwnas_home / "cache").kernel(g, g.kernels[0])
+        m = KernelTimer(prof, "tflite").kernel(g, g.kernels[0])
     assert m.stats.n == 3 and m.ratio.median > 0
 
 

@@ -41,7 +41,9 @@ def test_profiler_pins_and_restores_affinity(export_cache_dir):
 
 
 class _Unplugged:
-    """Wraps a real profiler and fails after n ops, as a phone pulled out mid-run would."""
+    """Wraps a real profiler and fails after n ops, as a phone pulled out mid-run would.
+    Not a Profiler subclass: everything it does not override is the wrapped profiler's
+    (``__getattr__``), which a subclass would answer with the base class's defaults."""
 
     def __init__(self, inner, fail_after, exc):
         self.inner, self.fail_after, self.exc, self.calls = inner, fail_after, exc, 0
@@ -96,13 +98,14 @@ def test_drift_is_detected_and_recent_ops_remeasured(tmp_path):
     """The driver's drift logic, with a stand-in profiler whose sentinel reads 50% slow once
     (as a throttled phone would); timings here are synthetic, the driver is the real one."""
     from hwnas.latency.stats import Stats
+    from hwnas.profilers import Measurement, Profiler
     from hwnas.profilers.run import pick_sentinel
 
     ops = list({o.key: o for o in get_space("elasticvit").ops(
         elasticvit_named()["elastic_T1"])}.values())
     sentinel = pick_sentinel(ops)
 
-    class Throttled:
+    class Throttled(Profiler):
         def __init__(self):
             self.calls = []
 
@@ -112,14 +115,14 @@ def test_drift_is_detected_and_recent_ops_remeasured(tmp_path):
         def protocol(self):
             return {"runtime": "stand-in"}
 
-        def measure_op(self, op):
+        def measure_op_full(self, op):
             self.calls.append(op.key)
             ms = op.macs() / 1e7
             # calls 1-4 take the baseline, 5-9 the first five ops, call 10 is the first check
             if len(self.calls) == 10:
                 assert op.key == sentinel.key
                 ms *= 1.5
-            return Stats.from_samples([ms] * 3)
+            return Measurement(Stats.from_samples([ms] * 3))
 
     prof = Throttled()
     table = profile_ops(prof, ops, tmp_path / "t.pkl", sentinel_every=5, drift_tolerance=0.3,

@@ -246,7 +246,7 @@ def test_litert_and_benchmark_model_on_the_board(board, tmp_path, tflite_cache, 
         runs=3, reference=False)  # the reference's .tflite export alone takes a minute here
     with SshProfiler(cfg, tflite_cache) as prof:
         op_ms = prof.measure_op_full(op)
-        whole = prof.measure_tflite_full(path)
+        whole = prof.measure_file_full(path, "tflite")
         meta = prof.meta()
     assert op_ms.stats.n == 3 and op_ms.stats.median_ms > 0 and whole.stats.median_ms > 0
     assert meta["runtime"] == {"tflite": "litert",

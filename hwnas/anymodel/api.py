@@ -56,26 +56,6 @@ def resolve(cfg, cache_dir: Path, onnx=None, tflite=None, model=None, input_shap
     return load_model(onnx or tflite, fmt, input_shape)
 
 
-def device_memory_bytes(prof) -> int | None:
-    """What the device can give a model: a GPU's memory, a phone's or this machine's
-    available RAM; None when it cannot be read."""
-    from hwnas.anymodel.model import available_memory_bytes
-
-    gpu = getattr(prof, "gpu", None)
-    if gpu is not None and getattr(prof, "device", "cuda") == "cuda":
-        return int(gpu.memory_gib * 2 ** 30)
-    link = getattr(prof, "link", None)
-    if link is not None:
-        try:
-            for line in link.check("cat /proc/meminfo").splitlines():
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-        except Exception:  # a phone that does not say: do not guess
-            return None
-        return None
-    return available_memory_bytes()
-
-
 # --- measuring -------------------------------------------------------------------------------
 @dataclass
 class Measured:
@@ -121,7 +101,7 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
     check_records_reference(Records.load_or_new(ctx.paths.records, device), ctx.paths.records)
     got: list[Pass] = []
     with core._profiler(ctx, serials[:1]) as prof:
-        check_fits(mf, device, device_memory_bytes(prof))
+        check_fits(mf, device, prof.memory_bytes())
         path = mf.write(cache / "models")
         for _ in range(passes):
             m = _measure_file(prof, ctx.cfg, mf, path, model)
@@ -145,28 +125,18 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
 
 
 def _measure_file(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None):
-    """One end-to-end measurement with the device's profiler."""
+    """One end-to-end measurement with the device's profiler: the file, or, on a device that
+    runs torch modules but no model files (eager CUDA), the zoo model built in torch. A file
+    such a device cannot run is the profiler's one-line ProfileError."""
     from hwnas.devices import kind_of
-    from hwnas.profilers import Measurement
 
-    if mf.format == "tflite":
-        fn = getattr(prof, "measure_tflite_full", None)
-        if fn is None:
-            raise ProfileError(f"{cfg.name} cannot run .tflite models")
-        return fn(path)
-    if kind_of(cfg).capabilities(cfg).torch_modules and getattr(prof, "ort", None) is None:
-        if not zoo_name:
-            raise ProfileError(f"{cfg.name} runs eager torch (backend torch); measure ONNX "
-                               f"files with --backend ort-cuda or ort-trt")
+    caps = kind_of(cfg).capabilities(cfg)
+    if zoo_name and caps.torch_modules and mf.format not in caps.formats:
         from hwnas.anymodel import zoo
 
         module, shape = zoo.build(zoo_name)
         return prof.measure_model_full(module, shape)
-    fn = getattr(prof, "measure_onnx_full", None)
-    if fn is None:
-        raise ProfileError(f"{cfg.name} cannot run ONNX models")
-    m = fn(path, mf.input_shape)
-    return m if isinstance(m, Measurement) else Measurement(m)
+    return prof.measure_file_full(path, mf.format, mf.input_shape)
 
 
 # --- kernel profiling ------------------------------------------------------------------------

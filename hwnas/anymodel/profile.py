@@ -53,6 +53,7 @@ from hwnas.anymodel.kernels import Kernel
 from hwnas.errors import HwnasError, ModelError, ProfileError
 from hwnas.latency.stats import RatioStats
 from hwnas.latency.table import LatencyTable
+from hwnas.profilers import CapabilityError, KernelJob
 
 log = logging.getLogger(__name__)
 SAVE_EVERY = 20
@@ -99,45 +100,33 @@ def check_kernel_fits(k: Kernel, memory_bytes: int | None = None) -> None:
 
 
 class KernelTimer:
-    """The device's profiler, used for kernels (isolated, every input fed) and networks."""
+    """The device's profiler, used for kernels (isolated, every input fed) and networks.
 
-    def __init__(self, prof, runtime: str, cache_dir: Path):
+    A device whose kind times no kernels fails on the first kernel, in one line (the
+    profiler's CapabilityError); ``graph.runtime_of`` refuses such devices before that."""
+
+    def __init__(self, prof, runtime: str):
         self.prof, self.runtime = prof, runtime
-        self.cache = Path(cache_dir) / f"kernels-{runtime}"
-        if not hasattr(prof, "measure_kernel_full"):
-            raise ProfileError(f"the {getattr(prof, 'runtime', '?')} profiler cannot time "
-                               f"single kernels")
+        self.fmt = "onnx" if runtime == "onnxruntime" else "tflite"
 
     def kernel(self, graph, k: Kernel):
         if not k.dynamic_inputs:  # an op on constants only (a converter's leftover)
             raise ProfileError(f"kernel {k.op} has no activation input: nothing to feed it "
                                f"when it is timed alone")
         check_kernel_fits(k)
-        model = graph.extract(k)
-        if self.runtime == "onnxruntime":
+        feeds = None
+        if self.fmt == "onnx":  # LiteRT fills its inputs itself
             from hwnas.anymodel.ort import random_feeds
 
-            return self.prof.measure_kernel_full(model, random_feeds(k))
-        return self.prof.measure_kernel_full(self._file(model, k.signature, "tflite"))
+            feeds = random_feeds(k)
+        return self.prof.measure_kernel_full(KernelJob(graph.extract(k), self.fmt,
+                                                       k.signature, feeds))
 
     def network(self, data: bytes, input_shape):
-        if self.runtime == "onnxruntime":
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "model.onnx"
-                path.write_bytes(data)
-                return self.prof.measure_onnx_full(path, input_shape)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.tflite"
+            path = Path(tmp) / f"model.{self.fmt}"
             path.write_bytes(data)
-            return self.prof.measure_tflite_full(path)
-
-    def _file(self, data: bytes, sig: str, ext: str) -> Path:
-        from hwnas.latency.safeio import atomic_write_bytes
-
-        path = self.cache / f"{sig.replace(':', '_').replace('/', '-')}.{ext}"
-        if not path.exists():
-            atomic_write_bytes(path, data)
-        return path
+            return self.prof.measure_file_full(path, self.fmt, input_shape)
 
 
 def _units(m) -> RatioStats:
@@ -161,7 +150,7 @@ def open_kernel_table(path: Path, prof, runtime: str, fresh: bool = False) -> La
         if "anymodel" not in table.meta:
             raise ProfileError(f"{path} is not a kernel table")
         return table
-    if getattr(prof, "plan", None) is None:
+    if prof.plan is None:
         raise ProfileError("kernel profiling needs the drift-free protocol (reference: true in "
                            "the device config): kernels and networks are compared as ratios")
     meta = dict(prof.meta(), protocol=protocol, created=_now(), updated=_now(),
@@ -268,7 +257,7 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
         raise ProfileError(f"--budget must be a positive number of kernels, not {budget}")
     path = Path(path)
     table = open_kernel_table(path, prof, runtime, fresh)
-    timer = KernelTimer(prof, runtime, cache_dir)
+    timer = KernelTimer(prof, runtime)
     meta = table.meta["anymodel"]
     sampler = Sampler(seed)
     t0, before = time.perf_counter(), _n_kernels(table)
@@ -401,6 +390,8 @@ def _measure_configs(table, path, timer, runtime, configs, target, bar, threads,
                     continue
                 try:
                     m = timer.kernel(g, k)
+                except CapabilityError:  # the device, not this kernel: skipping would hide it
+                    raise
                 except (ProfileError, ModelError, RuntimeError, ValueError) as e:
                     meta["skipped"][k.signature] = str(e).splitlines()[0][:200] if str(e) \
                         else type(e).__name__

@@ -78,11 +78,7 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
 
 def _measure_pass(prof, space: SearchSpace, arch) -> Pass:
     """One end-to-end measurement of a subnet, drift-free when the profiler can."""
-    from hwnas.profilers import Measurement
-
-    module, shape = space.build_model(arch), space.input_shape(arch)
-    full = getattr(prof, "measure_model_full", None)
-    m = full(module, shape) if full is not None else Measurement(prof.measure_model(module, shape))
+    m = prof.measure_model_full(space.build_model(arch), space.input_shape(arch))
     return Pass(m.stats, m.ratio, m.reference_ms)
 
 

@@ -5,6 +5,7 @@ Each kind's profiler is named by ``module:function`` so that reading a yaml impo
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from hwnas.devices.kinds import MEASURING_KEYS, Capabilities, DeviceKind, register_kind
@@ -132,11 +133,19 @@ ADB = register_kind(DeviceKind(
                  kernel_runtime="tflite", serials=True, table_formats=("nn-meter",)),
     resources=_phones, reachable=_adb_reachable))
 
+CUDA_CAPS = Capabilities(ops=True, models=True, formats=("onnx",), torch_modules=True)
+
+
+def _cuda_caps(cfg) -> Capabilities:
+    """Eager torch times modules only; the onnxruntime backends also run ONNX files."""
+    return CUDA_CAPS if cfg.backend != "torch" else dataclasses.replace(CUDA_CAPS, formats=())
+
+
 CUDA = register_kind(DeviceKind(
     "cuda", "an NVIDIA GPU (torch, onnxruntime CUDA or TensorRT)", MEASURING_KEYS | CUDA_KEYS,
-    "hwnas.profilers.factories:cuda",
-    Capabilities(ops=True, models=True, formats=("onnx",), torch_modules=True),
-    resources=_gpu, reachable=_cuda_reachable, validate=_check_cuda))
+    "hwnas.profilers.factories:cuda", CUDA_CAPS,
+    resources=_gpu, reachable=_cuda_reachable, validate=_check_cuda, caps_fn=_cuda_caps))
+
 
 def _ssh_caps(cfg) -> Capabilities:
     """A board runs the model format of its runtime (set in its yaml)."""

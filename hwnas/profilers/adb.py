@@ -36,9 +36,9 @@ from pathlib import Path
 from hwnas import __version__
 from hwnas.device_configs import DeviceConfig
 from hwnas.errors import DeviceError, ProfileError
-from hwnas.latency.stats import RatioStats, Stats
+from hwnas.latency.stats import RatioStats
 from hwnas.ops import OpSpec
-from hwnas.profilers import Measurement, android
+from hwnas.profilers import KernelJob, Measurement, Profiler, android
 from hwnas.profilers.adb_conn import AdbLink, connect
 from hwnas.profilers.benchmark_output import BenchmarkOutput, parse_benchmark_output
 from hwnas.profilers.drift import plan_of, protocol_reference
@@ -79,7 +79,7 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class AdbProfiler:
+class AdbProfiler(Profiler):
     """One phone. Use as a context manager: entering connects, reads the phone and pushes the
     binary; a phone that disappears later raises ProfileError (the driver saves the table)."""
 
@@ -232,9 +232,6 @@ class AdbProfiler:
         return event
 
     # --- measuring ---------------------------------------------------------------------------
-    def measure_op(self, op: OpSpec) -> Stats:
-        return self.measure_op_full(op).stats
-
     def measure_op_full(self, op: OpSpec) -> Measurement:
         """The op's Stats, flagged when the phone was still throttling (the driver keeps the
         flag in the table: a number measured hot is kept, never hidden)."""
@@ -281,14 +278,25 @@ class AdbProfiler:
         self.link.shell(f"rm -f {shlex.quote(remote)}")
         return m
 
-    def measure_model(self, module, input_shape) -> Stats:
-        return self.measure_model_full(module, input_shape).stats
-
-    def measure_kernel_full(self, path: Path) -> Measurement:
+    def measure_kernel_full(self, job: KernelJob) -> Measurement:
         """One kernel of any model as its own .tflite (hwnas.anymodel), in its own
         benchmark_model run, with the per-call overhead subtracted (as blocks)."""
-        return self._measure_file(Path(path), self.call_overhead_ms)
+        self.only_format(job.fmt, "tflite")
+        return self._measure_file(job.file(self.cache_dir / "kernels-tflite"),
+                                  self.call_overhead_ms)
 
-    def measure_tflite_full(self, path: Path) -> Measurement:
+    def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's .tflite), end to end."""
+        self.only_format(fmt, "tflite")
         return self._measure_file(Path(path), 0.0)
+
+    def memory_bytes(self) -> int | None:
+        """The phone's available memory (its /proc/meminfo), None when it does not say."""
+        from hwnas.profilers.base import mem_available
+
+        if self.link is None:
+            return None
+        try:
+            return mem_available(self.link.check("cat /proc/meminfo"))
+        except Exception:  # noqa: BLE001 - a phone that does not say: do not guess
+            return None

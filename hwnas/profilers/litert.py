@@ -26,7 +26,7 @@ from hwnas.device_configs import DeviceConfig
 from hwnas.errors import ProfileError
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
-from hwnas.profilers import Measurement
+from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.profilers.affinity import PinnedProcess
 from hwnas.profilers.drift import interleave, plan_of, protocol_reference
 from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead_model
@@ -89,7 +89,7 @@ class _LiteBench:
         return out
 
 
-class LiteRTProfiler:
+class LiteRTProfiler(Profiler):
     """Use as a context manager: it pins the process on entry and restores it on exit."""
 
     runtime = "litert"
@@ -180,9 +180,6 @@ class LiteRTProfiler:
         twin = self._interpreter(path) if self.cfg.context == "flush" else None
         return self._run(_LiteBench(it, twin, self.flush_buf), self.call_overhead_ms)
 
-    def measure_op(self, op: OpSpec) -> Stats:
-        return self.measure_op_full(op).stats
-
     def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network with NHWC input, end to end (overhead included)."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -190,16 +187,16 @@ class LiteRTProfiler:
                                  channels_last=True)
             return self._run(_LiteBench(self._interpreter(path)), 0.0, network=True)
 
-    def measure_model(self, module, input_shape) -> Stats:
-        return self.measure_model_full(module, input_shape).stats
-
-    def measure_kernel_full(self, path: Path) -> Measurement:
+    def measure_kernel_full(self, job: KernelJob) -> Measurement:
         """One kernel of any model as its own .tflite (hwnas.anymodel): hot (an untimed call
         before each timed one, see anymodel/profile.py), every input fed, the per-call
         overhead subtracted."""
-        return self._run(_LiteBench(self._interpreter(Path(path)), hot=True),
-                         self.call_overhead_ms)
+        self.only_format(job.fmt, "tflite")
+        path = job.file(self.cache_dir / "kernels-tflite")
+        return self._run(_LiteBench(self._interpreter(path), hot=True), self.call_overhead_ms)
 
-    def measure_tflite_full(self, path: Path) -> Measurement:
-        """A model file as given (a user's .tflite), end to end."""
+    def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
+        """A model file as given (a user's .tflite), end to end; its input shape is the
+        file's."""
+        self.only_format(fmt, "tflite")
         return self._run(_LiteBench(self._interpreter(Path(path))), 0.0, network=True)

@@ -34,7 +34,7 @@ from hwnas import __version__
 from hwnas.device_configs import DeviceConfig
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
-from hwnas.profilers import Measurement
+from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.profilers.affinity import PinnedProcess
 from hwnas.profilers.drift import Interleaved, interleave, plan_of, protocol_reference
 from hwnas.profilers.export import export_onnx, onnx_for_op
@@ -107,7 +107,7 @@ class _KernelBench:
         return out
 
 
-class OrtProfiler:
+class OrtProfiler(Profiler):
     """Use as a context manager: it pins the process on entry and restores it on exit."""
 
     runtime = "onnxruntime"
@@ -234,9 +234,6 @@ class OrtProfiler:
         return self._run(_OrtBench(sess, op.input_shape(), twin, self.flush_buf),
                          self.call_overhead_ms)
 
-    def measure_op(self, op: OpSpec) -> Stats:
-        return self.measure_op_full(op).stats
-
     def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network, end to end (overhead included: it is part of a real call)."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -244,12 +241,10 @@ class OrtProfiler:
             sess = self._session(path)
         return self._run(_OrtBench(sess, input_shape), 0.0, network=True)
 
-    def measure_model(self, module, input_shape) -> Stats:
-        return self.measure_model_full(module, input_shape).stats
-
-    def measure_kernel_full(self, model: bytes, feeds: dict) -> Measurement:
+    def measure_kernel_full(self, job: KernelJob) -> Measurement:
         """One kernel of any model as its own ONNX model (hwnas.anymodel): every input fed,
         outputs bound once, hot, and the per-call overhead of such a call subtracted."""
+        self.only_format(job.fmt, "onnx")
         if self._kernel_overhead_ms is None:
             from onnx import TensorProto, helper
 
@@ -263,9 +258,13 @@ class OrtProfiler:
                                  {"input": np.ones(1, np.float32)})
             bench.time_calls(self.cfg.warmup)
             self._kernel_overhead_ms = float(np.median(bench.time_calls(self.cfg.runs)))
-        return self._run(_KernelBench(self._session(model), feeds), self._kernel_overhead_ms)
+        return self._run(_KernelBench(self._session(job.model), dict(job.feeds)),
+                         self._kernel_overhead_ms)
 
-    def measure_onnx_full(self, path: Path, input_shape) -> Measurement:
+    def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's ONNX), end to end, like ``measure_model``."""
+        self.only_format(fmt, "onnx")
+        if input_shape is None:
+            raise ValueError("an ONNX file is measured at its input shape; pass input_shape")
         return self._run(_OrtBench(self._session(Path(path)), input_shape), 0.0,
                          network=True)

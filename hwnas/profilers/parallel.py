@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Sequence
 
 from hwnas.errors import ProfileError
-from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.ops import OpSpec
-from hwnas.profilers import Measurement
+from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.errors import Interrupted
 from hwnas.profilers.recording import (SAVE_EVERY, _now, _Sentinel, open_table, pick_sentinel,
                                        store, sync_meta)
@@ -30,16 +29,18 @@ from hwnas.profilers.recording import (SAVE_EVERY, _now, _Sentinel, open_table, 
 log = logging.getLogger(__name__)
 
 
-class Fleet:
+class Fleet(Profiler):
     """Several profilers of one device config, used as one (its protocol is theirs, which must
-    agree: same phone model, binary, mask and threads)."""
+    agree: same phone model, binary, mask and threads). The driver shares an op list among
+    its ``members``; anything measured once (a model, a file, a kernel) goes to the first."""
 
     runtime = "tflite-benchmark_model"
 
-    def __init__(self, members: Sequence):
+    def __init__(self, members: Sequence[Profiler]):
         if len(members) < 2:
             raise ValueError("a fleet needs at least two profilers")
-        self.members = list(members)
+        self.members = tuple(members)
+        self.cfg, self.plan = self.members[0].cfg, self.members[0].plan
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "Fleet":
@@ -71,14 +72,20 @@ class Fleet:
     def drain_events(self) -> list[dict]:
         return [e for m in self.members for e in m.drain_events()]
 
-    def measure_op(self, op: OpSpec) -> Stats:
-        return self.members[0].measure_op(op)
-
-    def measure_model(self, module, input_shape) -> Stats:
-        return self.members[0].measure_model(module, input_shape)
+    def measure_op_full(self, op: OpSpec) -> Measurement:
+        return self.members[0].measure_op_full(op)
 
     def measure_model_full(self, module, input_shape) -> Measurement:
         return self.members[0].measure_model_full(module, input_shape)
+
+    def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
+        return self.members[0].measure_file_full(path, fmt, input_shape)
+
+    def measure_kernel_full(self, job: KernelJob) -> Measurement:
+        return self.members[0].measure_kernel_full(job)
+
+    def memory_bytes(self) -> int | None:
+        return self.members[0].memory_bytes()
 
 
 class _Shared:
@@ -136,9 +143,8 @@ def _worker(phone, shared: _Shared, sentinel_op: OpSpec, sentinel_every: int,
                 shared.stop.set()  # a bug or Ctrl-C: stop everyone
 
 
-def _measure(phone, op: OpSpec) -> Measurement:
-    full = getattr(phone, "measure_op_full", None)
-    return full(op) if full is not None else Measurement(phone.measure_op(op))
+def _measure(phone: Profiler, op: OpSpec) -> Measurement:
+    return phone.measure_op_full(op)
 
 
 def _check_drift(phone, sentinel: _Sentinel, recent: list[OpSpec], cooldown_s: float,

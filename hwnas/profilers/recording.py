@@ -45,11 +45,8 @@ def open_table(path: Path, profiler: Profiler, fresh: bool = False) -> LatencyTa
 
 
 def sync_meta(table: LatencyTable, profiler: Profiler) -> None:
-    """Move what the profiler noticed since the last save (phones cooling down) into the meta.
-
-    Optional for profilers: those without ``drain_events`` have nothing to report."""
-    drain = getattr(profiler, "drain_events", None)
-    events = drain() if drain is not None else []
+    """Move what the profiler noticed since the last save (phones cooling down) into the meta."""
+    events = profiler.drain_events()
     if events:
         table.meta.setdefault("thermal_events", []).extend(events)
 
@@ -79,11 +76,7 @@ class _Sentinel:
 
     def _value(self) -> tuple[float, float]:
         """(the watched value: the ratio when there is one, else ms; ms as timed)."""
-        full = getattr(self.profiler, "measure_op_full", None)
-        if full is None:
-            ms = self.profiler.measure_op(self.op).median_ms
-            return ms, ms
-        m = full(self.op)
+        m = self.profiler.measure_op_full(self.op)
         return (m.ratio.median if m.ratio is not None else m.stats.median_ms), m.stats.median_ms
 
     def drift(self) -> float:
@@ -103,9 +96,7 @@ def store(table: LatencyTable, key: str, m: Measurement) -> None:
 
 def _record(table: LatencyTable, profiler: Profiler, op: OpSpec) -> None:
     """Measure one op into the table, with its energy and flag where the profiler gives them."""
-    full = getattr(profiler, "measure_op_full", None)
-    m = full(op) if full is not None else Measurement(profiler.measure_op(op))
-    store(table, op.key, m)
+    store(table, op.key, profiler.measure_op_full(op))
 
 
 def nonpositive_flag(m: Measurement, key: str) -> str:

@@ -34,7 +34,7 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
     them, in parallel."""
     from tqdm import tqdm
 
-    if getattr(profiler, "members", None):
+    if profiler.members:
         from hwnas.profilers.parallel import profile_ops_parallel
 
         return profile_ops_parallel(profiler, ops, path, fresh=fresh,

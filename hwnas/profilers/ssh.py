@@ -35,7 +35,7 @@ from hwnas.device_configs import DeviceConfig
 from hwnas.errors import DeviceError, ProfileError
 from hwnas.latency.stats import RatioStats, Stats
 from hwnas.ops import OpSpec
-from hwnas.profilers import Measurement
+from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.profilers.drift import Interleaved, plan_of, protocol_reference
 from hwnas.profilers.ssh_conn import SshLink, Target
 
@@ -111,7 +111,7 @@ def _taskset_prefix(affinity: str) -> list[str]:
     return ["taskset", "-c", spec]
 
 
-class SshProfiler:
+class SshProfiler(Profiler):
     """One board. Use as a context manager: entering connects, starts the runner and times the
     per-call overhead and the reference; leaving ends the runner (and its board lock)."""
 
@@ -287,6 +287,17 @@ class SshProfiler:
         events, self._events = self._events, []
         return events
 
+    def memory_bytes(self) -> int | None:
+        """The board's available memory (its /proc/meminfo), None when it does not say."""
+        from hwnas.profilers.base import mem_available
+
+        if self.link is None:
+            return None
+        try:
+            return mem_available(self.link.check("cat /proc/meminfo"))
+        except Exception:  # noqa: BLE001 - a board that does not say: do not guess
+            return None
+
     # --- the models every session needs ------------------------------------------------------
     def _overhead_model(self) -> Path:
         if self.fmt == "tflite":
@@ -396,9 +407,6 @@ class SshProfiler:
         return self._time(self._op_file(op), op.input_shape(), self.cfg.context,
                           self.call_overhead_ms)
 
-    def measure_op(self, op: OpSpec) -> Stats:
-        return self.measure_op_full(op).stats
-
     def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network end to end (overhead included); its file is removed afterwards."""
         from hwnas.profilers.export import export_onnx, export_tflite
@@ -422,26 +430,22 @@ class SshProfiler:
                     except ProfileError:  # the connection went: the measurement says so
                         pass
 
-    def measure_model(self, module, input_shape) -> Stats:
-        return self.measure_model_full(module, input_shape).stats
+    def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
+        """A user's model file as given, end to end: ONNX at its input shape, or a .tflite
+        (whose shape is the file's), whichever the board's runtime runs."""
+        if fmt != self.fmt:
+            raise ProfileError(f"{self.cfg.name} runs {self.cfg.runtime}: give "
+                               + ("a .tflite" if self.fmt == "tflite" else "an ONNX file"))
+        return self._time(Path(path), input_shape if fmt == "onnx" else None, "isolated",
+                          network=True)
 
-    def measure_onnx_full(self, path: Path, input_shape) -> Measurement:
-        """A user's ONNX file as given, end to end."""
-        if self.fmt != "onnx":
-            raise ProfileError(f"{self.cfg.name} runs {self.cfg.runtime}: give a .tflite")
-        return self._time(Path(path), input_shape, "isolated", network=True)
-
-    def measure_tflite_full(self, path: Path) -> Measurement:
-        """A user's .tflite as given, end to end."""
-        if self.fmt != "tflite":
-            raise ProfileError(f"{self.cfg.name} runs onnxruntime: give an ONNX file")
-        return self._time(Path(path), None, "isolated", network=True)
-
-    def measure_kernel_full(self, model, feeds: dict | None = None) -> Measurement:
+    def measure_kernel_full(self, job: KernelJob) -> Measurement:
         """One kernel of any model (hwnas.anymodel), hot, every input fed, the per-call
-        overhead subtracted: ONNX bytes and their feeds (onnxruntime), or a .tflite path."""
+        overhead subtracted: an ONNX model and its feeds (onnxruntime), or a .tflite."""
+        self.only_format(job.fmt, self.fmt)
         if self.fmt == "tflite":
-            return self._time(Path(model), None, "kernel", self.call_overhead_ms)
+            return self._time(job.file(self.cache_dir / "kernels-tflite"), None, "kernel",
+                              self.call_overhead_ms)
         import io
 
         import numpy as np
@@ -450,9 +454,9 @@ class SshProfiler:
 
         folder = self.cache_dir / "ssh-kernels"
         buf = io.BytesIO()
-        np.savez(buf, **feeds)
+        np.savez(buf, **job.feeds)
         files = []
-        for data, ext in ((bytes(model), "onnx"), (buf.getvalue(), "npz")):
+        for data, ext in ((bytes(job.model), "onnx"), (buf.getvalue(), "npz")):
             p = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.{ext}"
             if not p.exists():
                 atomic_write_bytes(p, data)

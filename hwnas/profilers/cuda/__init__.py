@@ -46,7 +46,7 @@ from hwnas.errors import DeviceError, ProfileError
 from hwnas.latency.energy import Energy, calls_for_duration, energy_from_counter
 from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
-from hwnas.profilers import Measurement
+from hwnas.profilers import Measurement, Profiler
 from hwnas.profilers.drift import interleave, plan_of, protocol_reference
 from hwnas.profilers.cuda.rules import (check_ort_providers, check_precision, is_oom_error,
                                         largest_fitting_batch, precision_detail, warm_up,
@@ -92,7 +92,7 @@ def probe_gpu(device: str) -> GpuInfo:
                    str(getattr(p, "uuid", "") or ""), {k: v for k, v in facts.items() if v})
 
 
-class CudaProfiler:
+class CudaProfiler(Profiler):
     """Use as a context manager: it sets cuDNN/TF32 flags and opens NVML on entry, and restores
     the flags and closes NVML on exit."""
 
@@ -217,31 +217,28 @@ class CudaProfiler:
         """One block at the config's batch, with the per-call overhead subtracted."""
         return self._measure(op.key, lambda b: self._op_bench(op, b), self.call_overhead_ms)
 
-    def measure_op(self, op: OpSpec) -> Stats:
-        return self.measure_op_full(op).stats
-
     def measure_model_full(self, module, input_shape) -> Measurement:
         """A whole network end to end (overhead included). ``input_shape``'s batch is replaced
         by the config's batch; ``module`` itself is left as it was (a copy goes to the GPU)."""
         return self._measure("the model", lambda b: self._model_bench(module, input_shape, b),
                              network=True)
 
-    def measure_model(self, module, input_shape) -> Stats:
-        return self.measure_model_full(module, input_shape).stats
-
-    def measure_onnx_full(self, path: Path, input_shape) -> Measurement:
+    def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's float32 ONNX, hwnas.anymodel), end to end through
         the onnxruntime backend: its input shape, batch included, is the file's."""
         from hwnas.profilers.cuda.ort_bench import onnx_dtype
 
+        self.only_format(fmt, "onnx")
+        if input_shape is None:
+            raise ValueError("an ONNX file is measured at its input shape; pass input_shape")
+        if self.ort is None:
+            raise ProfileError(f"{self.cfg.name} runs eager torch (backend torch); measure ONNX "
+                               f"files with --backend ort-cuda or ort-trt")
         shape = tuple(input_shape)
         if shape[0] != self.cfg.batch:
             raise ProfileError(f"{self.cfg.name} measures batch {self.cfg.batch}, but the model's "
                                f"input is fixed at batch {shape[0]}; pass --batch {shape[0]} "
                                f"or a model with a free batch dimension and --input-shape")
-        if self.ort is None:
-            raise ProfileError(f"{self.cfg.name} runs eager torch (backend torch); measure ONNX "
-                               f"files with --backend ort-cuda or ort-trt")
         if onnx_dtype(self.cfg.precision, self.cfg.backend) != "float32":
             raise ProfileError(f"{self.cfg.name} runs {self.cfg.precision} graphs on "
                                f"{self.cfg.backend}; a float32 model file needs --precision fp32 "
@@ -256,6 +253,12 @@ class CudaProfiler:
         self._free_memory()
         raise ProfileError(f"{Path(path).name} does not fit in the GPU's "
                            f"{self.gpu.memory_gib:.0f} GiB at batch {shape[0]}")
+
+    def memory_bytes(self) -> int | None:
+        """The GPU's memory (in cpu debug mode: this machine's available memory)."""
+        if self.device != "cuda":
+            return super().memory_bytes()
+        return int(self.gpu.memory_gib * 2 ** 30)
 
     def _measure(self, what: str, make_bench, overhead_ms: float = 0.0,
                  network: bool = False) -> Measurement:
