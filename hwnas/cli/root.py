@@ -18,7 +18,7 @@ from hwnas.cli.adb import benchmark_bin_option, serial_option
 from hwnas.cli.anymodel import ALLOW_MISSING, BREAKDOWN, INPUT_SHAPE, ONNX, TFLITE
 from hwnas.cli.boundary import HwnasGroup
 from hwnas.cli.types import (POSITIVE, SEED, TEST_FRACTION,
-                             OutputPath, check_output)
+                             OutputPath, check_output, to_stdout)
 
 DEVICE = click.option("--device", "-d", required=True, help="Named device (see 'hwnas devices').")
 SPACE_HELP = ("Search space: a registered name, or module:Class for a space of your own "
@@ -275,9 +275,10 @@ def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape
 
         t0 = time.perf_counter()
         chosen, ms, n = api.predict_batch(device, archs_file, csv_out, space, predictor_kind)
+        err = to_stdout(csv_out)
         click.echo(f"{device}: predicted {n} architectures in {time.perf_counter() - t0:.2f} s "
-                   f"({float(min(ms)):.4g} to {float(max(ms)):.4g} ms) -> {csv_out}")
-        click.echo(f"predictor: {chosen.describe()}")
+                   f"({float(min(ms)):.4g} to {float(max(ms)):.4g} ms) -> {csv_out}", err=err)
+        click.echo(f"predictor: {chosen.describe()}", err=err)
         return
 
     if wants_any_model(onnx_file, tflite_file, model, input_shape, breakdown, allow_missing,
@@ -366,7 +367,7 @@ def export(space, arch_file, index, fmt, out) -> None:
     if not 0 <= index < len(found.archs):
         raise ArchError(f"--index {index} is outside 0..{len(found.archs) - 1}")
     path = api.export(found.space, found.archs[index], fmt, out)
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {path}", err=to_stdout(out))
 
 
 @cli.command()
@@ -458,6 +459,8 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
         doc["elasticvit_list"] = best.arch.to_elasticvit_list()
     if out:
         atomic_write_text(out, json.dumps(doc, indent=2))
+        if to_stdout(out):  # the JSON is the output; a report after it would break a pipe
+            return
     if as_json:
         return _echo_json(doc)
     _print_search(doc, target)
@@ -648,7 +651,7 @@ def records_export(device, csv_path) -> None:
 
     recs = Records.load(api.context(device).paths.records, device)
     atomic_write_text(csv_path, recs.to_frame().to_csv(index=False))
-    click.echo(f"wrote {len(recs)} records to {csv_path}")
+    click.echo(f"wrote {len(recs)} records to {csv_path}", err=to_stdout(csv_path))
 
 
 @records.command(name="import")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from hwnas.cli.types import POSITIVE_MS, SEED, Finite, FloatList, OutputPath
+from hwnas.cli.types import POSITIVE_MS, SEED, Finite, FloatList, OutputPath, to_stdout
 
 # hwnas.supernet.spec.PRESETS, repeated so that --help does not import the spaces (tested)
 PRESETS = ("full", "tiny", "vit", "vit-tiny")
@@ -78,11 +78,12 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
     pools = build_pools_for(spec, metric=metric, levels=levels, out=out, device=device,
                             bound=bound, per_level=per_level, seed=seed,
                             predictor=predictor_kind)
+    err = to_stdout(out)  # the pools JSON is on stdout: the report goes to stderr
     for lv, members in zip(pools.levels, pools.members):
         costs = [c for _, c in members]
         click.echo(f"level {lv:g} {pools.unit}: {len(members)} archs, "
-                   f"{min(costs):.3g}..{max(costs):.3g} {pools.unit}")
-    click.echo(f"wrote {out}")
+                   f"{min(costs):.3g}..{max(costs):.3g} {pools.unit}", err=err)
+    click.echo(f"wrote {out}", err=err)
 
 
 @click.command("train-supernet")

@@ -9,7 +9,7 @@ import json
 
 import click
 
-from hwnas.cli.types import OutputPath
+from hwnas.cli.types import OutputPath, to_stdout
 
 
 @click.group("table")
@@ -43,15 +43,16 @@ def show(device, space, resolutions, csv_path, show_all, as_json) -> None:
 
         atomic_write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))
         summary["csv"] = str(csv_path)
+    err = to_stdout(csv_path)  # the CSV is on stdout: the summary goes to stderr
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps(summary, indent=2), err=err)
         return
     for k, v in summary.items():
-        click.echo(f"{k + ':':<22}{v}")
+        click.echo(f"{k + ':':<22}{v}", err=err)
     if show_all:
         for r in rows:
             ms = "-" if r["ms"] is None else f"{r['ms']:.4f}"
-            click.echo(f"{r['key']:<60} {ms:>10} ms  {r['source']}")
+            click.echo(f"{r['key']:<60} {ms:>10} ms  {r['source']}", err=err)
 
 
 COMMANDS = [table_group]

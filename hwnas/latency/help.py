@@ -21,8 +21,6 @@ import io
 import json
 import math
 import numbers
-import os
-import stat
 from pathlib import Path
 
 from hwnas import __version__
@@ -39,30 +37,11 @@ INDEX_FILES = {"nb201": "str_arch2idx.pt", "fbnet": "metainfo.pt"}
 
 
 def read_capped(path: str | Path, cap: int = MAX_BYTES) -> bytes:
-    """A regular file's bytes, refused at once when it is not one (a FIFO would block, /dev/zero
-    would never end) or is larger than ``cap``."""
-    path = Path(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise TableError(f"no such file: {path}") from None
-    except OSError as e:
-        raise TableError(f"cannot read {path}: {(e.strerror or str(e)).lower()}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise TableError(f"{path} is a directory, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise TableError(f"{path} is not a regular file (a pipe or device?); refusing to read it")
-    if st.st_size > cap:
-        raise TableError(f"{path} is {st.st_size / 2**20:.1f} MB, over the {cap / 2**20:.0f} MB "
-                         f"cap for a latency file")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(cap + 1)  # the file may have grown since stat
-    except OSError as e:
-        raise TableError(f"cannot read {path}: {(e.strerror or str(e)).lower()}") from None
-    if len(data) > cap:
-        raise TableError(f"{path} is over the {cap / 2**20:.0f} MB cap for a latency file")
-    return data
+    """A regular file's bytes under ``cap`` (hwnas.latency.safeio.read_capped, which every
+    reader shares; kept here by name for its callers)."""
+    from hwnas.latency.safeio import read_capped as capped
+
+    return capped(path, cap, "latency file")
 
 
 def torch_load(path: str | Path):

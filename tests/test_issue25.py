@@ -1,0 +1,258 @@
+"""Issue 25 ("Every path and number a careless user gives"), items 1, 2 and 3.
+
+1. Outputs write to what the user named: a symlink's target is replaced (in its own folder), a
+   FIFO, /dev/null or /dev/stdout is written directly, ``-`` is standard output, and hwnas
+   never renames over anything but a regular file. As root and as a plain user.
+2. Inputs are regular files under a size cap: /dev/zero, a FIFO or a folder is one line at once.
+3. Every latency entering hwnas is within 1 ns .. 1 hour, or refused in one line naming the
+   entry; predictions never print as 0.000 ms, and no numpy warning reaches stderr.
+
+Everything runs the real CLI in-process (tests/cli_harness.py), as a user meets it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from cli_harness import (CHECKOUT, assert_one_line, assert_untouched, copy_tree, invoke,
+                         snapshot, synthetic_records, synthetic_table)
+from hwnas.latency.records import Records
+from hwnas.spaces.elasticvit.space import elasticvit_named
+
+T1 = elasticvit_named()["elastic_T1"]
+
+
+@pytest.fixture(scope="module")
+def home_template(tmp_path_factory):
+    h = tmp_path_factory.mktemp("issue25") / "home"
+    synthetic_table("pixel6", source_format="nn-meter").save(h / "devices/pixel6/table.pkl")
+    synthetic_records("local-cpu").save(h / "devices/local-cpu/records.json")
+    return h
+
+
+@pytest.fixture
+def home(tmp_path, home_template):
+    return copy_tree(home_template, tmp_path / "home")
+
+
+@pytest.fixture
+def arch(tmp_path):
+    p = tmp_path / "arch.json"
+    p.write_text(json.dumps(dict(T1.to_dict(), resolution=160)))
+    return p
+
+
+def export_csv(home, out, **kw):
+    return invoke(["records", "export", "--device", "local-cpu", "--csv", out], home, **kw)
+
+
+def expected_csv(home) -> str:
+    return Records.load(home / "devices/local-cpu/records.json").to_frame().to_csv(index=False)
+
+
+def one_line_and_untouched(args, home, pattern, root=None):
+    root = root or home.parent
+    before = snapshot(root)
+    line = assert_one_line(invoke(args, home), pattern)
+    assert_untouched(before, root)
+    return line
+
+
+# --- 1: outputs ----------------------------------------------------------------------------
+def test_a_symlink_is_followed_and_its_target_replaced(home, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = elsewhere / "real.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    r = export_csv(home, link)
+    assert r.exit_code == 0, r.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)  # the link stays a link
+    assert target.read_text() == expected_csv(home)
+    # the temp file lived beside the target (same file system) and is gone
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["real.csv"]
+
+
+def test_a_dangling_symlink_creates_its_target(home, tmp_path):
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "new" / "made.csv")
+    assert export_csv(home, link).exit_code == 0
+    assert link.is_symlink() and (tmp_path / "new/made.csv").read_text() == expected_csv(home)
+
+
+def test_a_fifo_is_written_not_replaced(home, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    r = export_csv(home, fifo)
+    reader.join(timeout=60)
+    assert r.exit_code == 0, r.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert got and got[0].decode() == expected_csv(home)
+
+
+def test_dev_null_is_written_not_replaced(home):
+    before = os.stat("/dev/null")
+    r = export_csv(home, "/dev/null")
+    assert r.exit_code == 0, r.stderr
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+
+
+def test_dev_full_names_the_file_and_stays_a_device(home):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    assert_one_line(export_csv(home, "/dev/full"), r"/dev/full: no space left on device")
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
+
+
+@pytest.mark.parametrize("name", ["-", "/dev/stdout"])
+def test_dash_and_dev_stdout_are_standard_output(home, name):
+    was = os.readlink("/dev/stdout") if os.path.islink("/dev/stdout") else None
+    r = export_csv(home, name)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == expected_csv(home)  # the CSV alone: the report went to stderr
+    assert "wrote" in r.stderr
+    if was is not None:
+        assert os.readlink("/dev/stdout") == was  # still the machine's link
+
+
+def test_dash_for_search_out_and_predict_csv(home, tmp_path):
+    archs = tmp_path / "archs.csv"
+    archs.write_text("arch\n" + json.dumps(json.dumps(T1.to_dict())).replace('\\"', '""') + "\n")
+    r = invoke(["predict", "--device", "pixel6", "--archs", archs, "--csv", "-"], home)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith("arch,predicted_ms,predictor\n") and "predicted 1" in r.stderr
+
+
+def test_a_socket_or_folder_is_never_renamed_over(home, tmp_path):
+    import socket
+
+    sock_path = tmp_path / "s.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock_path))
+    try:
+        one_line_and_untouched(["records", "export", "--device", "local-cpu", "--csv",
+                                sock_path], home, "is a socket")
+        assert stat.S_ISSOCK(os.lstat(sock_path).st_mode)
+    finally:
+        s.close()
+    folder_link = tmp_path / "dirlink"
+    folder_link.symlink_to(tmp_path)
+    one_line_and_untouched(["records", "export", "--device", "local-cpu", "--csv",
+                            folder_link], home, "is a (directory|folder)")
+
+
+def test_the_library_writer_follows_links_and_refuses_sockets(tmp_path):
+    """The one writer every table, records file, model and CSV goes through."""
+    import socket
+
+    from hwnas.errors import HwnasError
+    from hwnas.latency.safeio import atomic_write_bytes
+
+    target = tmp_path / "t.bin"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    link = tmp_path / "l.bin"
+    link.symlink_to("t.bin")  # a relative link
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    atomic_write_bytes("/dev/null", b"x" * 1000)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(tmp_path / "s"))
+    try:
+        with pytest.raises(HwnasError, match="is a socket"):
+            atomic_write_bytes(tmp_path / "s", b"x")
+    finally:
+        s.close()
+
+
+# As a plain user: /dev is not writable, so a device is only usable if it is written directly,
+# and a link's target folder (not the link's) is what must be writable. The interpreter here
+# may live where only root can read (a pyenv under /root), so the process starts as root, runs
+# the command once into /dev/null (loading every module it imports lazily), then becomes
+# nobody for good (uid and gid) and runs the command under test.
+PLAIN_USER_SCRIPT = r"""
+import contextlib, io, json, os, sys
+from hwnas.cli import cli, main
+args = json.loads(sys.argv[1])
+with contextlib.redirect_stdout(io.StringIO()):
+    cli.main(args=args[:-1] + ["/dev/null"], prog_name="hwnas", standalone_mode=False)
+os.setgroups([])
+os.setgid(int(os.environ["AS_GID"]))
+os.setuid(int(os.environ["AS_UID"]))
+main(args)
+"""
+
+
+def _as_nobody(args, home, cwd):
+    import pwd
+
+    who = pwd.getpwnam("nobody")
+    env = dict(os.environ, HWNAS_HOME=str(home), PYTHONPATH=str(CHECKOUT), HOME=str(cwd),
+               AS_UID=str(who.pw_uid), AS_GID=str(who.pw_gid))
+    return subprocess.run([sys.executable, "-c", PLAIN_USER_SCRIPT, json.dumps(args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_outputs_as_a_plain_user(home_template):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become a plain user (nobody); the root-run tests above "
+                    "cover the same writer as this user")
+    try:
+        import pwd
+
+        who = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' on this machine")
+    base = Path(tempfile.mkdtemp(prefix="hwnas-issue25-", dir="/tmp"))
+    try:
+        base.chmod(0o777)
+        home = copy_tree(home_template, base / "home")
+        for p in [home, *home.rglob("*")]:
+            os.chown(p, who.pw_uid, who.pw_gid, follow_symlinks=False)
+        work = base / "work"
+        work.mkdir()
+        os.chown(work, who.pw_uid, who.pw_gid)
+        target_dir = work / "real"
+        target_dir.mkdir()
+        os.chown(target_dir, who.pw_uid, who.pw_gid)
+        (work / "link.csv").symlink_to(target_dir / "r.csv")
+        fifo = work / "pipe"
+        os.mkfifo(fifo)
+        os.chown(fifo, who.pw_uid, who.pw_gid)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+        reader.start()
+        export = ["records", "export", "--device", "local-cpu", "--csv"]
+        for out in ("/dev/null", str(work / "link.csv"), str(fifo), "-"):
+            r = _as_nobody(export + [out], home, work)
+            assert r.returncode == 0, (out, r.stderr)
+            if out == "-":
+                assert r.stdout.startswith("device,") and "wrote" in r.stderr
+        reader.join(timeout=60)
+        assert got and got[0].startswith(b"device,")
+        assert (work / "link.csv").is_symlink() and (target_dir / "r.csv").is_file()
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+        # a link into a folder nobody may not write is refused before any work, naming it
+        (work / "root.csv").symlink_to("/root/r.csv")
+        r = _as_nobody(export + [str(work / "root.csv")], home, work)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "not writable" in r.stderr or "permission denied" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
