@@ -3,6 +3,10 @@
 The graph is built statically from the AST of every module under hwnas/. Only module-level
 imports count: an import inside a function runs when it is called, and is how heavy imports
 (torch, onnxruntime) stay lazy. Imports under ``if TYPE_CHECKING:`` never run and do not count.
+
+The layers are checked on every import, inside functions too: a lower layer calling back up
+into the API or the CLI at run time depends on it as much as a module-level import would, only
+out of the cycle finder's sight.
 """
 
 from __future__ import annotations
@@ -213,3 +217,130 @@ def test_the_cli_imports_only_its_own_modules_at_module_level():
         other = sorted(t for t in graph[mod] if t not in {"hwnas", "hwnas.errors"}
                        and t != "hwnas.cli" and not t.startswith("hwnas.cli."))
         assert not other, f"{mod} imports {other} when it is imported; import them in commands"
+
+
+# --- layers, imports inside functions included --------------------------------------------------
+# The API (hwnas.api, hwnas.anymodel) sits on everything else and the CLI on the API. A module
+# of a lower layer imports no upper one anywhere: not at module level, not inside a function
+# (however deeply nested), not under TYPE_CHECKING, not by a literal name given to importlib.
+UPPER_LAYERS = {"hwnas.api": 1, "hwnas.anymodel": 1, "hwnas.cli": 2}
+# Programs run by ``python -m``: they start the CLI wherever their folder is, and no module
+# imports them (checked below), so they sit above every layer.
+PROGRAMS = {"hwnas.supernet.__main__", "hwnas.cli.__main__"}
+
+
+def layer(mod: str) -> int:
+    for top, rank in UPPER_LAYERS.items():
+        if mod == top or mod.startswith(top + "."):
+            return rank
+    return 0
+
+
+def _literal_import(node: ast.AST) -> str | None:
+    """The module an ``importlib.import_module("x")`` / ``__import__("x")`` call names."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)):
+        return None
+    f = node.func
+    name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+    return node.args[0].value if name in ("import_module", "__import__") else None
+
+
+def every_import(source: str, mod: str, path: Path, known) -> list[tuple[int, str, str]]:
+    """(line, imported hwnas module, where) for every import in ``source``, wherever it is;
+    ``where`` names the enclosing functions and classes ("module level" at the top). Names are
+    resolved without ``known``'s help where it has no file (namespace packages such as
+    hwnas.search): a layer is a name's prefix."""
+    found = []
+
+    def visit(node: ast.AST, scope: tuple[str, ...]) -> None:
+        where = ".".join(scope) or "module level"
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's package up
+                pkg = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+                base = ".".join(pkg[:len(pkg) - (node.level - 1)] + ([base] if base else []))
+            # ``from pkg import sub`` imports the submodule; ``from mod import name``, mod
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                       for a in node.names]
+        elif (name := _literal_import(node)) is not None:
+            targets = [name]
+        found.extend((node.lineno, t, where) for t in dict.fromkeys(targets)
+                     if t != mod and (t == "hwnas" or t.startswith("hwnas.")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            scope = scope + (node.name,)
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope)
+
+    visit(ast.parse(source, str(path)), ())
+    return found
+
+
+def upward_imports(known: dict[str, Path], sources: dict[str, str] | None = None) -> list[str]:
+    """One line per import of an upper layer by a lower one: file, line, module, what, where."""
+    bad = []
+    for mod, path in sorted(known.items()):
+        if mod in PROGRAMS:
+            continue
+        source = sources[mod] if sources is not None else path.read_text()
+        for line, target, where in every_import(source, mod, path, known):
+            if layer(target) > layer(mod):
+                rel = path.relative_to(REPO) if path.is_absolute() else path
+                bad.append(f"{rel}:{line}: {mod} imports {target} ({where}); hand it a "
+                           f"callable or a value from the upper layer instead")
+    return bad
+
+
+def test_the_layer_check_sees_imports_in_nested_functions():
+    """The check can fail: a made-up supernet module calling up from nested scopes."""
+    known = {"hwnas": PKG / "__init__.py", "hwnas.supernet.x": PKG / "supernet" / "x.py",
+             "hwnas.api": PKG / "api" / "__init__.py",
+             "hwnas.api.device": PKG / "api" / "device.py",
+             "hwnas.cli": PKG / "cli" / "__init__.py"}
+    source = ("from hwnas import search\n"
+              "def outer():\n"
+              "    def inner():\n"
+              "        from hwnas import api\n"
+              "    import hwnas.api.device\n"
+              "class C:\n"
+              "    def m(self):\n"
+              "        from ..cli import main\n"
+              "def lazy():\n"
+              "    importlib.import_module('hwnas.api.device')\n")
+    bad = upward_imports(known, dict.fromkeys(known, "") | {"hwnas.supernet.x": source})
+    assert bad == [
+        "hwnas/supernet/x.py:4: hwnas.supernet.x imports hwnas.api (outer.inner); hand it a "
+        "callable or a value from the upper layer instead",
+        "hwnas/supernet/x.py:5: hwnas.supernet.x imports hwnas.api.device (outer); hand it a "
+        "callable or a value from the upper layer instead",
+        "hwnas/supernet/x.py:8: hwnas.supernet.x imports hwnas.cli (C.m); hand it a "
+        "callable or a value from the upper layer instead",
+        "hwnas/supernet/x.py:10: hwnas.supernet.x imports hwnas.api.device (lazy); hand it a "
+        "callable or a value from the upper layer instead"]
+
+
+def test_no_lower_layer_imports_the_api_or_the_cli_even_inside_functions():
+    """docs/ARCHITECTURE.md's table: supernet/, search/, predictors/, profilers/, latency/,
+    spaces/, devices/ and the core receive what they need from the API as arguments (callables,
+    values); they never call back up into hwnas.api, hwnas.anymodel or hwnas.cli, and the API
+    never into the CLI."""
+    known = all_modules()
+    for lower in ("hwnas.supernet", "hwnas.search", "hwnas.predictors", "hwnas.profilers",
+                  "hwnas.latency", "hwnas.spaces", "hwnas.devices"):  # all checked, all below
+        assert any(m.startswith(lower + ".") for m in known) and layer(lower) == 0, lower
+    bad = upward_imports(known)
+    assert not bad, "imports of an upper layer:\n" + "\n".join(bad)
+
+
+def test_nothing_imports_a_program():
+    """The ``python -m`` programs may start the CLI from any folder because nothing imports
+    them: importing one would run the CLI."""
+    known = all_modules()
+    bad = [f"{path.relative_to(REPO)}:{line}: {mod} imports {target} ({where})"
+           for mod, path in sorted(known.items())
+           for line, target, where in every_import(path.read_text(), mod, path, known)
+           if target in PROGRAMS]
+    assert not bad, "\n".join(bad)

@@ -72,7 +72,7 @@ def test_search_from_checkpoint_measures_on_the_local_cpu(tmp_path):
     chosen subnet with the onnxruntime profiler (latency prediction is the stand-in)."""
     from hwnas.supernet.sampling import SamplerConfig
     from hwnas.supernet.train import DataSpec, TrainConfig, train_supernet
-    from hwnas.supernet.workflows import search_from_checkpoint
+    from hwnas.api.supernet import search_from_checkpoint
 
     space = SPEC.build()
     cfg = TrainConfig(epochs=1, batch_size=8, steps_per_epoch=1)
@@ -88,6 +88,42 @@ def test_search_from_checkpoint_measures_on_the_local_cpu(tmp_path):
     assert np.isfinite(json.loads((tmp_path / "s" / "arch.json").read_text())["measured_ms"])
 
 
+def test_search_checkpoint_takes_its_device_as_callables(tmp_path):
+    """hwnas.supernet resolves no device: the latency comes from ``latency_for(space)`` (the
+    checkpoint's space), the pick is timed by what ``measurer`` yields, entered once around the
+    search and left after it."""
+    from contextlib import contextmanager
+
+    from hwnas.supernet.sampling import SamplerConfig
+    from hwnas.supernet.train import DataSpec, TrainConfig, train_supernet
+    from hwnas.supernet.workflows import search_checkpoint
+
+    ckpt = train_supernet(SPEC, DataSpec(), TrainConfig(epochs=1, batch_size=8, steps_per_epoch=1),
+                          SamplerConfig(method="sandwich", subnets_per_step=1),
+                          tmp_path / "run").checkpoint
+    seen, events = [], []
+
+    def latency_for(space):
+        seen.append(space.name)
+        return flops_standin_latency_fn(space)
+
+    @contextmanager
+    def measurer():
+        events.append("open")
+        yield lambda module, shape: 1.25
+        events.append("closed")
+
+    scfg = AccuracySearchConfig(EvolutionConfig(population=2, generations=0, parents=1),
+                                batch_size=32, calib_batches=1, max_eval_images=32)
+    res = search_checkpoint(ckpt, latency_for=latency_for, target_ms=0.5,
+                            out_dir=tmp_path / "s", cfg=scfg, measurer=measurer)
+    assert seen == [SPEC.build().name] and events == ["open", "closed"]
+    assert res.measured_ms == 1.25
+    res = search_checkpoint(ckpt, latency_for=latency_for, target_ms=0.5,
+                            out_dir=tmp_path / "t", cfg=scfg)  # no measurer: nothing timed
+    assert res.measured_ms is None
+
+
 def test_device_predictor_drives_pools_and_search(shared_data, tmp_path):
     """pixel4's real nn-Meter table, imported into HWNAS_HOME, is what --device pixel4 uses."""
     from click.testing import CliRunner
@@ -95,7 +131,7 @@ def test_device_predictor_drives_pools_and_search(shared_data, tmp_path):
     from hwnas import api
     from hwnas.cli.supernet import build_pools
     from hwnas.spaces.elasticvit.space import elasticvit_named
-    from hwnas.supernet.latency import load_latency_fn
+    from hwnas.api.supernet import load_latency_fn
     from hwnas.supernet.pools import Pools
 
     lut = shared_data / "nn-meter-vit-luts" / "pixel4_lut_ln_v3.json"
@@ -115,7 +151,7 @@ def test_device_predictor_drives_pools_and_search(shared_data, tmp_path):
 
 def test_device_without_table_is_a_clear_error():
     from hwnas.errors import HwnasError
-    from hwnas.supernet.latency import load_latency_fn
+    from hwnas.api.supernet import load_latency_fn
 
     with pytest.raises(HwnasError, match="hwnas import"):
         load_latency_fn("pixel6", SpaceSpec("full", (128,)).build())

@@ -150,7 +150,7 @@ def test_cli_trains_two_steps_then_search_picks_a_loadable_subnet(tmp_path):
     from hwnas.search.evolution import EvolutionConfig
     from hwnas.supernet.latency import flops_standin_latency_fn
     from hwnas.supernet.search import AccuracySearchConfig
-    from hwnas.supernet.workflows import search_from_checkpoint
+    from hwnas.api.supernet import search_from_checkpoint
 
     pools_path, run = tmp_path / "p.json", tmp_path / "run"
     r = CliRunner().invoke(build_pools, ["--metric", "flops", "--levels", "0.5,2",

@@ -4,8 +4,10 @@ supernet half of ``hwnas search`` (``search_route`` / ``search_many``).
 The main CLI registers them (``for c in COMMANDS: main.add_command(c)``). Every command only
 parses its options and calls the library; torch is imported inside the commands so that
 ``hwnas --help`` stays fast. ``hwnas search --supernet CKPT`` lives in the main CLI: one device
-and one target call ``hwnas.supernet.workflows.search_from_checkpoint``; lists of devices or
-targets, or ``--pareto``, call ``search_many`` here (``hwnas.supernet.multidevice``).
+and one target call ``hwnas.api.supernet.search_from_checkpoint``; lists of devices or
+targets, or ``--pareto``, call ``search_many`` here (``hwnas.api.supernet.search_devices``).
+Device names become latency functions and measurers in hwnas.api.supernet, never in
+hwnas.supernet, which sits below the API.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def _spec(preset, resolutions, max_depth, classes):
 def build_pools(device, levels, metric, bound, per_level, seed, classes, out, predictor_kind,
                 preset, resolutions, max_depth):
     """Sample offline pools of architectures per latency (or FLOPs) level."""
-    from hwnas.supernet.workflows import build_pools_for
+    from hwnas.api.supernet import build_pools_for
 
     spec = _spec(preset, resolutions, max_depth, classes)
     pools = build_pools_for(spec, metric=metric, levels=levels, out=out, device=device,
@@ -219,10 +221,11 @@ def search_many(ctx, device, target, seed, out, supernet, data, population, gene
     """``hwnas search --supernet CKPT --device a,b --target-latency 10,15 --out DIR``."""
     import json
 
+    from hwnas.api.supernet import search_devices
     from hwnas.errors import HwnasError
     from hwnas.search.evolution import EvolutionConfig
     from hwnas.search.nsga import NSGAConfig, require_pymoo
-    from hwnas.supernet.multidevice import parse_pairs, search_devices
+    from hwnas.supernet.multidevice import parse_pairs
     from hwnas.supernet.search import AccuracySearchConfig
 
     pairs = parse_pairs(device, target)

@@ -10,8 +10,14 @@ with latency-aware sampling, and search by the supernet's own accuracy under a l
     distributed.py  torchrun data parallelism (one gradient all-reduce per step)
     evaluate.py     checkpoints, BN-recalibrated evaluation
     search.py       accuracy objective for hwnas.search.evolution, result files
-    latency.py      latency callables (device LUT predictor, table sum, FLOPs stand-in)
-    workflows.py    build pools for a device, search a checkpoint (what the CLI calls)
+    latency.py      latency callables (table sum, FLOPs stand-in) and their factory types
+    workflows.py    search a checkpoint, given a latency function and a measurer
+    multidevice.py  one supernet searched for many devices through one accuracy cache
+
+What a device gives (its predictor, its profiler) arrives as callables: hwnas.api.supernet
+builds them from a device's name. This package never imports hwnas.api or hwnas.cli, not even
+inside a function (tested); only __main__.py, the ``python -m hwnas.supernet`` program that runs
+the CLI's supernet commands, does, and nothing imports it.
 
 A family's own elastic blocks and supernet class live in its package (for example
 hwnas/spaces/elasticvit/elastic.py and supernet.py; hwnas/spaces/vit/elastic.py, supernet.py

@@ -24,6 +24,10 @@ Into DIR it writes, validating every input before it touches the disk:
 
 Targets: ``10,15,20`` applies to every device; ``20,30/10,15/12`` gives each device its own
 (groups separated by ``/``, one per device, in order).
+
+Each device's latency (and energy, for ``--pareto``) comes from callables the caller hands
+down; ``hwnas.api.supernet.search_devices`` builds them from the devices' names (this package
+sits below the API and resolves no device itself).
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hwnas.errors import HwnasError, InfeasibleTargetError, MissingKeysError
+from hwnas.errors import HwnasError, InfeasibleTargetError
 from hwnas.latency.safeio import atomic_write_text
 from hwnas.search.nsga import NSGAConfig, ParetoPoint, ScoreCache, non_dominated
-from hwnas.supernet.latency import LatencyFn
+from hwnas.supernet.latency import EnergyFor, LatencyFor
 from hwnas.supernet.search import AccuracySearchConfig
 
 log = logging.getLogger(__name__)
@@ -230,50 +234,25 @@ def check_checkpoint(state: dict, path, space_name: str | None = None,
                          f"cannot search at {stray}")
 
 
-def energy_fn_for(device: str, space) -> LatencyFn | None:
-    """Energy per call (mJ) from the device's table, when it measured energy (GPUs)."""
-    from dataclasses import replace as _replace
-
-    from hwnas import api
-
-    ctx = _replace(api.context(device), space=space)
-    try:
-        table = api.load_table(ctx)
-    except HwnasError:
-        return None
-    if not table.energy:
-        return None
-
-    def fn(archs):
-        return np.array([float(table.lookup_energy(space.op_keys(a)).sum()) for a in archs])
-
-    try:
-        fn([space.smallest(r) for r in space.resolutions])
-    except MissingKeysError as e:
-        log.warning("%s: the table's energy does not cover this space (%s); Pareto search "
-                    "on accuracy and latency only", device, e)
-        return None
-    return fn
-
-
 def search_devices(checkpoint: str | Path, pairs: Sequence[Pair], out_dir: str | Path, *,
+                   latency_for: LatencyFor, energy_for: EnergyFor | None = None,
                    data: str | None = None,
                    cfg: AccuracySearchConfig = AccuracySearchConfig(),
-                   pareto: NSGAConfig | None = None,
-                   latency_fns: dict[str, LatencyFn] | None = None,
-                   energy: bool = True, space_name: str | None = None,
+                   pareto: NSGAConfig | None = None, space_name: str | None = None,
                    resolutions: Sequence[int] = (), run_on: str | None = None) -> MultiSearchResult:
     """Search ``checkpoint`` for every (device, target) pair, sharing one accuracy cache.
 
-    ``latency_fns`` replaces the devices' own predictors (tests, benchmarks). ``pareto``: one
-    NSGA-II run per device instead of one evolution per target.
+    ``latency_for(device, space)`` gives each device's latency callable for the checkpoint's
+    space (``hwnas.api.supernet.search_devices`` passes the devices' own predictors, or the
+    caller's stand-ins); it is asked once per device, before anything is written.
+    ``pareto``: one NSGA-II run per device instead of one evolution per target, on energy too
+    where ``energy_for(device, space)`` gives an energy callable.
     """
     import torch
     from filelock import FileLock, Timeout
 
     from hwnas.search.evolution import evolve, feasible_range
     from hwnas.supernet.evaluate import evaluate_subnet, load_checkpoint, load_supernet
-    from hwnas.supernet.latency import load_latency_fn
     from hwnas.supernet.train import DataSpec
 
     if not pairs:
@@ -293,7 +272,7 @@ def search_devices(checkpoint: str | Path, pairs: Sequence[Pair], out_dir: str |
     devices = list(dict.fromkeys(p.device for p in pairs))
     fns = {}
     for d in devices:
-        fns[d] = (latency_fns or {}).get(d) or load_latency_fn(d, space)
+        fns[d] = latency_for(d, space)
         lo, hi = feasible_range(space, fns[d])  # a table that misses the space's ops fails here
         for p in pairs:
             if p.device == d and p.target_ms < lo:
@@ -337,7 +316,7 @@ def search_devices(checkpoint: str | Path, pairs: Sequence[Pair], out_dir: str |
             if pareto is not None:
                 from hwnas.search.nsga import nsga2
 
-                efn = energy_fn_for(d, space) if energy and latency_fns is None else None
+                efn = energy_for(d, space) if energy_for is not None else None
                 fronts[d] = nsga2(space, fns[d], cache, pareto,
                                   max_latency_ms=max(p.target_ms for p in mine), energy_fn=efn,
                                   cache=cache)
@@ -439,4 +418,4 @@ def _plot(res: MultiSearchResult, cache: AccuracyCache, fns, space, out: Path) -
 
 
 __all__ = ["AccuracyCache", "MultiSearchResult", "Pair", "PairResult", "check_checkpoint",
-           "energy_fn_for", "parse_pairs", "search_devices"]
+           "parse_pairs", "search_devices"]
