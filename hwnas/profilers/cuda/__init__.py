@@ -75,6 +75,7 @@ def probe_gpu(device: str) -> GpuInfo:
                     f"nvidia-smi and CUDA_VISIBLE_DEVICES")
         raise DeviceError(f"{device}: no CUDA GPU visible (torch.cuda.is_available() is False; "
                           f"{why}); run it on a machine with an NVIDIA GPU")
+    # torch's device properties (not a profiler): older torch builds lack L2_cache_size and uuid
     p = torch.cuda.get_device_properties(torch.cuda.current_device())
     try:
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
