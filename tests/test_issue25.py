@@ -256,3 +256,101 @@ def test_outputs_as_a_plain_user(home_template):
         assert "not writable" in r.stderr or "permission denied" in r.stderr, r.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- 3: physical bounds on every latency ----------------------------------------------------
+def _nn_meter_json(path, value=None, one=None):
+    """An nn-Meter-format LUT of every elasticvit op key at 160 px (``one``: (index, value))."""
+    from hwnas.spaces import get_space
+
+    keys = [op.key for op in get_space("elasticvit").enumerate_ops(160)]
+    body = {k: value if value is not None else 0.01 + i * 1e-4 for i, k in enumerate(keys)}
+    if one is not None:
+        body[keys[one[0]]] = one[1]
+    path.write_text(json.dumps(body))
+    return path, keys
+
+
+@pytest.mark.parametrize("value", [1e307, 5e-324, 1e-7, 3.7e6])
+def test_nn_meter_import_refuses_unphysical_latencies_naming_the_entry(home, tmp_path, value):
+    lut, keys = _nn_meter_json(tmp_path / "lut.json", one=(3, value))
+    line = one_line_and_untouched(["import", "nn-meter", lut, "--device", "android"], home,
+                                  r"outside the physical range 1 ns to 1 hour")
+    assert repr(keys[3]) in line and repr(value) in line
+
+
+def test_latencies_at_the_bounds_import_and_print_in_microseconds(home, tmp_path, arch):
+    lut, _ = _nn_meter_json(tmp_path / "lut.json", value=1e-6)
+    r = invoke(["import", "nn-meter", lut, "--device", "android"], home)
+    assert r.exit_code == 0, r.stderr
+    r = invoke(["predict", "--device", "android", "--arch", arch], home)
+    assert r.exit_code == 0, r.stderr
+    assert "0.000 ms" not in r.stdout and "µs on android" in r.stdout, r.stdout
+    assert r.stderr == ""  # no numpy warning, nothing else
+
+
+def _tf_nas(path, mid_value, base=1.5):
+    block = "MBInvertedResBlock_112_16_0_24_k3_s2_relu"
+    path.write_bytes(pickle.dumps({"base": base, block: {1: mid_value, 8: 0.2, 16: 0.3}}))
+    return path
+
+
+def test_tf_nas_keeps_its_flagged_negatives_but_refuses_absurd_values(home, tmp_path):
+    r = invoke(["import", "tf-nas", _tf_nas(tmp_path / "ok.pkl", -0.1), "--device", "titan-rtx"],
+               home)
+    assert r.exit_code == 0 and "1 flagged" in r.stdout, (r.stdout, r.stderr)
+    for name, mid, base in (("huge", 1e9, 1.5), ("tiny", 1e-300, 1.5), ("deep", -1e9, 1.5),
+                            ("base", 0.2, 1e308)):
+        p = _tf_nas(tmp_path / f"{name}.pkl", mid, base)
+        one_line_and_untouched(["import", "tf-nas", p, "--device", "titan-rtx", "--force"], home,
+                               r"entry '(base|MBInverted\w+_mid1)' has a latency of .*(outside "
+                               r"the physical range|hour below zero)")
+
+
+def test_a_stored_table_outside_the_bounds_is_refused(home, arch):
+    from hwnas.latency.table import LatencyTable
+
+    path = home / "devices/pixel6/table.pkl"
+    t = LatencyTable.load(path)
+    key = sorted(t.entries)[5]
+    t.put(key, t.entries[key].__class__.single(1e307))
+    t.save(path)
+    line = one_line_and_untouched(["predict", "--device", "pixel6", "--arch", arch], home,
+                                  "outside the physical range")
+    assert repr(key) in line
+
+
+@pytest.mark.parametrize("value", [1e307, 1e-9])
+def test_a_records_file_outside_the_bounds_is_refused(home, tmp_path, value):
+    path = home / "devices/local-cpu/records.json"
+    obj = json.loads(path.read_text())
+    obj["records"][2]["passes"][1] = [value, value, 0.0, value, value, 5]
+    path.write_text(json.dumps(obj))
+    for args in (["records", "export", "--device", "local-cpu", "--csv", tmp_path / "o.csv"],
+                 ["fit", "--device", "local-cpu", "--kind", "lut"]):
+        one_line_and_untouched(args, home, r"record 2 pass 1 has a latency of .* outside the "
+                                           r"physical range")
+
+
+def test_csv_records_and_help_values_outside_the_bounds_are_refused(home, tmp_path):
+    from hwnas.errors import TableError
+    from hwnas.latency import help as h
+
+    csv = tmp_path / "m.csv"
+    cell = json.dumps(json.dumps(T1.to_dict())).replace('\\"', '""')
+    csv.write_text(f"arch,latency_ms\n{cell},5.0\n{cell},4e6\n")
+    one_line_and_untouched(["records", "import", csv, "--device", "my-phone", "--space",
+                            "elasticvit"], home, r"row 3: latency_ms has a latency of 4000000.0")
+    with pytest.raises(TableError, match=r"entry 1 \(b\) has a latency of 1e-09 ms, outside"):
+        h._latencies([1.0, 1e-9], Path("x.pt"), ["a", "b"])
+
+
+def test_the_latency_formatter_never_prints_zero():
+    from hwnas.cli.fmt import fmt_ms
+
+    assert fmt_ms(12.3456) == "12.346 ms"
+    assert fmt_ms(0.01234567) == "0.01235 ms"
+    assert fmt_ms(1e-6) == "0.001 µs"
+    assert fmt_ms(3.6e6) == "3600000.000 ms"
+    assert fmt_ms(5e-324) != "0.000 ms" and "0 " not in fmt_ms(4e-4)
+

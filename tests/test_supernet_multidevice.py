@@ -293,11 +293,6 @@ def test_real_phone_tables(shared_data, hwnas_home, tmp_path):
         assert np.isfinite(r.latency_ms) and r.latency_ms > 0
 
 
-@pytest.mark.xfail(strict=True, raises=ImportError,
-                   reason="hwnas/cli/root.py's _search_supernet still imports "
-                          "search_from_checkpoint from hwnas.supernet.workflows; it moved to "
-                          "hwnas.api.supernet (hwnas.supernet no longer resolves device names). "
-                          "Drop this mark with that one-line fix")
 def test_cli_one_device_one_target(checkpoint, hwnas_home, tmp_path, capsys):
     """``hwnas search --supernet CKPT --device D --target-latency T --out DIR``: one pair, the
     arch file and the subnet's weights in DIR, the device's own predictor (its table)."""

@@ -11,6 +11,8 @@ import json
 
 import click
 
+from hwnas.cli.fmt import fmt_ms
+
 BREAKDOWN = click.option(
     "--breakdown", type=click.Choice(["table", "csv"]), is_flag=False, flag_value="table",
     default=None, help="Show the per-kernel breakdown: a table (the default) or CSV.")
@@ -49,7 +51,7 @@ def measure_any(device, onnx_file, tflite_file, model, input_shape, passes, warm
                       input_shape=parse_input_shape(input_shape), passes=passes,
                       serials=serials, warmup=warmup, runs=runs, benchmark_bin=benchmark_bin)
     how = "drift-free at the device's reference speed" if got.drift_free else "as timed"
-    click.echo(f"{got.latency_ms:.3f} ms on {device}: {got.model.name} "
+    click.echo(f"{fmt_ms(got.latency_ms)} on {device}: {got.model.name} "
                f"(input {'x'.join(map(str, got.model.input_shape))}; median of "
                f"{len(got.passes)} pass(es), {how})")
     click.echo(f"recorded under sha256 {got.model.sha256[:16]} in {got.records_path}")
@@ -80,11 +82,11 @@ def predict_any(device, onnx_file, tflite_file, model, input_shape, breakdown, a
     if breakdown == "table":
         _table(p)
     flops = sum(r.flops for r in p.rows)
-    click.echo(f"{p.latency_ms:.3f} ms on {device}: {out.model.name} "
+    click.echo(f"{fmt_ms(p.latency_ms)} on {device}: {out.model.name} "
                f"(input {'x'.join(map(str, out.model.input_shape))}; {p.total_kernels} kernels, "
                f"{flops / 1e9:.2f} GFLOPs)")
     click.echo(f"predictor: any-model kernels ({out.runtime}): sum of kernels "
-               f"{p.kernels_ms:.3f} ms + per-network overhead {p.overhead_ms:+.3f} ms; "
+               f"{fmt_ms(p.kernels_ms)} + per-network overhead {p.overhead_ms:+.3f} ms; "
                f"{p.coverage_line()}")
     if not p.complete:
         click.echo(f"warning: the prediction leaves out the kernels of kinds never measured "

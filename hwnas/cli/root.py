@@ -471,7 +471,7 @@ def _search_supernet(device, target, seed, out, no_remeasure, supernet, data, po
                      predictor_kind, as_json) -> None:
     from hwnas.search.evolution import EvolutionConfig
     from hwnas.supernet.search import AccuracySearchConfig
-    from hwnas.supernet.workflows import search_from_checkpoint
+    from hwnas.api.supernet import search_from_checkpoint
 
     cfg = AccuracySearchConfig(
         EvolutionConfig(population=population, generations=generations,

@@ -26,7 +26,7 @@ from pathlib import Path
 from hwnas import __version__
 from hwnas.errors import HwnasError, TableError
 from hwnas.latency.records import Records
-from hwnas.latency.stats import Stats
+from hwnas.latency.stats import Stats, check_ms
 
 MAX_BYTES = 64 * 1024 * 1024  # HELP's largest file is 1.5 MB; a bigger one is not theirs
 HELP_PROJECT = "HayeonLee/HELP"
@@ -146,7 +146,7 @@ def _latencies(obj, where: Path, natives: list) -> list[float]:
         if not math.isfinite(f) or f <= 0:
             raise TableError(f"{where}: {name} has a latency of {f!r} ms; a latency must be a "
                              f"finite positive number")
-        out.append(f)
+        out.append(check_ms(f, f"{where}: {name}"))
     return out
 
 
@@ -260,7 +260,8 @@ def records_from_csv(path: str | Path, space, device: str) -> Records:
             arch = sp.arch_from_obj(_arch_cell(row[col["arch"]]))
         except HwnasError as e:
             raise TableError(f"{where}: not an {sp.name} architecture: {e}") from None
-        ms = _csv_number(row[col["latency_ms"]], "latency_ms", where, positive=True)
+        ms = check_ms(_csv_number(row[col["latency_ms"]], "latency_ms", where, positive=True),
+                      f"{where}: latency_ms")
         std = (_csv_number(row[col["std_ms"]], "std_ms", where, positive=False)
                if "std_ms" in col and row[col["std_ms"]].strip() else math.nan)
         runs = 0

@@ -9,7 +9,8 @@ An import must fit its device: every key must be an op key of the format's space
 anything else is refused, naming a key), and the device must be one the format measured (a
 device whose config names the source project, or any phone for nn-Meter's TFLite tables), so
 TF-NAS's GPU table cannot become pixel6's and nn-Meter's phone table cannot become local-cpu's.
-Latencies must be finite and positive, except TF-NAS's own flagged negatives.
+Latencies must be finite and within 1 ns .. 1 hour (stats.MIN_MS, MAX_MS), except TF-NAS's own
+flagged negatives (whose size is bounded too).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from hwnas import __version__
 from hwnas.device_configs import DeviceConfig, device_names, load_device
 from hwnas.devices import kind_of
 from hwnas.errors import HwnasError, TableError
-from hwnas.latency.safeio import read_bytes, safe_load
-from hwnas.latency.stats import Stats
+from hwnas.latency.safeio import MAX_IMPORT_BYTES, read_capped, safe_load
+from hwnas.latency.stats import MAX_MS, Stats, check_ms
 from hwnas.latency.table import LatencyTable
 
 TFNAS_ALLOWED = frozenset({("collections", "OrderedDict")})
@@ -110,6 +111,18 @@ def _positive(key: str, value, source: str) -> float:
     if v <= 0:
         raise TableError(f"{source}: entry {key!r} has a latency of {v!r} ms; a latency must "
                          f"be positive")
+    return check_ms(v, f"{source}: entry {key!r}")
+
+
+def _tfnas_ms(key: str, value, source: str) -> float:
+    """A TF-NAS width's ms: positive ones within the physical bounds; TF-NAS's own
+    interpolated values at or below 0 are kept (and flagged by the caller), if not absurd."""
+    v = _number(key, value, source)
+    if v > 0:
+        return check_ms(v, f"{source}: entry {key!r}")
+    if -v > MAX_MS:  # interpolation between real widths cannot go an hour below zero
+        raise TableError(f"{source}: entry {key!r} has a latency of {v!r} ms, more than an "
+                         f"hour below zero; not an interpolated TF-NAS value")
     return v
 
 
@@ -117,7 +130,7 @@ def import_nn_meter(path: str | Path, cfg: DeviceConfig) -> LatencyTable:
     path = Path(path)
     _check_name_matches(path, cfg.name)
     check_device_fits("nn-meter", path, cfg)
-    data = read_bytes(path)
+    data = read_capped(path, MAX_IMPORT_BYTES, "nn-Meter table")
     try:
         raw = json.loads(data.decode())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
@@ -139,7 +152,7 @@ def tfnas_key(block: str, mid: int) -> str:
 def import_tf_nas(path: str | Path, cfg: DeviceConfig) -> LatencyTable:
     path = Path(path)
     check_device_fits("tf-nas", path, cfg)
-    raw = safe_load(path, allowed=TFNAS_ALLOWED)
+    raw = safe_load(path, allowed=TFNAS_ALLOWED, cap=MAX_IMPORT_BYTES, what="TF-NAS table")
     if not isinstance(raw, (dict, OrderedDict)) or "base" not in raw:
         raise TableError(f"{path}: a TF-NAS LUT is a dict with 'base' and MBInvertedResBlock keys")
     meta = _base_meta(cfg, "tf-nas", path)
@@ -159,7 +172,7 @@ def import_tf_nas(path: str | Path, cfg: DeviceConfig) -> LatencyTable:
                 raise TableError(f"{path}: entry {block!r} has a mid width {mid!r:.40}; widths "
                                  f"are positive integers")
             key = tfnas_key(block, mid)
-            entries[key] = Stats.single(_number(key, ms, str(path)), cfg.runs)
+            entries[key] = Stats.single(_tfnas_ms(key, ms, str(path)), cfg.runs)
             if entries[key].median_ms <= 0:  # TF-NAS's own: kept as given, and flagged
                 flags[key] = "negative: TF-NAS interpolated between widths measured every 8"
     check_keys(list(entries), "tf-nas", str(path))

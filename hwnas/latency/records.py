@@ -17,14 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hwnas.errors import TableError
-from hwnas.latency.safeio import atomic_write_text, backup
-from hwnas.latency.stats import RatioStats, Stats
+from hwnas.latency.safeio import MAX_RECORDS_BYTES, atomic_write_text, backup, read_capped
+from hwnas.latency.stats import RatioStats, Stats, check_ms
 from hwnas.locks import folder_lock
 
 log = logging.getLogger(__name__)
@@ -219,15 +220,12 @@ class Records:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "Records":
         path = Path(path)
+        if not os.path.lexists(path):
+            raise TableError(f"no records file: {path} (make one with 'hwnas measure')")
+        data = read_capped(path, MAX_RECORDS_BYTES, "records file")  # not a FIFO, not endless
         try:
-            obj = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise TableError(f"no records file: {path} (make one with 'hwnas measure')") from None
-        except IsADirectoryError:
-            raise TableError(f"{path} is a directory, not a records file") from None
-        except OSError as e:
-            raise TableError(f"cannot read {path}: {(e.strerror or str(e)).lower()}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            obj = json.loads(data.decode())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise TableError(f"{path} is corrupt or truncated: {e}") from None
         if not isinstance(obj, dict) or obj.get("format") != RECORDS_TAG:
             raise TableError(f"{path} is not an hwnas records file")
@@ -247,7 +245,9 @@ class Records:
                 if not math.isfinite(p.timed.median_ms) or p.timed.median_ms <= 0:
                     raise TableError(f"{path} has a NaN, zero or negative latency "
                                      f"({p.timed.median_ms}); refusing to use it")
-        return cls(obj["device"], meta, recs)
+        out = cls(obj["device"], meta, recs)
+        _check_bounds(out, path)
+        return out
 
     @classmethod
     def load_or_new(cls, path: str | Path, device: str) -> "Records":
@@ -266,6 +266,18 @@ class Records:
                         if p.ratio is not None})
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _check_bounds(recs: "Records", path: Path) -> None:
+    """Every pass within the physical bounds (stats.MIN_MS, MAX_MS), as timed, at the file's
+    drift-free scale, and its reference; the first outside them is named."""
+    for i, r in enumerate(recs.records):
+        for j, p in enumerate(r.passes):
+            where = f"{path}: record {i} pass {j}"
+            check_ms(p.timed.median_ms, where)
+            if p.ratio is not None:
+                check_ms(p.reference_ms, f"{where} (its reference network)")
+                check_ms(p.ms(r.scale_ms), f"{where} (drift-free)")
 
 
 def _canon(pass_obj) -> str:

@@ -7,6 +7,28 @@ from dataclasses import astuple, dataclass
 
 import numpy as np
 
+# The physical bounds of any latency hwnas accepts, in ms: 1 ns (a few cycles) to 1 hour. Outside
+# them a number is a unit mix-up or garbage (5e-324 prints as 0.000 ms; 1e307 overflows a sum),
+# so every entry point (imports, tables, records, CSV and HELP records) refuses it, naming it.
+MIN_MS = 1e-6
+MAX_MS = 3.6e6
+BOUNDS = "1 ns to 1 hour (1e-06 to 3.6e+06 ms)"
+
+
+def in_bounds(ms: float) -> bool:
+    return MIN_MS <= ms <= MAX_MS  # False for NaN too
+
+
+def check_ms(ms: float, where: str) -> float:
+    """``ms`` when it is a physical latency; else a TableError naming ``where`` (the file and
+    the entry, e.g. "lut.json: entry 'conv_...'")."""
+    from hwnas.errors import TableError
+
+    if not in_bounds(ms):
+        raise TableError(f"{where} has a latency of {ms!r} ms, outside the physical range "
+                         f"{BOUNDS}")
+    return ms
+
 
 @dataclass(frozen=True)
 class Stats:

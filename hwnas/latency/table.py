@@ -16,8 +16,8 @@ import numpy as np
 
 from hwnas.errors import MissingKeysError, TableError
 from hwnas.latency.energy import Energy
-from hwnas.latency.safeio import backup, dump_pickle, safe_load
-from hwnas.latency.stats import RatioStats, Stats
+from hwnas.latency.safeio import MAX_TABLE_BYTES, backup, dump_pickle, safe_load
+from hwnas.latency.stats import MAX_MS, RatioStats, Stats, check_ms
 from hwnas.locks import folder_lock
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,7 @@ class LatencyTable:
             raise TableError(f"{source} has a zero or negative latency "
                              f"({entries[bad[0]].median_ms} ms) for {len(bad)} key(s) not "
                              f"flagged by their source, e.g. {bad[0]}; refusing to use it")
+        _check_bounds(entries, flags, ref, source)
         stray = sorted(set(energy) - set(entries))
         if stray:
             raise TableError(f"{source} has energy without latency for {len(stray)} key(s), "
@@ -261,12 +262,27 @@ class LatencyTable:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "LatencyTable":
         """Read a table; with ``device``, refuse one whose meta names another device."""
-        table = cls.from_obj(safe_load(path), str(path))
+        table = cls.from_obj(safe_load(path, cap=MAX_TABLE_BYTES, what="latency table"),
+                             str(path))
         owner = table.meta.get("device")
         if device is not None and owner is not None and owner != device:
             raise TableError(f"{path} holds the latency table of {owner}, not of {device}; "
                              f"move it back, or re-import or re-profile {device}")
         return table
+
+
+def _check_bounds(entries: dict, flags: dict, ref, source: str) -> None:
+    """Every latency within the physical bounds (stats.MIN_MS, MAX_MS), naming the first
+    outside them; a source's own flagged value at or below 0 only not absurdly far below."""
+    for k, s in entries.items():
+        ms = s.median_ms
+        if ms > 0 or k not in flags:
+            check_ms(ms, f"{source}: entry {k!r}")
+        elif -ms > MAX_MS:
+            raise TableError(f"{source}: entry {k!r} has a latency of {ms!r} ms, more than an "
+                             f"hour below zero; refusing to use it")
+    if ref is not None:
+        check_ms(float(ref["ms"]), f"{source}: the reference network")
 
 
 def _check_meta(meta: dict, source: str) -> None:
