@@ -91,17 +91,29 @@ def _candidates(first: str, named_by_file: str | None) -> list[str]:
     return list(dict.fromkeys(order))
 
 
+def read_arch_text(path: str | Path) -> str:
+    """An arch file's text: a regular file under the cap, or ``-`` (standard input). A FIFO,
+    a device (/dev/zero) or a folder is one ArchError line at once, never a hang."""
+    from hwnas.errors import TableError
+    from hwnas.latency.safeio import MAX_ARCH_BYTES, read_capped
+
+    try:
+        data = read_capped(path, MAX_ARCH_BYTES, "architecture file", stdin=True)
+    except TableError as e:
+        raise ArchError(f"cannot read architecture file: {e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ArchError(f"cannot read architecture file {path}: not UTF-8 text ({e.reason} "
+                        f"at byte {e.start})") from None
+
+
 def load_arch_file(path: str | Path, space: str | None = None) -> ArchFile:
     """Read, parse and validate every architecture in ``path`` (ArchError when it cannot)."""
     from hwnas.spaces import get_space
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        reason = "it is a directory" if path.is_dir() else (getattr(e, "strerror", None)
-                                                               or type(e).__name__)
-        raise ArchError(f"cannot read architecture file {path}: {reason}") from None
+    text = read_arch_text(path)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError:

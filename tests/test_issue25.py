@@ -354,3 +354,81 @@ def test_the_latency_formatter_never_prints_zero():
     assert fmt_ms(3.6e6) == "3600000.000 ms"
     assert fmt_ms(5e-324) != "0.000 ms" and "0 " not in fmt_ms(4e-4)
 
+
+# --- 2: inputs are regular files of bounded size --------------------------------------------
+def _inputs(kind_path, tmp_path, arch):
+    """Each command that reads a user's file, with the file replaced by ``kind_path``."""
+    return [(["predict", "--device", "pixel6", "--arch", kind_path], "architecture file"),
+            (["export", "--arch", kind_path, "--out", tmp_path / "m.onnx"], "architecture file"),
+            (["import", "nn-meter", kind_path, "--device", "android"], "nn-Meter table"),
+            (["import", "tf-nas", kind_path, "--device", "titan-rtx", "--force"],
+             "TF-NAS table"),
+            (["fit", "--device", "local-cpu", "--kind", "lut", "--records", kind_path],
+             "records file")]
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
+def test_special_inputs_are_one_line_at_once(home, tmp_path, arch, special):
+    import time
+
+    path = {"/dev/zero": Path("/dev/zero"), "fifo": tmp_path / "fifo",
+            "folder": tmp_path / "folder"}[special]
+    if special == "fifo":
+        os.mkfifo(path)
+    elif special == "folder":
+        path.mkdir()
+    done = threading.Event()
+
+    def unblock():  # were a command to open the FIFO and wait, end its wait (EOF) and fail
+        if special == "fifo" and not done.wait(20):
+            with open(path, "wb"):
+                pass
+
+    threading.Thread(target=unblock, daemon=True).start()
+    try:
+        for args, what in _inputs(path, tmp_path, arch):
+            t0 = time.monotonic()
+            pattern = ("is a directory" if special == "folder" else
+                       rf"is (a character device|a FIFO).*{what}s are regular files up to \d+ MB")
+            one_line_and_untouched(args, home, pattern, root=tmp_path)
+            assert time.monotonic() - t0 < 10, args
+    finally:
+        done.set()
+
+
+def test_each_input_kind_states_its_cap(home, tmp_path, arch, monkeypatch):
+    from hwnas.latency import importers, records, safeio
+
+    for module in (safeio, importers, records):  # where each reader took its cap from
+        for name in ("MAX_ARCH_BYTES", "MAX_IMPORT_BYTES", "MAX_RECORDS_BYTES"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, 100)
+    big = tmp_path / "big.json"
+    big.write_text(" " * 200 + "{}")
+    for args, what in _inputs(big, tmp_path, arch):
+        one_line_and_untouched(args, home, rf"over the 100 bytes cap for an? {what}",
+                               root=tmp_path)
+
+
+def test_an_arch_file_may_be_standard_input(home, arch):
+    from click.testing import CliRunner
+
+    from hwnas.cli import cli
+
+    r = CliRunner().invoke(cli, ["predict", "--device", "pixel6", "--arch", "-"],
+                           input=arch.read_text(), env={"HWNAS_HOME": str(home)})
+    assert r.exit_code == 0, r.stderr
+    assert " ms on pixel6" in r.stdout
+
+
+def test_a_model_file_that_never_ends_is_one_line(tmp_path):
+    from hwnas.anymodel import model as mfile
+    from hwnas.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"/dev/zero is a character device.*model files are "
+                                         r"regular files up to \d+ MB"):
+        mfile.load_model("/dev/zero", "onnx")
+    fifo = tmp_path / "m.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelError, match="FIFO"):
+        mfile.load_model(fifo, "onnx")

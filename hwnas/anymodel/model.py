@@ -76,14 +76,20 @@ def sniff_format(path: Path, data: bytes) -> str:
     return "onnx"
 
 
+MAX_MODEL_BYTES = 2 * 2**30  # protobuf's own limit on one ONNX file; far above any TFLite one
+
+
 def read_bytes(path: str | Path) -> bytes:
+    """A model file's bytes: a regular file under the cap (a FIFO or /dev/zero is one line at
+    once, never a hang or an out-of-memory)."""
+    from hwnas.errors import TableError
+    from hwnas.latency.safeio import read_capped
+
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise ModelError(f"{path} is a directory, not a model file") from None
-    except OSError as e:
-        raise ModelError(f"cannot read {path}: {e.strerror or type(e).__name__}") from None
+        data = read_capped(path, MAX_MODEL_BYTES, "model file")
+    except TableError as e:
+        raise ModelError(f"cannot read model file: {e}") from None
     if not data:
         raise ModelError(f"{path} is empty")
     return data
