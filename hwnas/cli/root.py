@@ -17,6 +17,7 @@ from hwnas import __version__
 from hwnas.cli.adb import benchmark_bin_option, serial_option
 from hwnas.cli.anymodel import ALLOW_MISSING, BREAKDOWN, INPUT_SHAPE, ONNX, TFLITE
 from hwnas.cli.boundary import HwnasGroup
+from hwnas.cli.fmt import fmt_ms
 from hwnas.cli.types import (POSITIVE, SEED, TEST_FRACTION,
                              OutputPath, check_output, to_stdout)
 
@@ -192,9 +193,9 @@ def measure(device, space, resolutions, arch_file, sample, passes, seed, warmup,
     recs = api.measure(ctx, archs, sample=sample, passes=passes, seed=seed)
     for a in archs:
         rec = recs.find(a.to_dict())
-        click.echo(f"{rec.pooled_ms:.3f} ms (median of {len(rec.passes)} pass(es), drift-free "
+        click.echo(f"{fmt_ms(rec.pooled_ms)} (median of {len(rec.passes)} pass(es), drift-free "
                    f"at the device's reference speed)" if rec.passes[0].ratio is not None else
-                   f"{rec.pooled_ms:.3f} ms (median of {len(rec.passes)} pass(es))")
+                   f"{fmt_ms(rec.pooled_ms)} (median of {len(rec.passes)} pass(es))")
     click.echo(f"{device}: {len(recs)} subnets in {ctx.paths.records}")
 
 
@@ -309,10 +310,10 @@ def predict(device, space, arch_file, model, onnx_file, tflite_file, input_shape
     if as_json:
         return _echo_json(rows[0] if len(rows) == 1 else rows)
     for r in rows:
-        lut = f"LUT sum {r['raw_lut_ms']:.3f} ms; " if r["raw_lut_ms"] is not None else ""
+        lut = f"LUT sum {fmt_ms(r['raw_lut_ms'])}; " if r["raw_lut_ms"] is not None else ""
         filled = (f"; {r['ops_predicted']} of its {r['ops']} ops predicted by kernel "
                   f"regressors, not measured" if r["ops_predicted"] else "")
-        click.echo(f"{r['predicted_ms']:.3f} ms on {device} ({lut}{r['macs'] / 1e6:.1f} "
+        click.echo(f"{fmt_ms(r['predicted_ms'])} on {device} ({lut}{r['macs'] / 1e6:.1f} "
                    f"MMACs{filled})")
     click.echo(f"predictor: {chosen.describe()}")
 
@@ -500,8 +501,8 @@ def _print_search(doc: dict, target: float) -> None:
         click.echo(f"ElasticViT format: {json.dumps(doc['elasticvit_list'])}")
     click.echo(f"MMACs: {best['score'] / 1e6:.1f}")
     click.echo(f"predictor: {doc['predictor']} ({doc['predictor_detail']})")
-    click.echo(f"target:    {target:.3f} ms")
-    click.echo(f"predicted: {doc['predicted_ms']:.3f} ms "
+    click.echo(f"target:    {fmt_ms(target)}")
+    click.echo(f"predicted: {fmt_ms(doc['predicted_ms'])} "
                f"({100 * (doc['predicted_ms'] / target - 1):+.1f}% vs target; the predictor's "
                f"number for this subnet)")
     if doc.get("landing"):
@@ -509,7 +510,7 @@ def _print_search(doc: dict, target: float) -> None:
         click.echo(f"landing:   {len(land['checked'])} candidates measured in {land['rounds']} "
                    f"round(s); measured / predicted near the target: {land['correction']:.3f}")
     if doc["measured_ms"] is not None:
-        click.echo(f"measured:  {doc['measured_ms']:.3f} ms "
+        click.echo(f"measured:  {fmt_ms(doc['measured_ms'])} "
                    f"({100 * (doc['measured_ms'] / target - 1):+.1f}% vs target, re-measured "
                    f"end to end on {doc['device']}, 3 passes, drift-free)")
     plot = f"; plot: {doc['pareto_plot']}" if doc["pareto_plot"] else "; no plot (see the warning)"
