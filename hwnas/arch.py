@@ -69,12 +69,12 @@ def arch_from_obj(obj: Any):
 
 def load_arch(path: str | Path):
     """Read an architecture file (JSON in either form): a regular file under the cap or ``-``."""
-    from hwnas.archfile import read_arch_text
+    from hwnas.archfile import parse_arch_json, read_arch_text
 
     if str(path) != "-" and not Path(path).exists():
         raise ArchError(f"architecture file not found: {path}")
     try:
-        obj = json.loads(read_arch_text(path))
+        obj = parse_arch_json(read_arch_text(path), path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArchError(f"architecture file {path} is not valid JSON: {e}") from None
     return arch_from_obj(obj)

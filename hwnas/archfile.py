@@ -108,6 +108,19 @@ def read_arch_text(path: str | Path) -> str:
                         f"at byte {e.start})") from None
 
 
+def parse_arch_json(text: str, path: str | Path):
+    """An arch file's JSON, under safeio's limits (depth, integer length): 100,000 nested ``[``
+    or a 5,000-digit integer is one ArchError naming the file. Not JSON at all raises
+    json.JSONDecodeError, for the caller to read the text another way."""
+    from hwnas.latency.safeio import JSONLimitError, load_json
+
+    where = "standard input" if str(path) == "-" else str(path)
+    try:
+        return load_json(text, f"architecture file {where}")
+    except JSONLimitError as e:
+        raise ArchError(str(e)) from None
+
+
 def load_arch_file(path: str | Path, space: str | None = None) -> ArchFile:
     """Read, parse and validate every architecture in ``path`` (ArchError when it cannot)."""
     from hwnas.spaces import get_space
@@ -115,7 +128,7 @@ def load_arch_file(path: str | Path, space: str | None = None) -> ArchFile:
     path = Path(path)
     text = read_arch_text(path)
     try:
-        obj = json.loads(text)
+        obj = parse_arch_json(text, path)
     except json.JSONDecodeError:
         obj = text  # some seeds' formats are Python text (ViT-ResNAS's network_def)
     objs, what = arch_objects(obj)

@@ -6,6 +6,9 @@
 2. Inputs are regular files under a size cap: /dev/zero, a FIFO or a folder is one line at once.
 3. Every latency entering hwnas is within 1 ns .. 1 hour, or refused in one line naming the
    entry; predictions never print as 0.000 ms, and no numpy warning reaches stderr.
+4. A user's mistake is named as theirs: a ``--space`` that is no SearchSpace, raises, or exits;
+   JSON nested 100,000 deep or holding a 5,000-digit integer; a custom-domain op in
+   ``measure --onnx``. "A bug in hwnas" stays for hwnas's own failures.
 
 Everything runs the real CLI in-process (tests/cli_harness.py), as a user meets it.
 """
@@ -432,3 +435,151 @@ def test_a_model_file_that_never_ends_is_one_line(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ModelError, match="FIFO"):
         mfile.load_model(fifo, "onnx")
+
+
+# --- 4: a user's mistake is named as theirs ------------------------------------------------
+USER_SPACE = """
+import sys
+from hwnas.spaces.elasticvit.space import ElasticViTSpace
+
+class NotASpace:
+    pass
+
+class Raises(ElasticViTSpace):
+    def __init__(self):
+        raise RuntimeError("no config here")
+
+class Exits(ElasticViTSpace):
+    def __init__(self):
+        sys.exit(2)
+
+def returns_a_number():
+    return 3
+
+def good():
+    return ElasticViTSpace()
+"""
+
+
+@pytest.mark.parametrize("attr, pattern", [
+    ("NotASpace", r"class NotASpace in .*issue25_user_space\.py is not a search space"),
+    ("Raises", r"making Raises in .*issue25_user_space\.py failed: RuntimeError: no config here"),
+    ("Exits", r"making Exits in .*issue25_user_space\.py failed: sys\.exit\(2\)"),
+    ("returns_a_number", r"returns_a_number in .*issue25_user_space\.py returned an int object"),
+], ids=["not-a-space", "raises", "exits", "returns-a-number"])
+def test_a_user_space_that_is_not_one_is_named_as_theirs(home, tmp_path, arch, attr, pattern):
+    (tmp_path / "issue25_user_space.py").write_text(USER_SPACE)
+    spec = f"{tmp_path / 'issue25_user_space.py'}:{attr}"
+    one_line_and_untouched(["predict", "--device", "pixel6", "--arch", arch, "--space", spec],
+                           home, pattern, root=tmp_path)
+
+
+def test_a_user_space_function_still_works(home, tmp_path, arch):
+    (tmp_path / "issue25_user_space.py").write_text(USER_SPACE)
+    r = invoke(["predict", "--device", "pixel6", "--arch", arch, "--space",
+                f"{tmp_path / 'issue25_user_space.py'}:good"], home)
+    assert r.exit_code == 0, r.stderr
+
+
+def test_a_builtin_is_refused_without_being_called(home, arch):
+    line = one_line_and_untouched(["predict", "--device", "pixel6", "--arch", arch,
+                                   "--space", "os:system"], home,
+                                  r"--space os:system: system in .*os\.py is a built-in "
+                                  r"function, and is not a search space")
+    assert "missing required argument" not in line  # never called to find out
+
+
+@pytest.mark.parametrize("code", ["3", "'bye'", ""], ids=["3", "message", "none"])
+def test_a_space_module_that_exits_is_one_line(home, tmp_path, arch, code):
+    mod = tmp_path / f"issue25_exits_{len(code)}.py"
+    mod.write_text(f"import sys\nsys.exit({code})\n")
+    r = invoke(["predict", "--device", "pixel6", "--arch", arch, "--space", f"{mod}:Space"],
+               home)
+    line = assert_one_line(r, rf"--space .*{mod.name}:Space: importing search space module "
+                              rf".*{mod.name}.* exited \(sys\.exit\(")
+    assert "bye" not in r.stdout
+
+
+def test_hwnas_own_failure_is_still_a_bug(home, arch, monkeypatch):
+    from hwnas.cli.boundary import BUG
+    from hwnas.spaces.elasticvit.space import ElasticViTSpace
+
+    def broken(self, *a, **k):
+        raise RuntimeError("an hwnas bug")
+
+    monkeypatch.setattr(ElasticViTSpace, "__init__", broken)
+    r = invoke(["predict", "--device", "pixel6", "--arch", arch], home)
+    assert r.exit_code == 1 and BUG in r.stderr, r.stderr
+
+
+DEEP = "[" * 100_000
+HUGE_INT = '{"space": "elasticvit", "resolution": ' + "9" * 5000 + "}"
+
+
+@pytest.mark.parametrize("text, pattern", [
+    (DEEP, r"nests JSON 100000 levels deep; hwnas reads at most \d+"),
+    ('{"a": ' + DEEP, r"nests JSON 100001 levels deep"),
+    (HUGE_INT, r"holds an integer of 5000 digits; hwnas reads integers of at most \d+"),
+], ids=["deep", "deep-in-an-object", "5000-digits"])
+def test_json_past_its_limits_is_the_users_file(home, tmp_path, text, pattern):
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    for args in (["predict", "--device", "pixel6", "--arch", bad],
+                 ["predict", "--device", "pixel6", "--arch", bad, "--space", "elasticvit"],
+                 ["fit", "--device", "local-cpu", "--kind", "lut", "--records", bad],
+                 ["import", "nn-meter", bad, "--device", "android"]):
+        line = one_line_and_untouched(args, home, pattern, root=tmp_path)
+        assert str(bad) in line, line
+
+
+def test_a_stored_records_file_nested_too_deep_is_named(home, tmp_path):
+    path = home / "devices/local-cpu/records.json"
+    path.write_text(DEEP)
+    line = one_line_and_untouched(["records", "export", "--device", "local-cpu", "--csv",
+                                   tmp_path / "o.csv"], home, "nests JSON", root=tmp_path)
+    assert str(path) in line
+
+
+def test_a_csv_arch_cell_past_the_limits_names_its_row(home, tmp_path):
+    csv_path = tmp_path / "r.csv"
+    csv_path.write_text('arch,latency_ms\n"' + "[" * 5000 + '",3.0\n')
+    one_line_and_untouched(["records", "import", csv_path, "--device", "local-cpu", "--space",
+                            "elasticvit", "--force"], home, r"row 2: .*nests JSON 5000 levels",
+                           root=tmp_path)
+
+
+def test_the_json_loader_limits():
+    from hwnas.latency.safeio import JSONLimitError, load_json
+
+    assert load_json(b'\xef\xbb\xbf{"a": [1, "[[[[", -12]}', "f") == {"a": [1, "[[[[", -12]}
+    assert load_json('["' + "9" * 500 + '"]', "f") == ["9" * 500]  # digits in a string are text
+    assert load_json("[" * 100 + "]" * 100, "f")  # deep, but within the limit
+    with pytest.raises(JSONLimitError, match="f nests JSON 129 levels"):
+        load_json("[" * 129 + "]" * 129, "f")
+    with pytest.raises(JSONLimitError, match="65 digits"):
+        load_json("-" + "1" * 65, "f")
+    with pytest.raises(JSONLimitError, match="cap"):
+        load_json(b"[]" * 10, "f", cap=5)
+    with pytest.raises(json.JSONDecodeError):
+        load_json("not json", "f")  # a caller may read the text another way
+
+
+def _custom_domain_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("MyOp", ["x"], ["y"], domain="com.example")],
+                              "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                      helper.make_opsetid("com.example", 1)]),
+              path)
+    return path
+
+
+def test_measure_of_a_custom_domain_op_names_the_users_file(home, tmp_path):
+    model = _custom_domain_onnx(tmp_path / "custom.onnx")
+    line = one_line_and_untouched(["measure", "--device", "local-cpu", "--onnx", model], home,
+                                  r"onnxruntime cannot run .*custom\.onnx.*com\.example:MyOp")
+    assert "cache" not in line and str(home) not in line, line

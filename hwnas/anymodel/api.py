@@ -104,7 +104,7 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
         check_fits(mf, device, prof.memory_bytes())
         path = mf.write(cache / "models")
         for _ in range(passes):
-            m = _measure_file(prof, ctx.cfg, mf, path, model)
+            m = _measure_file(prof, ctx.cfg, mf, path, model, onnx or tflite or model)
             got.append(Pass(m.stats, m.ratio, m.reference_ms))
         meta = prof.meta()
         protocol = prof.protocol()
@@ -124,7 +124,28 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
     return Measured(mf, ms, got, ctx.paths.records, drift_free)
 
 
-def _measure_file(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None):
+def _measure_file(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None,
+                  given: str | Path | None = None):
+    """See ``_measure_file_as_cached``; an error about the cache copy (``path``) names the
+    file the user gave (``given``; the zoo name for a zoo model) instead."""
+    try:
+        return _measure_file_as_cached(prof, cfg, mf, path, zoo_name)
+    except HwnasError as e:
+        message = _as_given(str(e), path, given or mf.name)
+        if message != str(e):
+            e.args = (message,)  # the same error, its own type kept
+        raise
+
+
+def _as_given(message: str, cached: Path, given) -> str:
+    """``message`` with the cache copy's path (or file name) replaced by the user's file."""
+    for shown in (str(cached), cached.name):
+        if shown in message:
+            return message.replace(shown, str(given))
+    return message
+
+
+def _measure_file_as_cached(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None):
     """One end-to-end measurement with the device's profiler: the file, or, on a device that
     runs torch modules but no model files (eager CUDA), the zoo model built in torch. A file
     such a device cannot run is the profiler's one-line ProfileError."""

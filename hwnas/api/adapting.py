@@ -251,12 +251,16 @@ def read_arch_list(path: str | Path, space: str | None) -> tuple[object, list, l
             cells.append((i, row[col]))
     if not cells:
         raise HwnasError(f"{path} holds no architectures")
+    from hwnas.latency.safeio import JSONLimitError
+
     objs = []
     for i, cell in cells:
         try:
             objs.append(_arch_cell(cell))
         except RecursionError:
             raise HwnasError(f"{path}: row {i} is nested too deeply to be an arch") from None
+        except JSONLimitError as e:  # too deep, or an integer of thousands of digits
+            raise HwnasError(f"{path}: row {i}: {e}") from None
     name = space
     if name is None:
         from hwnas.arch import native_space

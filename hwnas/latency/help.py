@@ -217,9 +217,11 @@ def help_records(path: str | Path, device: str | None = None, index: str | Path 
 # --- CSV -------------------------------------------------------------------------------------
 def _arch_cell(text: str):
     """What ``--arch`` accepts, as text: hwnas JSON, a native JSON form, or a native string."""
+    from hwnas.latency.safeio import load_json
+
     text = text.strip()
     try:
-        return json.loads(text)
+        return load_json(text, "the arch cell")
     except json.JSONDecodeError:
         return text  # NAS-Bench-201's cell string, unquoted
 

@@ -26,7 +26,7 @@ from hwnas import __version__
 from hwnas.device_configs import DeviceConfig, device_names, load_device
 from hwnas.devices import kind_of
 from hwnas.errors import HwnasError, TableError
-from hwnas.latency.safeio import MAX_IMPORT_BYTES, read_capped, safe_load
+from hwnas.latency.safeio import MAX_IMPORT_BYTES, load_json, read_capped, safe_load
 from hwnas.latency.stats import MAX_MS, Stats, check_ms
 from hwnas.latency.table import LatencyTable
 
@@ -132,8 +132,8 @@ def import_nn_meter(path: str | Path, cfg: DeviceConfig) -> LatencyTable:
     check_device_fits("nn-meter", path, cfg)
     data = read_capped(path, MAX_IMPORT_BYTES, "nn-Meter table")
     try:
-        raw = json.loads(data.decode())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raw = load_json(data, str(path), MAX_IMPORT_BYTES)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise TableError(f"{path} is not valid JSON (corrupt or truncated?): {e}") from None
     if not isinstance(raw, dict) or not raw:
         raise TableError(f"{path}: an nn-Meter LUT is a non-empty JSON object of key -> ms")

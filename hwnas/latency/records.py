@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from hwnas.errors import TableError
-from hwnas.latency.safeio import MAX_RECORDS_BYTES, atomic_write_text, backup, read_capped
+from hwnas.latency.safeio import (MAX_RECORDS_BYTES, atomic_write_text, backup, load_json,
+                                  read_capped)
 from hwnas.latency.stats import RatioStats, Stats, check_ms
 from hwnas.locks import folder_lock
 
@@ -224,8 +225,8 @@ class Records:
             raise TableError(f"no records file: {path} (make one with 'hwnas measure')")
         data = read_capped(path, MAX_RECORDS_BYTES, "records file")  # not a FIFO, not endless
         try:
-            obj = json.loads(data.decode())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            obj = load_json(data, str(path), MAX_RECORDS_BYTES)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise TableError(f"{path} is corrupt or truncated: {e}") from None
         if not isinstance(obj, dict) or obj.get("format") != RECORDS_TAG:
             raise TableError(f"{path} is not an hwnas records file")

@@ -5,7 +5,9 @@ containers only, and reads every pickle (its own or a downloaded one) through an
 accepts a short allow-list of classes. Anything else is refused before it can run.
 
 Every file hwnas reads is a regular file under a size cap (``read_capped``): a FIFO would block
-and /dev/zero would never end. Every file it writes goes to what the user named
+and /dev/zero would never end. Every JSON a user gives is parsed by ``load_json``, under limits
+on size, nesting depth and integer length: 100,000 nested ``[`` or a 5,000-digit integer is one
+line naming the file, never a RecursionError. Every file it writes goes to what the user named
 (``atomic_write_bytes``): a regular file is replaced atomically, a symlink's target is, and a
 FIFO, a character device or /dev/stdout is written directly; nothing else is renamed over.
 """
@@ -32,6 +34,8 @@ MAX_PICKLE_BYTES = 1024 * MiB  # any other hwnas pickle (a fitted predictor)
 MAX_RECORDS_BYTES = 256 * MiB  # a records file (JSON)
 MAX_ARCH_BYTES = 256 * MiB  # an --arch file: it may be a records or pools file
 MAX_IMPORT_BYTES = 64 * MiB  # someone else's table (nn-Meter JSON, TF-NAS pickle): < 1 MB each
+MAX_JSON_DEPTH = 128  # hwnas's own files nest < 10 deep; json's C parser recurses per level
+MAX_JSON_INT_DIGITS = 64  # no count, seed or size hwnas reads has more digits
 STDIO = "-"  # standard output (or input) where a command writes (or reads) one file
 
 # (module, name) pairs a table or a TF-NAS LUT may need. Nothing here can run code.
@@ -124,6 +128,60 @@ def read_capped(path: str | Path, cap: int = MAX_IMPORT_BYTES, what: str = "late
 
 def _a(what: str) -> str:
     return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
+
+
+class JSONLimitError(TableError):
+    """A JSON text over one of ``load_json``'s limits (size, depth, integer length)."""
+
+
+# a JSON string, unrolled so that it matches in linear time; what is left are the brackets
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _json_depth(text: str) -> int:
+    """How deep ``text``'s arrays and objects nest (brackets inside strings not counted)."""
+    import numpy as np
+
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def load_json(data: bytes | str, source: str, cap: int = MAX_ARCH_BYTES,
+              max_depth: int = MAX_JSON_DEPTH, max_digits: int = MAX_JSON_INT_DIGITS):
+    """Parse a user's JSON (bytes are UTF-8, a BOM allowed) under limits on size, nesting depth
+    and integer length. A text over a limit is one JSONLimitError naming ``source``; a text that
+    is not JSON raises json.JSONDecodeError (or UnicodeDecodeError) as ``json.loads`` does, so
+    that a caller may read it another way."""
+    import json
+
+    if len(data) > cap:
+        raise JSONLimitError(f"{source} is {len(data) / MiB:.1f} MB of JSON, over the "
+                             f"{_size(cap)} cap")
+    text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
+    # a text with fewer opening brackets than the limit cannot nest deeper; skip the scan
+    if text.count("[") + text.count("{") > max_depth:
+        depth = _json_depth(text)
+        if depth > max_depth:
+            raise JSONLimitError(f"{source} nests JSON {depth} levels deep; hwnas reads at most "
+                                 f"{max_depth}")
+
+    def parse_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > max_digits:
+            raise JSONLimitError(f"{source} holds an integer of {len(digits.lstrip('-'))} "
+                                 f"digits; hwnas reads integers of at most {max_digits}")
+        return int(digits)
+
+    # the hook costs a Python call per integer: only where a long run of digits is at all
+    long_run = re.search(r"\d{%d}" % (max_digits + 1), text) is not None
+    try:
+        return json.loads(text, parse_int=parse_int) if long_run else json.loads(text)
+    except RecursionError:  # a deeper stack than the depth scan saw: never a bug report
+        raise JSONLimitError(f"{source} nests JSON too deeply to parse") from None
 
 
 def read_bytes(path: str | Path) -> bytes:

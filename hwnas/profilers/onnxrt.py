@@ -263,8 +263,16 @@ class OrtProfiler(Profiler):
 
     def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's ONNX), end to end, like ``measure_model``."""
+        from hwnas.errors import ModelError
+
         self.only_format(fmt, "onnx")
         if input_shape is None:
             raise ValueError("an ONNX file is measured at its input shape; pass input_shape")
-        return self._run(_OrtBench(self._session(Path(path)), input_shape), 0.0,
-                         network=True)
+        try:
+            sess = self._session(Path(path))
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own (a custom-domain op, ...)
+            if not type(e).__module__.startswith("onnxruntime"):
+                raise
+            raise ModelError(f"onnxruntime cannot run {path}: "
+                             f"{str(e).strip().splitlines()[0][:300]}") from None
+        return self._run(_OrtBench(sess, input_shape), 0.0, network=True)

@@ -18,6 +18,7 @@ families are imported here by name (importlib), for the same reason.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -26,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from hwnas.errors import SpaceError
+from hwnas.errors import HwnasError, SpaceError
 
 log = logging.getLogger(__name__)
 
@@ -109,20 +110,65 @@ def space_factory(name: str) -> Callable[[], Any]:
     module_name, _, attr = name.rpartition(":")
     if not module_name or not attr:
         raise SpaceError(f"--space {name!r}: expected module:Class, e.g. my_space:MySpace")
-    module = _import(module_name)
+    module = _import(module_name, name)
     obj = getattr(module, attr, None)
     if obj is None:
         raise SpaceError(f"{module_name} has no {attr!r} (from --space {name})")
-    if not callable(obj):
-        raise SpaceError(f"{module_name}.{attr} is not a SearchSpace class or a function "
-                         f"returning one")
+    _check_user_factory(obj, name, _origin(module, module_name))
     # registered by its own decorator: that name; otherwise the spec itself names it
     if not any(v is obj for v in SPACES.values()):
         SPACES[name] = obj
     return obj
 
 
-def _import(module_name: str):
+NOT_A_SPACE = ("is not a search space: --space names a class deriving hwnas.spaces.SearchSpace, "
+               "or a Python function returning one")
+
+
+def _origin(module, module_name: str) -> str:
+    """Where a user's space comes from, for messages: its file, else its module's name."""
+    return getattr(module, "__file__", None) or module_name
+
+
+def _check_user_factory(obj, spec: str, origin: str) -> None:
+    """A ``module:attr`` the user named is a SearchSpace class or a Python function (called
+    with no argument). A class of anything else, a builtin (``os:system``) or another object is
+    their mistake, said in one line naming their file; nothing is called to find out."""
+    import inspect
+
+    from hwnas.spaces.base import SearchSpace
+
+    attr = spec.rpartition(":")[2]
+    if inspect.isclass(obj):
+        if not issubclass(obj, SearchSpace):
+            raise SpaceError(f"--space {spec}: class {attr} in {origin} {NOT_A_SPACE}")
+        return
+    if not (inspect.isfunction(obj) or isinstance(obj, functools.partial)):
+        raise SpaceError(f"--space {spec}: {attr} in {origin} is {_a_kind(obj)}, and {NOT_A_SPACE}")
+
+
+def _a_kind(obj) -> str:
+    import inspect
+
+    if inspect.isbuiltin(obj) or inspect.ismethoddescriptor(obj):
+        return "a built-in function"
+    if inspect.ismodule(obj):
+        return "a module"
+    kind = type(obj).__name__
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} object"
+
+
+def _user_spec(factory) -> str | None:
+    """The ``module:attr`` or file a space not of hwnas itself comes from (None: hwnas's own,
+    whose failure is a bug in hwnas)."""
+    module = getattr(factory, "__module__", None) or ""
+    if module == "hwnas" or module.startswith("hwnas."):
+        return None
+    where = getattr(sys.modules.get(module), "__file__", None) or module or "?"
+    return f"{getattr(factory, '__qualname__', repr(factory))} in {where}"
+
+
+def _import(module_name: str, spec: str | None = None):
     """A module by dotted name, or a .py file by path. A dotted name is also looked up in the
     current directory: the ``hwnas`` console script, unlike ``python -m``, does not put it on
     sys.path, and ``--space my_space:MySpace`` beside my_space.py should just work."""
@@ -142,6 +188,10 @@ def _import(module_name: str):
                 sys.path.remove(here)
     except SpaceError:
         raise
+    except SystemExit as e:  # the module calls sys.exit (a script, not a module)
+        raise SpaceError(f"{'--space ' + spec + ': ' if spec else ''}importing search space "
+                         f"module {module_name!r} exited (sys.exit({e.code!r})); a space's "
+                         f"module defines the space and returns") from None
     except ModuleNotFoundError as e:
         raise SpaceError(f"cannot import search space module {module_name!r}: {e}") from None
     except Exception as e:  # the user's module failed while importing: say where, in one line
@@ -184,5 +234,22 @@ def _import_file(path: Path):
 def get_space(name: str, resolutions=None):
     """A registered space by name (or ``module:Class``), optionally narrowed to some
     resolutions."""
-    space = space_factory(name)()
+    from hwnas.spaces.base import SearchSpace
+
+    factory = space_factory(name)
+    user = _user_spec(factory)
+    if user is None:  # hwnas's own families: whatever they raise is a bug in hwnas
+        space = factory()
+    else:
+        try:
+            space = factory()
+        except HwnasError:
+            raise
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code, said as theirs
+            what = f"sys.exit({e.code!r})" if isinstance(e, SystemExit) else \
+                f"{type(e).__name__}: {e}"
+            raise SpaceError(f"search space {name!r}: making {user} failed: {what}") from None
+        if not isinstance(space, SearchSpace):
+            raise SpaceError(f"search space {name!r}: {user} returned {_a_kind(space)}, and "
+                             f"{NOT_A_SPACE}")
     return space.with_resolutions(resolutions) if resolutions else space

@@ -100,13 +100,14 @@ class Pools:
 
     @classmethod
     def load(cls, path: str | Path) -> "Pools":
+        from hwnas.latency.safeio import MAX_ARCH_BYTES, load_json, read_capped
+
+        if not Path(path).exists():
+            raise HwnasError(f"pools file not found: {path}")
+        # a regular file under the cap (never a FIFO or /dev/zero), JSON under depth limits
+        data = read_capped(path, MAX_ARCH_BYTES, "pools file")
         try:
-            obj = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise HwnasError(f"pools file not found: {path}") from None
-        except OSError as e:
-            raise HwnasError(f"cannot read pools file {path}: "
-                             f"{(e.strerror or str(e)).lower()}") from None
+            obj = load_json(data, f"pools file {path}")
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise HwnasError(f"pools file {path} is not valid JSON: {e}") from None
         return cls.from_obj(obj, str(path))
