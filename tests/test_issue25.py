@@ -9,6 +9,9 @@
 4. A user's mistake is named as theirs: a ``--space`` that is no SearchSpace, raises, or exits;
    JSON nested 100,000 deep or holding a 5,000-digit integer; a custom-domain op in
    ``measure --onnx``. "A bug in hwnas" stays for hwnas's own failures.
+6. The messages: a full disk names the file and the free space (and is not blamed on the
+   reference model); ``--data ''`` is refused; an empty data folder is named; ``--sample 0`` is
+   out of range in ``--help`` as on the command line.
 
 Everything runs the real CLI in-process (tests/cli_harness.py), as a user meets it.
 """
@@ -583,3 +586,91 @@ def test_measure_of_a_custom_domain_op_names_the_users_file(home, tmp_path):
     line = one_line_and_untouched(["measure", "--device", "local-cpu", "--onnx", model], home,
                                   r"onnxruntime cannot run .*custom\.onnx.*com\.example:MyOp")
     assert "cache" not in line and str(home) not in line, line
+
+
+# --- 6: the messages -------------------------------------------------------------------------
+def _full_disk(monkeypatch):
+    import errno
+
+    from hwnas.latency import safeio
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(safeio.os, "fsync", no_space)
+
+
+def test_a_full_disk_names_the_file_and_the_free_space(home, tmp_path, monkeypatch):
+    out = tmp_path / "out.csv"
+    _full_disk(monkeypatch)
+    line = one_line_and_untouched(["records", "export", "--device", "local-cpu", "--csv", out],
+                                  home, rf"{out}: no space left on device \([\d.]+ \w+ free in "
+                                        rf"{tmp_path}; the file is [\d.]+ kB\)", root=tmp_path)
+    assert not out.exists() and not list(tmp_path.glob(".out.csv.*"))  # no temp file left
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_really_full_disk_names_the_file_and_the_free_space(home, tmp_path):
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        try:
+            (tiny / "filler").write_bytes(b"x" * 2**20)
+        except OSError:
+            pass  # full now
+        line = assert_one_line(export_csv(home, tiny / "out.csv"),
+                               r"out\.csv: no space left on device \(0 bytes free in .*tiny; "
+                               r"the file is [\d.]+ kB\)")
+        assert str(tiny / "out.csv") in line
+    finally:
+        subprocess.run(["umount", str(tiny)], capture_output=True)
+
+
+def test_a_full_disk_is_not_blamed_on_the_reference_model():
+    import errno
+
+    from hwnas.profilers.reference import reference_error
+
+    e = OSError(errno.ENOSPC, "No space left on device (0 bytes free in /c/onnx; the file is "
+                              "20.2 MB)", "/c/onnx/_reference.onnx")
+    msg = str(reference_error("local-cpu", e))
+    assert msg == ("local-cpu: cannot write the reference model (/c/onnx/_reference.onnx: no "
+                   "space left on device (0 bytes free in /c/onnx; the file is 20.2 MB))")
+    assert "delete the cached reference model" in str(reference_error("x", RuntimeError("bad")))
+
+
+@pytest.mark.parametrize("data", ["", "  "])
+def test_an_empty_data_spec_is_refused(home, tmp_path, data):
+    run = tmp_path / "run"
+    one_line_and_untouched(["train-supernet", "--data", data, "--out", run, "--epochs", "1"],
+                           home, r"--data.*names no dataset", root=tmp_path)
+    assert not run.exists()
+
+
+def test_a_data_folder_without_classes_is_named(home, tmp_path):
+    from hwnas.data import DataError, count_classes, load_data
+
+    empty, one = tmp_path / "empty", tmp_path / "one"
+    empty.mkdir()
+    (one / "train" / "cat").mkdir(parents=True)
+    for folder, pattern in ((empty, "has no class folders"), (one, "has one class folder")):
+        line = one_line_and_untouched(["train-supernet", "--data", folder, "--out",
+                                       tmp_path / "run", "--epochs", "1"], home, pattern,
+                                      root=tmp_path)
+        assert str(folder) in line, line
+    with pytest.raises(DataError, match=str(empty)):
+        count_classes(str(empty))
+    with pytest.raises(DataError, match="names no dataset"):
+        load_data("")
+
+
+def test_measure_sample_zero_is_out_of_range_in_help_too(home):
+    assert_one_line(invoke(["measure", "--device", "local-cpu", "--sample", "0"], home),
+                    r"'--sample': 0 is not in the range 1<=x<=100000")
+    shown = invoke(["measure", "--help"], home).stdout
+    assert "1<=x<=100000" in shown.split("--sample", 1)[1].split("--passes", 1)[0]
+    assert_one_line(invoke(["measure", "--device", "local-cpu"], home),
+                    r"give --arch FILE or --sample N")

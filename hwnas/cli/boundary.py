@@ -66,7 +66,8 @@ def describe_oserror(e: OSError) -> str:
     from hwnas.home import hwnas_home
 
     path = e.filename2 if e.filename2 is not None else e.filename
-    reason = (e.strerror or type(e).__name__).lower()
+    reason = e.strerror or type(e).__name__
+    reason = reason[:1].lower() + reason[1:]  # "No space left ..." -> "no space ..."; paths kept
     if path is None:
         return f"{reason} ({type(e).__name__})"
     where = str(path)

@@ -20,6 +20,14 @@ from hwnas.cli.types import POSITIVE_MS, SEED, Finite, FloatList, OutputPath, to
 PRESETS = ("full", "tiny", "vit", "vit-tiny")
 
 
+def _data(spec: str) -> str:
+    """--data as given, refused when empty: '' would otherwise be read as the current folder."""
+    if not spec.strip():
+        raise click.BadParameter(f"{spec!r} names no dataset; give digits, shapes[:...] or an "
+                                 f"ImageFolder directory (./ for the current one)")
+    return spec
+
+
 def _ints(text: str | None) -> tuple[int, ...]:
     if not text:
         return ()
@@ -89,7 +97,7 @@ def build_pools(device, levels, metric, bound, per_level, seed, classes, out, pr
 
 
 @click.command("train-supernet")
-@click.option("--data", default="digits", show_default=True,
+@click.option("--data", default="digits", show_default=True, callback=lambda c, p, v: _data(v),
               help="'digits' or 'shapes[:classes=24,per_class=400,size=64,seed=0]' (built in, "
                    "no download) or an ImageFolder root (train/ and optional val/).")
 @click.option("--out", "out_dir", required=True, type=OutputPath(folder=True),

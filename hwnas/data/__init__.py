@@ -35,6 +35,24 @@ class DataSplits:
     image_size: int  # the size images are delivered at; batches are resized per subnet
 
 
+def check_spec(spec) -> str:
+    """``spec`` if it can name a dataset; an empty one ('' is not the current folder) is a
+    DataError."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError(f"--data {spec!r} names no dataset; give one of {', '.join(BUILTIN)} or "
+                        f"an ImageFolder directory (use ./ for the current one)")
+    return spec
+
+
+def _image_root(spec: str) -> Path:
+    """The ImageFolder root ``spec`` names: a folder, or a DataError naming it."""
+    root = Path(spec)
+    if not root.is_dir():
+        raise DataError(f"--data must be one of {', '.join(BUILTIN)} or an ImageFolder "
+                        f"directory; {spec!r} is neither")
+    return root
+
+
 def load_data(spec: str, image_size: int = 224, seed: int = 0,
               holdout_fraction: float = 0.15, test_fraction: float = 0.2) -> DataSplits:
     """``"digits"``, ``"shapes[:options]"`` (built in) or an ImageFolder root.
@@ -46,6 +64,7 @@ def load_data(spec: str, image_size: int = 224, seed: int = 0,
     """
     if not 0 < holdout_fraction < 1 or not 0 <= test_fraction < 1:
         raise DataError("holdout and test fractions must lie in (0, 1)")
+    check_spec(spec)
     if spec == "digits":
         full = load_digits_images()
         test, holdout, train = split_indices(len(full), (test_fraction, holdout_fraction), seed)
@@ -57,10 +76,7 @@ def load_data(spec: str, image_size: int = 224, seed: int = 0,
         test, holdout, train = split_indices(len(full), (test_fraction, holdout_fraction), seed)
         return DataSplits(spec, full.subset(train, augment=True), full.subset(holdout),
                           full.subset(test), shapes.classes, shapes.size)
-    root = Path(spec)
-    if not root.is_dir():
-        raise DataError(f"--data must be one of {', '.join(BUILTIN)} or an ImageFolder "
-                        f"directory; {spec!r} is neither")
+    root = _image_root(spec)
     if (root / "train").is_dir():
         full = ImageFolder.scan(root / "train", image_size)
         holdout, train = split_indices(len(full), (holdout_fraction,), seed)
@@ -140,19 +156,23 @@ def resize_batch(x, resolution: int):
 
 
 def count_classes(spec: str) -> int:
-    """The number of classes of a data spec, without loading any image."""
+    """The number of classes of a data spec, without loading any image. A folder with fewer
+    than two class folders is a DataError naming it."""
+    check_spec(spec)
     if spec == "digits":
         return 10
     shapes = parse_shapes(spec)
     if shapes is not None:
         return shapes.classes
-    root = Path(spec)
+    root = _image_root(spec)
     root = root / "train" if (root / "train").is_dir() else root
-    if not root.is_dir():
-        raise DataError(f"--data must be one of {', '.join(BUILTIN)} or an ImageFolder "
-                        f"directory; {spec!r} is neither")
-    return sum(1 for p in root.iterdir() if p.is_dir())
+    n = sum(1 for p in root.iterdir() if p.is_dir())
+    if n < 2:
+        raise DataError(f"--data {root} has {'no' if n == 0 else 'one'} class folder"
+                        f"{'s' if n == 0 else ''} (expected {root}/<class>/<image>, at least 2 "
+                        f"classes)")
+    return n
 
 
 __all__ = ["BUILTIN", "DataError", "DataSplits", "Dataset", "ImageFolder", "TensorImages",
-           "count_classes", "iterate_batches", "load_data", "resize_batch", "shard_order"]
+           "check_spec", "count_classes", "iterate_batches", "load_data", "resize_batch", "shard_order"]

@@ -309,6 +309,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     _replace_file(target, data, shown=path)
 
 
+def _human(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} bytes"
+
+
+def _room(folder: Path, need: int) -> str:
+    """'N free in FOLDER, the file is M': what a full disk's message adds."""
+    try:
+        st = os.statvfs(folder)
+        free = f"{_human(st.f_bavail * st.f_frsize)} free in {folder}"
+    except OSError:
+        free = f"free space in {folder} unknown"
+    return f"{free}; the file is {_human(need)}"
+
+
 def _replace_file(path: Path, data: bytes, shown: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp makes the file 0600; a written table or model should keep the mode of the file
@@ -327,7 +345,10 @@ def _replace_file(path: Path, data: bytes, shown: Path) -> None:
         os.replace(tmp, path)
     except OSError as e:  # a full disk names the temp file; name the file the user gave
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(shown)) from None
+        reason = e.strerror
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # and say how much room there was
+            reason = f"{e.strerror} ({_room(path.parent, len(data))})"
+        raise OSError(e.errno, reason, str(shown)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -90,8 +90,17 @@ def reference_tflite(cache_dir: Path) -> Path:
 
 def reference_error(device: str, err: BaseException):
     """The one-line error for a reference that cannot be built or run on ``device``."""
+    import errno
+
     from hwnas.errors import ProfileError
 
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                                    errno.EACCES):
+        # the disk, not the model: writing the export failed (safeio names the file and room)
+        reason = err.strerror or type(err).__name__
+        where = f"{err.filename}: " if err.filename else ""
+        return ProfileError(f"{device}: cannot write the reference model ({where}"
+                            f"{reason[:1].lower() + reason[1:]})")
     detail = str(err).splitlines()[0] if str(err) else type(err).__name__
     return ProfileError(f"{device}: cannot measure the reference network ({detail}); delete the "
                         f"cached reference model in the export cache to rebuild it, or set "
