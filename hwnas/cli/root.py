@@ -148,8 +148,10 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
 @RESOLUTION
 @click.option("--arch", "arch_file", type=click.Path(),
               help="An architecture file: every architecture it holds is measured.")
-@click.option("--sample", type=click.IntRange(0, 100_000), default=0,
-              help="Measure N subnets stratified by latency.")
+@click.option("--sample", type=click.IntRange(1, 100_000), default=None,
+              callback=lambda ctx, param, n: n or 0,  # absent: 0, none sampled (--arch only)
+              help="Measure N subnets stratified by latency (N >= 1; without --sample, only "
+                   "the --arch file's).")
 @click.option("--passes", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Independent passes over the subnets (for the noise floor).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
