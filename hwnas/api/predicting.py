@@ -120,11 +120,12 @@ def arch_context(ctx: Context, archs: Sequence) -> Context:
 
 
 def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = None,
-              archs: Sequence | None = None) -> Chosen:
+              archs: Sequence | None = None, covered: bool | None = None) -> Chosen:
     """The predictor ``kind`` for this device and space (see hwnas.predictors.select).
 
     ``archs``: the subnets to predict, when known (``hwnas predict``): then the LUT needs to
-    cover only their ops, not the whole space's."""
+    cover only their ops, not the whole space's. ``covered``: the caller has checked that the
+    table covers them (batch prediction prices encoded rows without Arch objects)."""
     from hwnas.predictors.select import CHOICES, FITTED, best_fitted, load_kind
 
     if kind not in CHOICES:
@@ -136,7 +137,8 @@ def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = Non
                          table if table is not None or not ctx.paths.table.exists()
                          else load_table(ctx))
     table = table or load_table(ctx)
-    covered = not _space_ops_missing(ctx, table, archs)
+    if covered is None:
+        covered = not _space_ops_missing(ctx, table, archs)
     if kind in ("kernel", "e2e"):
         return load_kind(kind, ctx.predictor_path(kind), ctx.cfg.name, ctx.space, table)
     if kind == "auto":

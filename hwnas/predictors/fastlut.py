@@ -18,6 +18,9 @@ from hwnas.spaces.elasticvit.ops import Attention, FFN, Head, MBConv, StemConv, 
 from hwnas.spaces.elasticvit.space import ElasticViTSpace
 
 
+CHUNK = 8192  # rows per pass of predict_encoded (see there)
+
+
 def _index(choices) -> dict[int, int]:
     return {v: i for i, v in enumerate(choices)}
 
@@ -114,9 +117,24 @@ class CompiledElasticViTLUT:
         four or five index arrays); an absent layer (padding past its stage's depth) adds zero,
         even where the table lacks the padding's key (NaN there must not leak into the sum)."""
         X = np.asarray(X)
-        if self._cap is not None:  # one conversion for every column's gather below
-            X = np.clip(X, 0, self._cap).astype(np.intp)
-        C = np.ascontiguousarray(X.T)  # C[c] = column c, contiguous (a row's stride is ~90)
+        if len(X) <= CHUNK:
+            return self._predict_chunk(X)
+        # Chunks whose columns and per-layer temporaries stay in the CPU's cache: one pass over
+        # a 50,000-row batch spent most of its time moving the transposed copy through memory.
+        out = np.empty(len(X))
+        for s in range(0, len(X), CHUNK):
+            out[s:s + CHUNK] = self._predict_chunk(X[s:s + CHUNK])
+        return out
+
+    def _predict_chunk(self, X: np.ndarray) -> np.ndarray:
+        if self._cap is not None:
+            # transpose and convert in one copy (C[c] = column c, contiguous: a row's stride is
+            # ~90), then clip the small integers in place: every gather below indexes with them
+            C = np.empty((X.shape[1], X.shape[0]), np.int32)
+            np.copyto(C, X.T, casting="unsafe")
+            np.clip(C, 0, self._cap, out=C)
+        else:
+            C = np.ascontiguousarray(X.T)
         sp = self.space
         ri = self._lookup(C[0], sp.resolutions)
         widx = [self._lookup(C[1 + i], st.widths) for i, st in enumerate(sp.stages)]
