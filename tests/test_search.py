@@ -153,3 +153,61 @@ def test_landing_says_when_even_the_fastest_subnets_measure_over_the_target(setu
     lo, _ = feasible_range(space, pred.predict)
     with pytest.raises(InfeasibleTargetError, match=r"fastest measured .*ask for at least"):
         land(space, pred.predict, 1.1 * lo, 0, lambda archs: 2.0 * pred.predict(archs), evo=FAST)
+
+
+def _edge_measure(pred, target):
+    """A deterministic 'device' whose subnets jump over the window: anything predicted at or
+    above 92% of the target measures 5% over it, the rest as predicted."""
+    def measure(archs):
+        p = pred.predict(archs)
+        return np.where(p < 0.92 * target, p, np.maximum(p, target) * 1.05)
+    return measure
+
+
+def test_landing_says_so_when_no_subnet_lies_in_the_window(setup):
+    from hwnas.search.landing import land
+
+    space, pred = setup
+    lo, hi = feasible_range(space, pred.predict)
+    target = lo + 0.3 * (hi - lo)
+    result, landing = land(space, pred.predict, target, 0, _edge_measure(pred, target), evo=FAST)
+    assert not landing.in_window and not landing.landed
+    assert landing.best.measured_ms <= target  # the best one under the target is still kept
+    below, above = landing.neighbours()
+    assert below.measured_ms < 0.97 * target and above.measured_ms > target
+    doc = landing.to_dict()
+    assert doc["landed"] is False
+    assert doc["nearest_below"]["gap"] == pytest.approx(below.measured_ms / target - 1)
+    assert doc["nearest_above"]["gap"] > 0
+    assert doc["window_ms"] == pytest.approx([0.97 * target, target])
+
+
+def test_cli_search_prints_not_landed_with_both_neighbours(setup, hwnas_home, monkeypatch):
+    import json as json_
+
+    from cli_harness import invoke
+    from hwnas import api
+    from hwnas.api.workflows import SearchOutcome
+    from hwnas.predictors.select import Chosen
+    from hwnas.search.landing import land
+
+    space, pred = setup
+    lo, hi = feasible_range(space, pred.predict)
+    target = round(lo + 0.3 * (hi - lo), 3)
+
+    def fake_search(device, target_ms, **kw):
+        result, landing = land(space, pred.predict, target_ms, 0,
+                               _edge_measure(pred, target_ms), evo=FAST)
+        return SearchOutcome(result, Chosen(pred, "lut", "synthetic"), None, None, landing)
+
+    monkeypatch.setattr(api, "search", fake_search)
+    r = invoke(["search", "--device", "local-cpu", "--target-latency", target], hwnas_home)
+    assert r.exit_code == 0, r.stderr
+    assert "NOT LANDED" in r.stdout and "nearest measured below" in r.stdout, r.stdout
+    r = invoke(["search", "--device", "local-cpu", "--target-latency", target, "--json"],
+               hwnas_home)
+    assert r.exit_code == 0, r.stderr
+    land_doc = json_.loads(r.stdout)["landing"]
+    assert land_doc["landed"] is False
+    assert land_doc["nearest_below"]["measured_ms"] < 0.97 * target
+    assert land_doc["nearest_above"]["measured_ms"] > target

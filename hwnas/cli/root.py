@@ -516,6 +516,20 @@ def _print_search(doc: dict, target: float) -> None:
         land = doc["landing"]
         click.echo(f"landing:   {len(land['checked'])} candidates measured in {land['rounds']} "
                    f"round(s); measured / predicted near the target: {land['correction']:.3f}")
+        if land.get("landed") is False:
+            # near the space's edge the subnets can be too coarse for the window: say so, and
+            # show the gap on either side rather than present the pick as on target
+            lo, hi = land["window_ms"]
+
+            def side(c) -> str:
+                return ("none measured" if c is None else
+                        f"{fmt_ms(c['measured_ms'])} ({100 * c['gap']:+.1f}%)")
+
+            click.echo(f"NOT LANDED: no subnet measured within {100 * (lo / target - 1):.0f}%.."
+                       f"0% of the target ({fmt_ms(lo)} to {fmt_ms(hi)}); nearest measured "
+                       f"below: {side(land['nearest_below'])}, above: "
+                       f"{side(land['nearest_above'])}. The pick is the best one measured "
+                       f"under the target, not a landing.")
     if doc["measured_ms"] is not None:
         click.echo(f"measured:  {fmt_ms(doc['measured_ms'])} "
                    f"({100 * (doc['measured_ms'] / target - 1):+.1f}% vs target, re-measured "

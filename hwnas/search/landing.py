@@ -19,6 +19,10 @@ predictor that is unbiased on random subnets is biased on the picks: on local-cp
 
 If no round lands in the window, the best-scoring candidate measured at or under the target is
 kept (and the outcome says so); if none is under, the fastest one measured, with a warning.
+Near the space's edge (a target close to the fastest subnets) the subnets can be too coarse for
+the window: then the outcome is not a landing (``landed`` false) and names the nearest subnets
+measured on either side of ``[T(1 - window_low), T]``, so the user sees the gap, not a pick
+presented as on target.
 The candidate's *predicted* latency stays the predictor's own number for it: the correction
 only steers the search, it is never printed as a prediction.
 """
@@ -70,11 +74,39 @@ class Landing:
     rounds: int = 0
     in_window: bool = False
     confirmations: int = 0  # second measurements of window hits (step 5)
+    target_ms: float | None = None
+    window_low: float = LandingConfig.window_low
+
+    @property
+    def landed(self) -> bool:
+        """The pick measured within [T(1 - window_low), T]: what the user asked for. A pick
+        kept after the rounds failed may still be (just under T, above the steering window)."""
+        if self.in_window or self.target_ms is None:
+            return self.in_window
+        return self.target_ms * (1 - self.window_low) <= self.best.measured_ms <= self.target_ms
+
+    def neighbours(self) -> tuple[Checked | None, Checked | None]:
+        """The measured candidates nearest to the window [T(1 - window_low), T], below and
+        above it (None where none was measured on that side)."""
+        lo, hi = self.target_ms * (1 - self.window_low), self.target_ms
+        below = [c for c in self.checked if c.measured_ms < lo]
+        above = [c for c in self.checked if c.measured_ms > hi]
+        return (max(below, key=lambda c: c.measured_ms) if below else None,
+                min(above, key=lambda c: c.measured_ms) if above else None)
 
     def to_dict(self) -> dict:
-        return {"measured_ms": self.best.measured_ms, "correction": self.correction,
-                "rounds": self.rounds, "in_window": self.in_window,
-                "confirmations": self.confirmations,
+        doc = {"measured_ms": self.best.measured_ms, "correction": self.correction,
+               "rounds": self.rounds, "in_window": self.in_window,
+               "confirmations": self.confirmations}
+        if self.target_ms is not None:
+            side = lambda c: None if c is None else {  # noqa: E731
+                "arch": c.candidate.arch.to_dict(), "measured_ms": c.measured_ms,
+                "gap": c.measured_ms / self.target_ms - 1, "predicted_ms": c.candidate.latency_ms}
+            below, above = self.neighbours() if not self.landed else (None, None)
+            doc.update(landed=self.landed, target_ms=self.target_ms,
+                       window_ms=[self.target_ms * (1 - self.window_low), self.target_ms],
+                       nearest_below=side(below), nearest_above=side(above))
+        return {**doc,
                 "checked": [{"arch": c.candidate.arch.to_dict(),
                              "predicted_ms": c.candidate.latency_ms,
                              "measured_ms": c.measured_ms, "score": c.candidate.score}
@@ -125,7 +157,8 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
                  ", ".join(f"{c.measured_ms:.3f}" for c in checked.values()), k, len(window))
         if best is not None:
             return _with_best(result, best, target_ms), Landing(
-                best, k, list(checked.values()), round_ + 1, True, len(confirmed))
+                best, k, list(checked.values()), round_ + 1, True, len(confirmed), target_ms,
+                cfg.window_low)
     fits = [c for c in checked.values() if c.measured_ms <= target_ms]
     if fits:
         best = max(fits, key=lambda c: c.candidate.score)
@@ -140,8 +173,19 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
                 f"for at least {best.measured_ms * 1.01:.3g} ms")
         log.warning("every measured candidate was over %g ms; keeping the fastest (%.3f ms)",
                     target_ms, best.measured_ms)
-    return _with_best(result, best, target_ms), Landing(
-        best, k, list(checked.values()), cfg.rounds, False, len(confirmed))
+    landing = Landing(best, k, list(checked.values()), cfg.rounds, False, len(confirmed),
+                      target_ms, cfg.window_low)
+    if not landing.landed:
+        below, above = landing.neighbours()
+        log.warning("no subnet measured within [%.3f, %.3f] ms of the %g ms target: nearest "
+                    "below %s, nearest above %s", target_ms * (1 - cfg.window_low), target_ms,
+                    target_ms, _side(below, target_ms), _side(above, target_ms))
+    return _with_best(result, best, target_ms), landing
+
+
+def _side(c: Checked | None, target_ms: float) -> str:
+    return "none measured" if c is None else (
+        f"{c.measured_ms:.3f} ms ({100 * (c.measured_ms / target_ms - 1):+.1f}%)")
 
 
 def _merge(a: SearchResult, b: SearchResult) -> SearchResult:
