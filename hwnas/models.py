@@ -15,7 +15,7 @@ from typing import Any, Callable
 from hwnas.spaces.edgevit.arch import EdgeViTArch
 from hwnas.spaces.vit.arch import ViTArch
 from hwnas.spaces.vitres.arch import ViTResArch
-from hwnas.errors import ArchError, HwnasError
+from hwnas.errors import ArchError, HwnasError, SpaceError
 from hwnas.ops import OpSpec
 from hwnas.spaces.tfnas.ops import MBHead, MBStem, TFNASBlock
 from hwnas.spaces import SPACES
@@ -45,11 +45,13 @@ class NamedModel:
 
 def spaces_containing(arch) -> list[str]:
     """Registered search spaces whose validation accepts ``arch``."""
+    from hwnas.spaces import get_space
+
     found = []
-    for name, factory in SPACES.items():
+    for name in list(SPACES):
         try:
-            factory().validate(arch)
-        except (ArchError, TypeError):
+            get_space(name).validate(arch)
+        except (ArchError, TypeError, SpaceError):  # SpaceError: a user's space that fails
             continue
         found.append(name)
     return found
@@ -57,7 +59,9 @@ def spaces_containing(arch) -> list[str]:
 
 def _in_space_or(name: str, arch, fallback: Callable[[], SearchSpace], source: str) -> NamedModel:
     inside = spaces_containing(arch)
-    space = SPACES[inside[0]]() if inside else fallback()
+    from hwnas.spaces import get_space
+
+    space = get_space(inside[0]) if inside else fallback()
     return NamedModel(name, space, space.validate(arch), source)
 
 

@@ -12,6 +12,9 @@
 6. The messages: a full disk names the file and the free space (and is not blamed on the
    reference model); ``--data ''`` is refused; an empty data folder is named; ``--sample 0`` is
    out of range in ``--help`` as on the command line.
+7. Imports say what they really check: the published nn-Meter and TF-NAS tables are recognised
+   by sha256 whatever their name, said, and refused as another device; an unknown file imports
+   with a warning.
 
 Everything runs the real CLI in-process (tests/cli_harness.py), as a user meets it.
 """
@@ -674,3 +677,96 @@ def test_measure_sample_zero_is_out_of_range_in_help_too(home):
     assert "1<=x<=100000" in shown.split("--sample", 1)[1].split("--passes", 1)[0]
     assert_one_line(invoke(["measure", "--device", "local-cpu"], home),
                     r"give --arch FILE or --sample N")
+
+
+# --- 7: imports say what they really check ----------------------------------------------------
+NN_METER_PHONES = ("pixel1", "pixel4", "pixel6", "xiaomi11")
+
+
+@pytest.mark.data
+def test_the_published_hashes_are_the_shared_files(shared_data):
+    import hashlib
+
+    from hwnas.latency.importers import PUBLISHED
+
+    files = {**{f"nn-meter-vit-luts/{p}_lut_ln_v3.json": ("nn-meter", p) for p in NN_METER_PHONES},
+             "tf-nas-luts/latency_cpu.pkl": ("tf-nas", "xeon-gold-6130"),
+             "tf-nas-luts/latency_gpu.pkl": ("tf-nas", "titan-rtx")}
+    for rel, (fmt, device) in files.items():
+        known = PUBLISHED[hashlib.sha256((shared_data / rel).read_bytes()).hexdigest()]
+        assert (known.fmt, known.device) == (fmt, device)
+        assert known.source.endswith("/" + rel.split("/")[-1])
+    assert len(PUBLISHED) == len(files)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name, device", [("pixel6_lut_ln_v3.json", "pixel6"),
+                                          ("lut.json", "pixel7"), ("lut.json", "android"),
+                                          ("pixel4_lut_ln_v3.json", "xiaomi11")])
+def test_a_known_table_is_refused_as_another_device_whatever_its_name(home, tmp_path,
+                                                                      shared_data, name, device):
+    copy = tmp_path / name
+    shutil.copy(shared_data / "nn-meter-vit-luts/pixel4_lut_ln_v3.json", copy)
+    line = one_line_and_untouched(["import", "nn-meter", copy, "--device", device, "--force"],
+                                  home, rf"{name} is the table of pixel4 \(microsoft/nn-Meter .*"
+                                        rf"pixel4_lut_ln_v3\.json; recognised by its sha256",
+                                  root=home.parent)
+    assert f"not of {device}" in line and "--device pixel4" in line
+
+
+@pytest.mark.data
+def test_a_known_table_under_any_name_imports_as_its_device_and_is_named(home, tmp_path,
+                                                                         shared_data):
+    copy = tmp_path / "whatever.json"
+    shutil.copy(shared_data / "nn-meter-vit-luts/pixel4_lut_ln_v3.json", copy)
+    r = invoke(["import", "nn-meter", copy, "--device", "pixel4"], home)
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr == ""  # known: no warning
+    assert "is the published table microsoft/nn-Meter" in r.stdout
+    assert "pixel4_lut_ln_v3.json (recognised by its sha256)" in r.stdout
+    from hwnas.latency.table import LatencyTable
+
+    meta = LatencyTable.load(home / "devices/pixel4/table.pkl").meta
+    assert meta["recognised_as"].endswith("lut/pixel4_lut_ln_v3.json")
+
+
+@pytest.mark.data
+def test_tf_nas_tables_are_recognised_by_content(home, tmp_path, shared_data):
+    cpu = tmp_path / "latency_gpu.pkl"  # the CPU table, named as the GPU one
+    shutil.copy(shared_data / "tf-nas-luts/latency_cpu.pkl", cpu)
+    one_line_and_untouched(["import", "tf-nas", cpu, "--device", "titan-rtx"], home,
+                           r"latency_gpu\.pkl is the table of xeon-gold-6130 \(AberHu/TF-NAS .*"
+                           r"latency_cpu\.pkl; recognised by its sha256", root=home.parent)
+    r = invoke(["import", "tf-nas", cpu, "--device", "xeon-gold-6130"], home)
+    assert r.exit_code == 0, r.stderr
+    assert "latency_cpu.pkl (recognised by its sha256)" in r.stdout
+
+
+@pytest.mark.data
+def test_an_edited_copy_imports_with_a_warning(home, tmp_path, shared_data):
+    raw = json.loads((shared_data / "nn-meter-vit-luts/pixel4_lut_ln_v3.json").read_text())
+    key = sorted(raw)[0]
+    raw[key] *= 1.01
+    edited = tmp_path / "lut.json"
+    edited.write_text(json.dumps(raw))
+    r = invoke(["import", "nn-meter", edited, "--device", "pixel7"], home)
+    assert r.exit_code == 0, r.stderr
+    assert "recognised" not in r.stdout
+    warning = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(warning) == 1 and "WARNING" in warning[0], r.stderr
+    assert "is not one of the published tables hwnas knows" in warning[0]
+    assert "which hardware measured it could not be checked" in warning[0]
+
+
+def test_an_unknown_file_still_has_its_name_checked(home, tmp_path):
+    lut, _ = _nn_meter_json(tmp_path / "pixel4_lut_ln_v3.json", value=1.0)
+    one_line_and_untouched(["import", "nn-meter", lut, "--device", "pixel6", "--force"], home,
+                           "looks like the table of pixel4", root=home.parent)
+    r = invoke(["import", "nn-meter", lut, "--device", "pixel4"], home)
+    assert r.exit_code == 0 and "could not be checked" in r.stderr, r.stderr
+
+
+def test_the_readme_says_what_an_import_checks():
+    readme = (CHECKOUT / "README.md").read_text()
+    assert "recognised by their sha256" in readme
+    assert "measured on other hardware (TF-NAS's" not in readme

@@ -231,6 +231,13 @@ def import_(fmt, file, device, force, index_file) -> None:
     table = api.import_table(fmt, file, device, force=force)
     flagged = f", {len(table.flags)} flagged (kept as given)" if table.flags else ""
     click.echo(f"{device}: imported {len(table)} entries from {file}{flagged}")
+    if table.meta.get("recognised_as"):  # by content (importers.PUBLISHED), not by its name
+        click.echo(f"{file} is the published table {table.meta['recognised_as']} (recognised "
+                   f"by its sha256)")
+    else:  # a file hwnas does not know: imported, with a warning on stderr
+        from hwnas.latency.importers import warn_if_unrecognised
+
+        warn_if_unrecognised(table, file, device)
     if "replaced" in table.meta:
         r = table.meta["replaced"]
         click.echo(f"the previous table ({r['was']}) is kept as {r['backup']}")

@@ -98,9 +98,10 @@ def _entry_points():
         return []
 
 
-def space_factory(name: str) -> Callable[[], Any]:
+def space_factory(name: str, register: bool = True) -> Callable[[], Any]:
     """The class or function registered as ``name``, or the one ``module:attr`` names
-    (imported now, and registered so that the name resolves again)."""
+    (imported now and, with ``register``, registered so that the name resolves again;
+    ``get_space`` registers it only once it has made a space)."""
     load_families()
     if name in SPACES:
         return SPACES[name]
@@ -115,10 +116,15 @@ def space_factory(name: str) -> Callable[[], Any]:
     if obj is None:
         raise SpaceError(f"{module_name} has no {attr!r} (from --space {name})")
     _check_user_factory(obj, name, _origin(module, module_name))
+    if register:
+        _register_spec(name, obj)
+    return obj
+
+
+def _register_spec(name: str, obj) -> None:
     # registered by its own decorator: that name; otherwise the spec itself names it
     if not any(v is obj for v in SPACES.values()):
         SPACES[name] = obj
-    return obj
 
 
 NOT_A_SPACE = ("is not a search space: --space names a class deriving hwnas.spaces.SearchSpace, "
@@ -236,7 +242,7 @@ def get_space(name: str, resolutions=None):
     resolutions."""
     from hwnas.spaces.base import SearchSpace
 
-    factory = space_factory(name)
+    factory = space_factory(name, register=False)
     user = _user_spec(factory)
     if user is None:  # hwnas's own families: whatever they raise is a bug in hwnas
         space = factory()
@@ -252,4 +258,6 @@ def get_space(name: str, resolutions=None):
         if not isinstance(space, SearchSpace):
             raise SpaceError(f"search space {name!r}: {user} returned {_a_kind(space)}, and "
                              f"{NOT_A_SPACE}")
+    if name not in SPACES:  # a module:attr that made a space: the name resolves again
+        _register_spec(name, factory)
     return space.with_resolutions(resolutions) if resolutions else space
