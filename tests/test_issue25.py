@@ -473,14 +473,27 @@ def good():
     ("Exits", r"making Exits in .*issue25_user_space\.py failed: sys\.exit\(2\)"),
     ("returns_a_number", r"returns_a_number in .*issue25_user_space\.py returned an int object"),
 ], ids=["not-a-space", "raises", "exits", "returns-a-number"])
-def test_a_user_space_that_is_not_one_is_named_as_theirs(home, tmp_path, arch, attr, pattern):
+def test_a_user_space_that_is_not_one_is_named_as_theirs(home, tmp_path, arch, attr, pattern,
+                                                         spaces_restored):
     (tmp_path / "issue25_user_space.py").write_text(USER_SPACE)
     spec = f"{tmp_path / 'issue25_user_space.py'}:{attr}"
     one_line_and_untouched(["predict", "--device", "pixel6", "--arch", arch, "--space", spec],
                            home, pattern, root=tmp_path)
 
 
-def test_a_user_space_function_still_works(home, tmp_path, arch):
+@pytest.fixture
+def spaces_restored():
+    """The registry as it was: a user's space registered here must not leak into the other
+    tests of this worker (test_models counts which spaces hold each named model)."""
+    from hwnas.spaces import SPACES
+
+    before = dict(SPACES)
+    yield
+    SPACES.clear()
+    SPACES.update(before)
+
+
+def test_a_user_space_function_still_works(home, tmp_path, arch, spaces_restored):
     (tmp_path / "issue25_user_space.py").write_text(USER_SPACE)
     r = invoke(["predict", "--device", "pixel6", "--arch", arch, "--space",
                 f"{tmp_path / 'issue25_user_space.py'}:good"], home)
