@@ -1,7 +1,10 @@
-"""Named devices, one strict yaml file each (package data).
+"""Named devices, one strict yaml file each: the package's own, then the user's in
+``$HWNAS_HOME/devices`` (which may ``extends:`` another device, and replace a built-in only with
+``override: true``).
 
-An unknown key in a yaml is an error, not silently ignored: a typo in ``warmup`` must not fall
-back to a default and quietly change what a number means.
+A key the device's kind does not take is an error naming the file and the key, not silently
+ignored: a typo in ``warmup`` must not fall back to a default and quietly change what a number
+means. What each kind takes is declared by the kind (``hwnas.devices``).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class DeviceConfig:
     resolutions: tuple[int, ...] = ()  # resolutions the main job profiles by default
     source: str = ""  # where an imported table comes from
     notes: str = ""
-    # --- cuda profiler only (ignored by the others) ---
+    # --- the cuda kind (a yaml of another kind refuses these keys) ---
     backend: str = "torch"  # one of CUDA_BACKENDS
     include_copies: bool = False  # time host->device input and device->host output copies too
     cudnn_benchmark: bool = True  # let cuDNN (or ORT's conv search) pick the fastest algorithms
