@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from hwnas.errors import DeviceError, HwnasError, PredictorError, TableError
 from hwnas.home import check_folder, device_paths
@@ -207,9 +206,8 @@ def adapt(device: str, space: str, samples: int = 10, seed: int = 0,
                           f"{kind.description}. Import its measurements ('hwnas records "
                           f"import') and fit with 'hwnas fit --kind fewshot'")
     bank = proxy_records(ctx, proxies)
-    have = load_records(ctx, missing_ok=True) if ctx.paths.records.exists() else None
-    measured_keys = ({json.dumps(r.arch, sort_keys=True) for r in have.records}
-                     if have is not None else set())
+    measured_keys = {json.dumps(r.arch, sort_keys=True)
+                     for r in load_records(ctx, missing_ok=True).records}
     picks = choose_networks(ctx.space, bank, samples, seed, exclude=measured_keys)
     with session(ctx) as sctx:
         recs = measure(sctx, archs=picks, passes=1, seed=seed, progress=progress)
@@ -222,16 +220,12 @@ def adapt(device: str, space: str, samples: int = 10, seed: int = 0,
 
 
 # --- batch prediction -------------------------------------------------------------------------
-def read_arch_list(path: str | Path, space: str | None) -> tuple[object, list, list[str]]:
-    """(space, archs, the rows' own text) from a CSV with an ``arch`` column or JSON lines,
-    in file order. A bad row is one line naming its number."""
+def arch_cells(text: str, path) -> list[tuple[int, str]]:
+    """(row number, the row's arch text) of a CSV with an ``arch`` column or of JSON lines, in
+    file order; HwnasError (one line naming ``path``) for a file that is neither."""
     import csv
     import io
 
-    from hwnas.latency.help import _arch_cell, read_capped
-    from hwnas.spaces import get_space
-
-    text = read_capped(path, ARCH_LIST_MAX_BYTES).decode("utf-8-sig", errors="strict")
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     cells: list[tuple[int, str]] = []
     if first.lstrip().startswith(("{", "[", '"')):  # JSON lines
@@ -251,6 +245,18 @@ def read_arch_list(path: str | Path, space: str | None) -> tuple[object, list, l
             cells.append((i, row[col]))
     if not cells:
         raise HwnasError(f"{path} holds no architectures")
+    return cells
+
+
+def read_arch_list(path: str | Path, space: str | None) -> tuple[object, list, list[str]]:
+    """(space, archs, the rows' own text) from a CSV with an ``arch`` column or JSON lines,
+    in file order. A bad row is one line naming its number."""
+    from hwnas.latency.help import _arch_cell
+    from hwnas.latency.safeio import read_capped
+    from hwnas.spaces import get_space
+
+    text = read_capped(path, ARCH_LIST_MAX_BYTES).decode("utf-8-sig", errors="strict")
+    cells = arch_cells(text, path)
     from hwnas.latency.safeio import JSONLimitError
 
     objs = []
@@ -281,21 +287,9 @@ def read_arch_list(path: str | Path, space: str | None) -> tuple[object, list, l
 def predict_batch(device: str, archs_path: str | Path, out: str | Path, space: str | None = None,
                   kind: str = "auto", home: Path | None = None):
     """Predict every architecture of a file; write ``arch,predicted_ms,predictor`` in its
-    order. Returns (the Chosen predictor, the predictions, rows)."""
-    import csv
-    import io
+    order. Returns (the Chosen predictor, the predictions, rows). ``hwnas.api.batch`` does
+    the work (and times it, for ``hwnas predict --archs``)."""
+    from hwnas.api.batch import predict_file
 
-    from hwnas.api.predicting import arch_context, predictor
-    from hwnas.latency.safeio import atomic_write_text
-
-    sp, archs, texts = read_arch_list(archs_path, space)
-    ctx = arch_context(context(device, sp.name, home=home), archs)
-    chosen = predictor(ctx, kind, archs=archs)
-    ms = chosen.predict(archs)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["arch", "predicted_ms", "predictor"])
-    for text, v in zip(texts, ms):
-        w.writerow([text, f"{v:.6g}", chosen.kind])
-    atomic_write_text(out, buf.getvalue())
-    return chosen, np.asarray(ms), len(texts)
+    r = predict_file(device, archs_path, out, space, kind, home)
+    return r.chosen, r.ms, r.n

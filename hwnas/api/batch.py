@@ -1,7 +1,7 @@
 """Batch prediction of a file of architectures (``hwnas predict --archs FILE --csv OUT``),
 timed by phase.
 
-The general path (``adapting.predict_batch``) builds an Arch object per row, validates it, walks
+The general path (``adapting.read_arch_list``, then the chosen predictor) builds an Arch object per row, validates it, walks
 its ops to check the table covers them, and encodes it again for the LUT: ~25,000 rows/s. For
 ElasticViT rows in hwnas's own JSON form priced by a LUT, this module parses each row straight
 into ``space.encode``'s row layout, validates the whole batch with numpy, and prices it with
@@ -39,9 +39,9 @@ def predict_file(device: str, archs_path: str | Path, out: str | Path,
                  space: str | None = None, kind: str = "auto",
                  home: Path | None = None) -> BatchResult:
     """Predict every architecture of a file and write ``arch,predicted_ms,predictor`` in its
-    order, as ``adapting.predict_batch`` does, with each phase timed."""
+    order, with each phase timed."""
     from hwnas.api.adapting import ARCH_LIST_MAX_BYTES
-    from hwnas.latency.help import read_capped
+    from hwnas.latency.safeio import read_capped
 
     t = {"start": time.perf_counter()}
     text = read_capped(archs_path, ARCH_LIST_MAX_BYTES).decode("utf-8-sig", errors="strict")
@@ -64,7 +64,7 @@ def _phases(t: dict) -> dict:
 
 
 def _general(device, archs_path, out, space, kind, home, t) -> BatchResult:
-    """``adapting.predict_batch``'s steps, timed: Arch objects, the chosen predictor's
+    """The general steps, timed: Arch objects, the chosen predictor's
     ``predict``. Its parse phase reads the file again (the fast path's read is not reused)."""
     from hwnas.api.adapting import read_arch_list
     from hwnas.api.device import context
@@ -84,26 +84,14 @@ def _general(device, archs_path, out, space, kind, home, t) -> BatchResult:
 
 
 def _cells(text: str) -> list[str]:
-    """The rows' arch texts (JSON lines, or a CSV's ``arch`` column), as read_arch_list reads
-    them; any irregularity is left to it."""
-    import csv
-    import io
+    """The rows' arch texts, as read_arch_list reads them; any irregularity is left to it."""
+    from hwnas.api.adapting import arch_cells
+    from hwnas.errors import HwnasError
 
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    if first.lstrip().startswith("{"):
-        return [ln.strip() for ln in text.splitlines() if ln.strip()]
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or "arch" not in [c.strip() for c in rows[0]]:
-        raise _Slow
-    col = [c.strip() for c in rows[0]].index("arch")
-    cells = []
-    for row in rows[1:]:
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) <= col:
-            raise _Slow
-        cells.append(row[col])  # written back as read, as read_arch_list does
-    return cells
+    try:
+        return [cell for _, cell in arch_cells(text, "")]
+    except HwnasError:
+        raise _Slow from None
 
 
 def _fast(device, text, space, kind, home, t):

@@ -276,7 +276,9 @@ def parse_config(name: str, text: str, origin: str = "built-in") -> DeviceConfig
 
 
 def config_from_raw(name: str, raw: dict, where: str) -> DeviceConfig:
-    from hwnas.devices.kinds import COMMON_KEYS, get_kind
+    """A DeviceConfig from a yaml's keys as ``_resolve`` gives them (``extends`` and
+    ``override`` already taken out), checked against its kind."""
+    from hwnas.devices.kinds import get_kind
 
     kind_name = raw.get("kind")
     if kind_name is None:
@@ -297,8 +299,6 @@ def config_from_raw(name: str, raw: dict, where: str) -> DeviceConfig:
         raise DeviceError(f"device config {where}: unknown key(s) {unknown} for a {kind_name} "
                           f"device" + (f" ({hint})" if hint else
                                        f"; allowed: {sorted(kind.allowed_keys - {'name'})}"))
-    raw = {k: v for k, v in raw.items() if k not in COMMON_KEYS - {f.name for f in
-                                                                    fields(DeviceConfig)}}
     raw.setdefault("name", name)
     raw.setdefault("description", f"{name} ({kind_name})")
     try:
