@@ -124,6 +124,7 @@ def parse_arch_json(text: str, path: str | Path):
 def load_arch_file(path: str | Path, space: str | None = None) -> ArchFile:
     """Read, parse and validate every architecture in ``path`` (ArchError when it cannot)."""
     from hwnas.spaces import get_space
+    from hwnas.spaces.registry import space_named_by_file
 
     path = Path(path)
     text = read_arch_text(path)
@@ -143,7 +144,8 @@ def load_arch_file(path: str | Path, space: str | None = None) -> ArchFile:
                             whole if isinstance(whole, str) else None)
     first_error = None
     for name in names:
-        sp = get_space(name)
+        # a name the file gave is data: registered spaces only (a module:attr is not imported)
+        sp = get_space(name) if space else space_named_by_file(name, str(path))
         archs, error = _parse_all(sp, objs, many)
         if archs:
             return ArchFile(sp, tuple(archs), what)

@@ -274,7 +274,11 @@ def read_arch_list(path: str | Path, space: str | None) -> tuple[object, list, l
         first_obj = objs[0]
         name = (first_obj.get("space") if isinstance(first_obj, dict) else
                 native_space(first_obj)) or "elasticvit"
-    sp = get_space(name)
+        from hwnas.spaces.registry import space_named_by_file
+
+        sp = space_named_by_file(name, str(path))  # data never imports a module:attr
+    else:
+        sp = get_space(name)
     archs = []
     for (i, cell), obj in zip(cells, objs):
         try:

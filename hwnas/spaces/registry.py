@@ -237,6 +237,19 @@ def _import_file(path: Path):
     return module
 
 
+def space_named_by_file(name: object, where: str, resolutions=None):
+    """The space a file's *contents* name (an arch, records or pools file): registered spaces
+    only. A file is data: a ``module:attr`` in it is never imported, or opening an arch file
+    someone sent would run their code. The user who trusts it names it with --space."""
+    load_families()
+    if isinstance(name, str) and name in SPACES:
+        return get_space(name, resolutions)
+    shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+    raise SpaceError(f"{where} names search space {shown}, which is not registered (known: "
+                     f"{', '.join(sorted(SPACES))}); a file's contents never import code: "
+                     f"pass --space yourself if you trust that module")
+
+
 def get_space(name: str, resolutions=None):
     """A registered space by name (or ``module:Class``), optionally narrowed to some
     resolutions."""
