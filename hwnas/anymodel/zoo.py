@@ -105,6 +105,15 @@ HWNAS_FAMILIES = {"deit-tiny": "vit", "deit-small": "vit", "vitas-c": "vit",
                   "elastic_S1": "hybrid", "elastic_M": "hybrid", "elastic_L3": "hybrid",
                   "vit-resnas-tiny": "vit", "vit-resnas-small": "vit",
                   "vit-resnas-medium": "vit"}
+# Model rewrites that keep the architecture but fix how a module is written, per config class;
+# the tag goes into the export cache key. EfficientNet: transformers' pooler is
+# AvgPool2d(hidden_dim=1280, ceil_mode=True) over a 7 x 7 map, a global average pool written
+# as a 1280-wide window. PyTorch and onnxruntime clip the window; litert-torch lowers a
+# ceil-mode pool exactly but literally (PAD to the whole window, AVERAGE_POOL_2D, a MUL that
+# rescales), which materialises a [1, 1280, 1280, 1280] tensor (7.8 GiB). The published
+# EfficientNet pools globally (Keras' GlobalAveragePooling2D, a MEAN on a phone), and
+# AdaptiveAvgPool2d(1) converts to exactly that MEAN; the result is the same number.
+REWRITES = {"EfficientNetConfig": "global-pool-v1"}
 # the DeiT checkpoints' classes: AutoModel cannot tell the distilled one from the plain one
 HF_CLASSES = {"DeiTConfig": "DeiTForImageClassificationWithTeacher",
               "LevitConfig": "LevitForImageClassificationWithTeacher"}
@@ -203,6 +212,8 @@ def _build_hf(e: ZooEntry, seed: int):
     finally:
         torch.random.set_rng_state(state)
     _init_weights(model, seed)
+    if cls_name == "EfficientNetConfig":
+        _global_pool(model.efficientnet)
 
     class Logits(torch.nn.Module):
         """pixel_values -> logits: one tensor in, one out, as a deployed classifier."""
@@ -217,6 +228,18 @@ def _build_hf(e: ZooEntry, seed: int):
     return Logits().eval()
 
 
+def _global_pool(model) -> None:
+    """transformers' EfficientNet pooler (a ceil-mode pool whose window is the hidden width)
+    as the global pool it computes (REWRITES says why)."""
+    import torch
+
+    pool = model.pooler
+    if isinstance(pool, torch.nn.AvgPool2d):
+        model.pooler = torch.nn.AdaptiveAvgPool2d(1)
+    elif isinstance(pool, torch.nn.MaxPool2d):
+        model.pooler = torch.nn.AdaptiveMaxPool2d(1)
+
+
 def cache_key(name: str, fmt: str, seed: int = 0) -> str:
     """Exports are cached by what they depend on: the entry, the seed and the libraries."""
     from importlib.metadata import PackageNotFoundError, version
@@ -228,8 +251,11 @@ def cache_key(name: str, fmt: str, seed: int = 0) -> str:
             versions["transformers"] = version("transformers")
         except PackageNotFoundError:
             raise ModelError(f"{name}: {ZOO_HINT}") from None
-    body = json.dumps([e.name, e.source, e.config, e.resolution, fmt, seed, versions],
-                      sort_keys=True)
+    fields = [e.name, e.source, e.config, e.resolution, fmt, seed, versions]
+    rewrite = REWRITES.get(e.source.split(":", 1)[-1])
+    if rewrite:  # only rewritten entries' keys change: the others' cached exports stay valid
+        fields.append(rewrite)
+    body = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
