@@ -227,3 +227,28 @@ def test_cuda_measures_onnx_files_with_its_ort_backends(small_onnx, tmp_path):
     with CudaProfiler(torch_cfg, tmp_path, gpu=gpu, device="cpu") as prof:
         with pytest.raises(ProfileError, match="ort-cuda or ort-trt"):
             prof.measure_file_full(small_onnx, "onnx", (1, 3, 32, 32))
+
+
+def test_a_kernel_in_network_context_reads_its_weights_from_memory(tmp_path):
+    """A linear layer with 16 MB of weights and one token is bound by reading them: hot, they
+    sit in the cache; in network context they were evicted, so it must take longer (and the
+    twin, the flush and the touches stay outside the timed call)."""
+    import numpy as np
+
+    from hwnas.anymodel.graph import detect
+    from hwnas.anymodel.ort import random_feeds
+    from hwnas.device_configs import load_device
+    from hwnas.profilers import KernelJob, make_profiler
+
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(2048, 2048).eval()  # 16 MB of float32 weights
+    g = detect("onnxruntime", export_onnx_bytes(fc, [(1, 2048)]), (1, 2048))
+    k = max((k for k in g.kernels if not k.view), key=lambda k: k.weight_bytes)
+    cfg = load_device("local-cpu").with_overrides(reference=False, warmup=3, runs=15,
+                                                  flush_mb=48)
+    with make_profiler(cfg, tmp_path) as prof:
+        ms = {c: prof.measure_kernel_full(KernelJob(g.extract(k), "onnx", k.signature,
+                                                    random_feeds(k), c)).stats.median_ms
+              for c in ("hot", "network")}
+    assert 0 < ms["hot"] < ms["network"], ms
+    assert np.isfinite(ms["network"]) and ms["network"] < 1000 * ms["hot"] + 100

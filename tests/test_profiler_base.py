@@ -155,3 +155,10 @@ def test_no_caller_asks_a_profiler_what_it_has():
     hits = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert hits == []
+
+
+def test_a_kernel_job_names_its_timing_context():
+    assert KernelJob(b"t", "tflite", "k").context == "hot"
+    assert KernelJob(b"t", "tflite", "k", context="network").context == "network"
+    with pytest.raises(ValueError, match="timed in one of"):
+        KernelJob(b"t", "tflite", "k", context="cold")

@@ -105,8 +105,8 @@ class KernelTimer:
     A device whose kind times no kernels fails on the first kernel, in one line (the
     profiler's CapabilityError); ``graph.runtime_of`` refuses such devices before that."""
 
-    def __init__(self, prof, runtime: str):
-        self.prof, self.runtime = prof, runtime
+    def __init__(self, prof, runtime: str, context: str = "hot"):
+        self.prof, self.runtime, self.context = prof, runtime, context
         self.fmt = "onnx" if runtime == "onnxruntime" else "tflite"
 
     def kernel(self, graph, k: Kernel):
@@ -120,7 +120,7 @@ class KernelTimer:
 
             feeds = random_feeds(k)
         return self.prof.measure_kernel_full(KernelJob(graph.extract(k), self.fmt,
-                                                       k.signature, feeds))
+                                                       k.signature, feeds, self.context))
 
     def network(self, data: bytes, input_shape):
         with tempfile.TemporaryDirectory() as tmp:
@@ -140,8 +140,9 @@ def _units(m) -> RatioStats:
 
 
 # --- the kernel table ------------------------------------------------------------------------
-def open_kernel_table(path: Path, prof, runtime: str, fresh: bool = False) -> LatencyTable:
-    protocol = dict(prof.protocol(), kernels="hot", kernel_runtime=runtime)
+def open_kernel_table(path: Path, prof, runtime: str, fresh: bool = False,
+                      context: str = "hot") -> LatencyTable:
+    protocol = dict(prof.protocol(), kernels=context, kernel_runtime=runtime)
     if path.exists() and not fresh:
         table = LatencyTable.load(path)
         if table.meta.get("protocol") != protocol:
@@ -247,7 +248,8 @@ class Sampler:
 # --- the driver ------------------------------------------------------------------------------
 def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int,
                     nets: int | None = None, seed: int = 0, fresh: bool = False,
-                    progress: bool = True, threads: int = 1) -> ProfileReport:
+                    progress: bool = True, threads: int = 1,
+                    context: str = "hot") -> ProfileReport:
     """Measure kernels until the table holds ``budget`` of them, and ``nets`` synthetic
     networks spread over the rounds; returns the saved table. Resumable (see the module
     docstring)."""
@@ -256,8 +258,8 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
     if budget < 1:
         raise ProfileError(f"--budget must be a positive number of kernels, not {budget}")
     path = Path(path)
-    table = open_kernel_table(path, prof, runtime, fresh)
-    timer = KernelTimer(prof, runtime)
+    table = open_kernel_table(path, prof, runtime, fresh, context)
+    timer = KernelTimer(prof, runtime, context)
     meta = table.meta["anymodel"]
     sampler = Sampler(seed)
     t0, before = time.perf_counter(), _n_kernels(table)

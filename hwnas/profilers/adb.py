@@ -282,6 +282,7 @@ class AdbProfiler(Profiler):
         """One kernel of any model as its own .tflite (hwnas.anymodel), in its own
         benchmark_model run, with the per-call overhead subtracted (as blocks)."""
         self.only_format(job.fmt, "tflite")
+        self.only_hot(job)
         return self._measure_file(job.file(self.cache_dir / "kernels-tflite"),
                                   self.call_overhead_ms)
 

@@ -35,6 +35,13 @@ if TYPE_CHECKING:
     from hwnas.ops import OpSpec
 
 KERNEL_FORMATS = ("onnx", "tflite")
+# How a kernel is timed. "hot": an untimed call of the same kernel before each timed one
+# (everything it touches is cached). "network": as a network's kernel finds the machine, the
+# way blocks are timed in flush context: its weights evicted (a read bigger than the last-level
+# cache), a twin of the kernel with its own weights run to warm the code and the runtime's
+# scratch memory, then its input (and output buffers) touched, since the kernel before it just
+# wrote them.
+KERNEL_CONTEXTS = ("hot", "network")
 
 
 class CapabilityError(ProfileError):
@@ -72,10 +79,14 @@ class KernelJob:
     fmt: str  # "onnx" or "tflite"
     name: str  # the kernel's signature
     feeds: Mapping | None = None  # input name -> numpy array; ONNX only
+    context: str = "hot"  # one of KERNEL_CONTEXTS
 
     def __post_init__(self):
         if self.fmt not in KERNEL_FORMATS:
             raise ValueError(f"a kernel job is one of {KERNEL_FORMATS}, not {self.fmt!r}")
+        if self.context not in KERNEL_CONTEXTS:
+            raise ValueError(f"a kernel is timed in one of {KERNEL_CONTEXTS}, not "
+                             f"{self.context!r}")
         if self.fmt == "onnx" and self.feeds is None:
             raise ValueError("an ONNX kernel job needs feeds (every input's value)")
 
@@ -145,8 +156,9 @@ class Profiler(abc.ABC):
         raise self.cannot(f"run {fmt} model files")
 
     def measure_kernel_full(self, job: KernelJob) -> Measurement:
-        """kernels: one kernel of any model, hot (an untimed call before each timed one),
-        every input fed, the per-call overhead of such a call subtracted."""
+        """kernels: one kernel of any model in ``job.context`` (hot: an untimed call before
+        each timed one; network: weights evicted, scratch warm, input hot), every input fed,
+        the per-call overhead of such a call subtracted."""
         raise self.cannot("time single kernels")
 
     def measure_op(self, op: "OpSpec") -> Stats:
@@ -159,6 +171,11 @@ class Profiler(abc.ABC):
         """ProfileError unless ``fmt`` is the one model format this profiler runs."""
         if fmt != runs:
             raise self.cannot(f"run {fmt} models: it runs {runs}")
+
+    def only_hot(self, job: KernelJob) -> None:
+        """ProfileError unless the job asks for hot timing (what remote runners time)."""
+        if job.context != "hot":
+            raise self.cannot(f"time kernels in {job.context} context (only hot)")
 
     # --- optional hooks, with the answer of a profiler that has nothing to say -------------
     def drain_events(self) -> list[dict]:

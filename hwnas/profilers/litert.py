@@ -29,7 +29,8 @@ from hwnas.ops import OpSpec
 from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.profilers.affinity import PinnedProcess
 from hwnas.profilers.drift import interleave, plan_of, protocol_reference
-from hwnas.profilers.export import export_tflite, tflite_for_op, tflite_overhead_model
+from hwnas.profilers.export import (_native_stderr_to_log, export_tflite, tflite_for_op,
+                                     tflite_overhead_model)
 from hwnas.profilers.onnxrt import _cpu_model
 
 log = logging.getLogger(__name__)
@@ -68,24 +69,26 @@ class _LiteBench:
             if twin is not None:
                 twin.set_tensor(d["index"], x.copy())
         self.it, self.twin, self.flush_buf, self.index = it, twin, flush_buf, details[0]["index"]
+        self.indices = [d["index"] for d in details]
         self.hot = hot
 
     def time_calls(self, n: int) -> np.ndarray:
         it, twin = self.it, self.twin
-        view = it.tensor(self.index)  # a live view of the input buffer, to touch it
+        views = [it.tensor(j) for j in self.indices]  # live views of the inputs, to touch them
         out = np.empty(n)
         clock = time.perf_counter_ns
         for i in range(n):
             if twin is not None:
                 self.flush_buf.sum()  # (1) evict this block's weights
                 twin.invoke()  # (2) warm the code paths, as the previous block of a network does
-                view().sum()  # (3) the input is hot: the previous block just wrote it
+                for view in views:  # (3) the input is hot: the previous block just wrote it
+                    view().sum()
             elif self.hot:  # a kernel: hot caches whatever ran just before (the reference)
                 it.invoke()
             t0 = clock()
             it.invoke()
             out[i] = (clock() - t0) / 1e6
-        del view  # a live view must not outlive the interpreter's buffers
+        del views  # a live view must not outlive the interpreter's buffers
         return out
 
 
@@ -104,6 +107,7 @@ class LiteRTProfiler(Profiler):
         self.call_overhead_ms = 0.0
         self.plan = plan_of(cfg)
         self._reference: _LiteBench | None = None
+        self._network_overhead_ms: float | None = None  # kernels in network context
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "LiteRTProfiler":
@@ -154,9 +158,10 @@ class LiteRTProfiler(Profiler):
         resolver = (self.resolvers.AUTO if self.cfg.use_xnnpack
                     else self.resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         try:
-            it = self.Interpreter(model_path=str(path), num_threads=self.cfg.threads,
-                                  experimental_op_resolver_type=resolver)
-            it.allocate_tensors()
+            with _native_stderr_to_log("LiteRT"):  # its C++ logging, never onto stderr
+                it = self.Interpreter(model_path=str(path), num_threads=self.cfg.threads,
+                                      experimental_op_resolver_type=resolver)
+                it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ProfileError(f"LiteRT cannot run {path.name}: {e}") from None
         return it
@@ -193,7 +198,20 @@ class LiteRTProfiler(Profiler):
         overhead subtracted."""
         self.only_format(job.fmt, "tflite")
         path = job.file(self.cache_dir / "kernels-tflite")
-        return self._run(_LiteBench(self._interpreter(path), hot=True), self.call_overhead_ms)
+        if job.context == "hot":
+            return self._run(_LiteBench(self._interpreter(path), hot=True),
+                             self.call_overhead_ms)
+        # network context: weights evicted, a twin warms the code, the inputs hot (the twin
+        # cannot share the interpreter's arena: LiteRT has no such thing)
+        if self.flush_buf is None:
+            self.flush_buf = np.ones(self.cfg.flush_mb * (1 << 20) // 8)
+        if self._network_overhead_ms is None:  # a one-op model's call, in the same context
+            model = tflite_overhead_model(self.cache_dir)
+            b = _LiteBench(self._interpreter(model), self._interpreter(model), self.flush_buf)
+            b.time_calls(self.cfg.warmup)
+            self._network_overhead_ms = float(np.median(b.time_calls(self.cfg.runs)))
+        return self._run(_LiteBench(self._interpreter(path), self._interpreter(path),
+                                    self.flush_buf), self._network_overhead_ms)
 
     def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's .tflite), end to end; its input shape is the

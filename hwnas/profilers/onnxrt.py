@@ -76,31 +76,51 @@ class _OrtBench:
         return out
 
 
+def _bind(sess, feeds: dict):
+    """An io binding of ``feeds`` with outputs allocated once and written in place after."""
+    binding = sess.io_binding()
+    for name, x in feeds.items():
+        binding.bind_cpu_input(name, x)
+    outputs = [o.name for o in sess.get_outputs()]
+    for name in outputs:
+        binding.bind_output(name, "cpu")
+    sess.run_with_iobinding(binding)
+    for name, value in zip(outputs, binding.get_outputs()):
+        binding.bind_ortvalue_output(name, value)  # written in place from now on
+    return binding
+
+
 class _KernelBench:
     """One kernel of any model (hwnas.anymodel) as its own session. Inputs and outputs are
     bound once to buffers allocated up front, as a network's kernels write into its planned
-    arena (a fresh multi-MB output each call would time page faults), and each timed call
-    follows an untimed one, so the reference network timed between rounds does not leave the
-    kernel cold (a kernel is timed hot; anymodel/profile.py says why)."""
+    arena (a fresh multi-MB output each call would time page faults).
 
-    def __init__(self, sess, feeds: dict):
-        self.sess = sess
-        self.binding = sess.io_binding()
-        for name, x in feeds.items():
-            self.binding.bind_cpu_input(name, x)
-        outputs = [o.name for o in sess.get_outputs()]
-        for name in outputs:
-            self.binding.bind_output(name, "cpu")
-        sess.run_with_iobinding(self.binding)
-        for name, value in zip(outputs, self.binding.get_outputs()):
-            self.binding.bind_ortvalue_output(name, value)  # written in place from now on
+    Hot (no twin): each timed call follows an untimed one, so the reference network timed
+    between rounds does not leave the kernel cold. Network context (a twin session of the same
+    kernel with its own weights, sharing the arena): each timed call follows a cache-evicting
+    read, a run of the twin (code and scratch warm) and a read of the inputs and outputs (the
+    kernel before it just wrote them): only the weights are cold (anymodel/profile.py)."""
+
+    def __init__(self, sess, feeds: dict, twin=None, flush_buf=None):
+        self.sess, self.twin, self.flush_buf = sess, twin, flush_buf
+        self.binding = _bind(sess, feeds)
+        if twin is not None:
+            self.twin_binding = _bind(twin, {n: x.copy() for n, x in feeds.items()})
+            self.touch = [x for x in feeds.values() if x.size] + \
+                [v.numpy() for v in self.binding.get_outputs()]
 
     def time_calls(self, n: int) -> np.ndarray:
         out = np.empty(n)
         clock = time.perf_counter_ns
-        run, binding = self.sess.run_with_iobinding, self.binding
+        run, binding, twin = self.sess.run_with_iobinding, self.binding, self.twin
         for i in range(n):
-            run(binding)
+            if twin is None:
+                run(binding)
+            else:
+                self.flush_buf.sum()  # (1) evict the weights
+                twin.run_with_iobinding(self.twin_binding)  # (2) warm code and scratch
+                for x in self.touch:  # (3) inputs and outputs hot
+                    x.sum()
             t0 = clock()
             run(binding)
             out[i] = (clock() - t0) / 1e6
@@ -124,7 +144,8 @@ class OrtProfiler(Profiler):
         self.call_overhead_ms = 0.0
         self.plan = plan_of(cfg)
         self._reference: _OrtBench | None = None
-        self._kernel_overhead_ms: float | None = None  # measured on the first kernel
+        # per kernel context, measured on the first kernel timed in it
+        self._kernel_overhead_ms: dict[str, float] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "OrtProfiler":
@@ -187,15 +208,15 @@ class OrtProfiler(Profiler):
         except Exception as e:  # already registered by an earlier profiler in this process
             log.debug("shared arena: %s", e)
 
-    def _session(self, path: Path | bytes):
+    def _session(self, path: Path | bytes, shared_arena: bool = False):
         so = self.ort.SessionOptions()
-        if self.cfg.context == "flush":
+        if self.cfg.context == "flush" or shared_arena:
             so.add_session_config_entry("session.use_env_allocators", "1")
         so.intra_op_num_threads = self.cfg.threads
         so.inter_op_num_threads = 1
         so.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # fatal only: its errors come back as exceptions (one line)
         model = path if isinstance(path, bytes) else str(path)
         return self.ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
@@ -243,9 +264,21 @@ class OrtProfiler(Profiler):
 
     def measure_kernel_full(self, job: KernelJob) -> Measurement:
         """One kernel of any model as its own ONNX model (hwnas.anymodel): every input fed,
-        outputs bound once, hot, and the per-call overhead of such a call subtracted."""
+        outputs bound once, in ``job.context`` (hot, or network: weights evicted, scratch
+        warm, input hot), and the per-call overhead of such a call subtracted."""
         self.only_format(job.fmt, "onnx")
-        if self._kernel_overhead_ms is None:
+        network = job.context == "network"
+        if network:
+            self._shared_arena()
+            if self.flush_buf is None:
+                self.flush_buf = np.ones(self.cfg.flush_mb * (1 << 20) // 8)
+
+        def bench(model: bytes, feeds: dict) -> _KernelBench:
+            sess = self._session(model, shared_arena=network)
+            twin = self._session(model, shared_arena=network) if network else None
+            return _KernelBench(sess, feeds, twin, self.flush_buf if network else None)
+
+        if job.context not in self._kernel_overhead_ms:
             from onnx import TensorProto, helper
 
             g = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "noop",
@@ -254,12 +287,12 @@ class OrtProfiler(Profiler):
                                   [helper.make_tensor_value_info("output", TensorProto.FLOAT,
                                                                  [1])])
             noop = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-            bench = _KernelBench(self._session(noop.SerializeToString()),
-                                 {"input": np.ones(1, np.float32)})
-            bench.time_calls(self.cfg.warmup)
-            self._kernel_overhead_ms = float(np.median(bench.time_calls(self.cfg.runs)))
-        return self._run(_KernelBench(self._session(job.model), dict(job.feeds)),
-                         self._kernel_overhead_ms)
+            b = bench(noop.SerializeToString(), {"input": np.ones(1, np.float32)})
+            b.time_calls(self.cfg.warmup)
+            self._kernel_overhead_ms[job.context] = float(np.median(b.time_calls(
+                self.cfg.runs)))
+        return self._run(bench(job.model, dict(job.feeds)),
+                         self._kernel_overhead_ms[job.context])
 
     def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's ONNX), end to end, like ``measure_model``."""

@@ -443,6 +443,7 @@ class SshProfiler(Profiler):
         """One kernel of any model (hwnas.anymodel), hot, every input fed, the per-call
         overhead subtracted: an ONNX model and its feeds (onnxruntime), or a .tflite."""
         self.only_format(job.fmt, self.fmt)
+        self.only_hot(job)
         if self.fmt == "tflite":
             return self._time(job.file(self.cache_dir / "kernels-tflite"), None, "kernel",
                               self.call_overhead_ms)
