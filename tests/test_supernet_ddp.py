@@ -102,3 +102,51 @@ def test_ranks_agree_and_spread_search_matches_one_process(tmp_path):
     alone = search_by_accuracy(space, model, load_data("digits"), flops_standin_latency_fn(space),
                                0.6, scfg)
     assert [[c.arch.to_dict(), c.score] for c in alone.search.feasible] == r0["ranked"]
+
+
+SEARCH_WORKER = r"""
+import sys, torch
+torch.set_num_threads(1)
+from hwnas.api.supernet import search_from_checkpoint
+from hwnas.search.evolution import EvolutionConfig
+from hwnas.supernet.latency import flops_standin_latency_fn
+from hwnas.supernet.search import AccuracySearchConfig
+from hwnas.supernet.spec import SpaceSpec
+
+ckpt, out = sys.argv[1], sys.argv[2]
+scfg = AccuracySearchConfig(EvolutionConfig(population=4, generations=1, parents=2),
+                            batch_size=32, calib_batches=1, max_eval_images=32)
+res = search_from_checkpoint(ckpt, device="local-cpu", target_ms=0.6, out_dir=out, cfg=scfg,
+                             latency_fn=flops_standin_latency_fn(SpaceSpec("tiny", (64,), classes=10).build()),
+                             measure=True, run_on="cpu")
+print("measured_ms", res.measured_ms)
+"""
+
+
+def test_torchrun_search_times_the_pick_on_rank_0_only(tmp_path):
+    """Every rank used to open the measurer, and with it the machine's measuring lock: rank 1
+    waited for the lock rank 0 held (with HWNAS_LOCK_TIMEOUT=0 it is refused at once) while
+    rank 0 waited for rank 1 in the search's collectives. Only rank 0 times the pick now."""
+    pools = build_pools(SPEC, flops_standin_latency_fn(SPEC.build()), [0.3, 0.6],
+                        metric="latency", per_level=4, seed=0, device="stand-in")
+    pools.save(tmp_path / "pools.json")
+    env = dict(_env(), HWNAS_HOME=str(tmp_path / "home"), HWNAS_LOCK_TIMEOUT="0")
+    base = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
+            "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    train = subprocess.run(base + ["-m", "hwnas.supernet", "train-supernet", "--pools",
+                                   str(tmp_path / "pools.json"), "--out", str(tmp_path / "run"),
+                                   "--epochs", "1", "--steps-per-epoch", "2", "--batch-size",
+                                   "4", "--run-on", "cpu"],
+                           env=env, capture_output=True, text=True, timeout=240)
+    assert train.returncode == 0, train.stderr[-3000:]
+    script = tmp_path / "search_worker.py"
+    script.write_text(SEARCH_WORKER)
+    base[base.index("--master_port") + 1] = str(_free_port())
+    proc = subprocess.run(base + [str(script), str(tmp_path / "run" / "checkpoint.pt"),
+                                  str(tmp_path / "out")],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    measured = [float(line.split()[1]) for line in proc.stdout.splitlines()
+                if line.startswith("measured_ms") and line.split()[1] != "None"]
+    assert len(measured) == 1 and measured[0] > 0, proc.stdout  # rank 0 timed it, once
+    assert (tmp_path / "out" / "arch.json").exists()

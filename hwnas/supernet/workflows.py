@@ -51,7 +51,10 @@ def search_checkpoint(checkpoint: str | Path, *, latency_for: Callable[["SearchS
             data_spec = replace(data_spec, spec=str(data))
         splits = data_spec.load()
         fn = latency_for(supernet.space)
-        with (measurer() if measurer is not None else contextlib.nullcontext(None)) as measure_fn:
+        # only rank 0 times the pick: a measurer per rank would take the machine's measuring
+        # lock on every rank, and a rank waiting for it never joins rank 0's collectives
+        timing = measurer is not None and ctx.is_main
+        with (measurer() if timing else contextlib.nullcontext(None)) as measure_fn:
             return search_by_accuracy(supernet.space, supernet, splits, fn, target_ms, cfg,
                                       ctx=ctx, measure_fn=measure_fn, out_dir=out_dir,
                                       device=dev)
