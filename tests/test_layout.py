@@ -76,11 +76,18 @@ def _resolve(name: str, mod: str, path: Path, node: ast.ImportFrom | None, known
         base = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
         base = base[:len(base) - (node.level - 1)]
         name = ".".join(base + ([node.module] if node.module else []))
-    if name not in known:
-        return []
-    out = [name]
-    if node is not None:
-        out = [f"{name}.{a.name}" if f"{name}.{a.name}" in known else name for a in node.names]
+    if node is None:
+        return [name] if name in known else []
+    # ``from hwnas.search import landing``: hwnas.search has no __init__.py (a namespace
+    # package, not a module of its own), so the submodule must be found even when the package
+    # itself is not a known module, or the import is invisible to the cycle finder
+    out = []
+    for a in node.names:
+        sub = f"{name}.{a.name}"
+        if sub in known:
+            out.append(sub)
+        elif name in known:
+            out.append(name)
     return out
 
 
@@ -138,6 +145,13 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 def test_the_cycle_finder_can_fail():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_a_namespace_package_import_is_seen():
+    known = all_modules()
+    node = ast.parse("from hwnas.search import landing").body[0]
+    assert _resolve("hwnas.search", "hwnas.x", PKG / "x.py", node, known) == \
+        ["hwnas.search.landing"]
 
 
 def test_no_import_cycles():
