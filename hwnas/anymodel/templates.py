@@ -360,12 +360,24 @@ def build_activation(c: dict):
     return _module(lambda m, x: m.act(x), act=_act(c["act"])), _map_or_tokens(c)
 
 
+def _softmax_shape(c: dict) -> tuple:
+    """Attention scores: square (self-attention), queries against fewer or more keys (LeViT's
+    subsampling attention, cross-attention), or windows batched in front (MobileViT's
+    unfolded patches, Swin's windows)."""
+    if c.get("scores") == "keys":
+        return (1, c["heads"], c["n"], c["m"])
+    if c.get("scores") == "windows":
+        return (c["windows"], c["heads"], c["n"], c["n"])
+    return (1, c["heads"], c["n"], c["n"])
+
+
 def build_softmax(c: dict):
-    return _module(lambda m, x: x.softmax(-1)), (1, c["heads"], c["n"], c["n"])
+    return _module(lambda m, x: x.softmax(-1)), _softmax_shape(c)
 
 
 def cost_softmax(c):
-    return 5.0 * c["heads"] * c["n"] ** 2, c["heads"] * c["n"] ** 2
+    e = math.prod(_softmax_shape(c))
+    return 5.0 * e, e
 
 
 def build_transpose(c: dict):
@@ -393,6 +405,23 @@ def build_concat(c: dict):
     if kind == "cat3":
         return _module(lambda m, x: torch.cat([x, torch.relu(x), torch.sigmoid(x)], axis)), \
             shape
+    if kind == "many":  # thin slices of the channels (last axis, as on a channels-last map)
+        # each transformed, then joined: EdgeViT's local propagation joins 36-144 of them
+        width = shape[1] if len(shape) == 4 else shape[2]
+        parts = max(2, min(width, c.get("parts", 16)))
+        sizes = [width // parts + (1 if i < width % parts else 0) for i in range(parts)]
+
+        def many(m, x):
+            x = x.permute(0, 2, 3, 1) if len(shape) == 4 else x
+            return torch.cat([torch.relu(t) for t in torch.split(x, sizes, -1)], -1)
+
+        return _module(many), shape
+    if kind == "token":  # a learned class token in front of the patch tokens (ViT, DeiT)
+        width = shape[2] if len(shape) == 3 else shape[1]
+        return _module(lambda m, x: torch.cat([m.cls.expand(1, 1, width), x.flatten(2)
+                                               .transpose(1, 2) if len(shape) == 4 else x], 1),
+                       cls=torch.nn.Parameter(torch.randn(1, 1, width),
+                                              requires_grad=False)), shape
     if kind == "split":
         return _module(lambda m, x: torch.relu(x.chunk(2, axis)[0]) + x.chunk(2, axis)[1]), \
             shape
@@ -456,6 +485,14 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
                       Param("act", "choice", choices=ACTS, weights=(.3, .15, .15, .1, .1, .2)),
                       Param("residual", "choice", choices=(0, 1), weights=(.75, .25))),
              0.28, build_conv, cost_conv),
+    Template("stem", (Param("hw", "choice", choices=(128, 160, 192, 224, 256)),
+                      Param("cin", "choice", choices=(3,)),
+                      Param("cout", "choice", choices=(16, 24, 32, 48, 64)),
+                      Param("k", "choice", choices=(3, 4, 7), weights=(.6, .1, .3)),
+                      Param("s", "choice", choices=(2, 4), weights=(.85, .15)),
+                      Param("act", "choice", choices=ACTS, weights=(.3, .15, .15, .1, .1, .2)),
+                      Param("residual", "choice", choices=(0,))),
+             0.02, build_conv, cost_conv),
     Template("dwconv", (HW, Param("c", "channels", 8, 1536),
                         Param("k", "choice", choices=(3, 5, 7), weights=(.6, .25, .15)),
                         Param("s", "choice", choices=(1, 2), weights=(.75, .25)),
@@ -512,14 +549,20 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
     Template("activation", (HW, C_ANY, N_ANY, LAYOUT, Param("act", "choice", choices=(
         "relu", "relu6", "hardswish", "silu", "gelu", "sigmoid", "hardsigmoid", "tanh"))),
              0.03, build_activation, cost_elems),
-    Template("softmax", (Param("n", "tokens", 16, 1024), Param("heads", "int", 1, 16)),
+    Template("softmax", (Param("n", "tokens", 16, 1024), Param("heads", "int", 1, 16),
+                         Param("scores", "choice", choices=("square", "keys", "windows"),
+                               weights=(.5, .3, .2)),
+                         Param("m", "tokens", 16, 1024),
+                         Param("windows", "choice", choices=(2, 4, 8, 16))),
              0.02, build_softmax, cost_softmax),
     Template("transpose", (HW, C_ANY, N_ANY, Param("perm", "choice", choices=(
         "nchw_nhwc", "nhwc_nchw", "tokens_heads", "swap12"))),
              0.02, build_transpose, lambda c: (float(c["c"] * max(c["hw"] ** 2, c["n"])),
                                                 c["c"] * max(c["hw"] ** 2, c["n"]))),
     Template("concat", (HW, C_ANY, N_ANY, LAYOUT, Param("how", "choice", choices=(
-        "cat2", "cat3", "split", "roll", "pad"))),
+        "cat2", "cat3", "split", "roll", "pad", "many", "token"),
+        weights=(.15, .1, .15, .1, .1, .25, .15)),
+        Param("parts", "choice", choices=(4, 8, 16, 36, 72, 144))),
              0.02, build_concat, cost_elems),
     Template("reduce", (HW, C_ANY, N_ANY, LAYOUT, Param("how", "choice", choices=(
         "mean", "first", "pool1d"))), 0.03, build_reduce, cost_elems),
