@@ -97,6 +97,7 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
     ctx = core.context(device, home=home, **overrides)
     cache = export_cache(home)
     mf = resolve(ctx.cfg, cache, onnx, tflite, model, input_shape)
+    check_fits(mf, device, _host_memory_bytes(ctx.cfg))  # a local runtime: before it opens
     # a corrupt records file, or one timed against another reference, fails before measuring
     check_records_reference(Records.load_or_new(ctx.paths.records, device), ctx.paths.records)
     got: list[Pass] = []
@@ -124,6 +125,16 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
     return Measured(mf, ms, got, ctx.paths.records, drift_free)
 
 
+def _host_memory_bytes(cfg) -> int | None:
+    """This machine's available memory when ``cfg``'s runtime runs here (its kind names this
+    machine's CPU), so a model that cannot fit is refused before the profiler opens; None
+    for a phone, a board or a GPU, whose profiler says once it is open."""
+    from hwnas.anymodel.model import available_memory_bytes
+    from hwnas.devices import kind_of
+
+    return available_memory_bytes() if kind_of(cfg).host_cpu(cfg) else None
+
+
 def _measure_file(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None,
                   given: str | Path | None = None):
     """See ``_measure_file_as_cached``; an error about the cache copy (``path``) names the
@@ -135,6 +146,23 @@ def _measure_file(prof, cfg, mf: ModelFile, path: Path, zoo_name: str | None,
         if message != str(e):
             e.args = (message,)  # the same error, its own type kept
         raise
+    except Exception as e:  # noqa: BLE001 - onnxruntime refusing the model as it runs it
+        if not type(e).__module__.startswith("onnxruntime"):
+            raise
+        raise ModelError(f"onnxruntime cannot run {given or mf.name}: "
+                         f"{_runtime_message(e)}") from None
+
+
+def _runtime_message(e: Exception) -> str:
+    """onnxruntime's error without its prefix and source location, on one line."""
+    import re
+
+    text = " ".join(str(e).split())
+    node = re.search(r"while running (\S+) node", text)
+    text = text.split("Status Message: ", 1)[-1]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ \S+::\S+\([^)]*\)( const)? ", "", text)
+    return (f"its {node.group(1)} node: " if node else "") + text[:300]
 
 
 def _as_given(message: str, cached: Path, given) -> str:
@@ -301,12 +329,13 @@ def predict(device: str, onnx=None, tflite=None, model=None, input_shape=None,
 
     ctx = core.context(device, home=home)
     runtime = runtime_of(ctx.cfg)
+    # the user's file first: a model that cannot fit is refused before anything else is read
+    mf = resolve(ctx.cfg, export_cache(home), onnx, tflite, model, input_shape)
+    check_fits(mf, "this machine (its graph is read here)", available_memory_bytes())
     pred, table = load_predictor(ctx)
     if table.meta["anymodel"]["runtime"] != runtime:
         raise TableError(f"the kernel table of {device} holds {table.meta['anymodel']['runtime']} "
                          f"kernels, but {device} runs {runtime}; profile it again with --fresh")
-    mf = resolve(ctx.cfg, export_cache(home), onnx, tflite, model, input_shape)
-    check_fits(mf, "this machine (reading the graph)", available_memory_bytes())
     graph = graph_of(ctx, mf, runtime)
     scale = scale_ms(ctx, table)
     out = pred.predict(list(graph.kernels), scale, allow_missing=allow_missing)

@@ -6,6 +6,14 @@ tensor of fixed shape (``--input-shape`` fixes dynamic dimensions, by rewriting 
 dimensions in a copy), and small enough for the device's memory. Each failure is one
 :class:`~hwnas.errors.ModelError` line.
 
+The memory guard (:func:`check_fits`) counts every tensor whose shape is known before anything
+runs: for ONNX, what shape inference (with data propagation) finds for every value of the
+graph; for TFLite, the shapes the flatbuffer stores. It takes the peak of the tensors live at
+once over the graph's own (topological) order, adds the weights, and refuses a model that
+cannot fit before a runtime is asked to open it: onnxruntime plans and LiteRT allocates
+buffers when they open a model, and a 200 GB tensor there is an out-of-memory kill, not an
+error.
+
 A model is known by the SHA-256 of the file as given: records of its measurements are keyed
 by that hash and the input shape, so renaming a file does not lose them and a changed file
 is a new model.
@@ -38,6 +46,7 @@ class ModelFile:
     input_name: str
     input_shape: tuple[int, ...]
     weight_bytes: int
+    footprint: "Footprint | None" = None  # its tensors' sizes, for check_fits
 
     def record_arch(self) -> dict:
         """The record key of this model's measurements (records.py)."""
@@ -147,7 +156,7 @@ def load_onnx_bytes(data: bytes, name: str, input_shape=None) -> ModelFile:
         fixed = data
     weights = sum(_onnx_tensor_bytes(t) for t in model.graph.initializer)
     return ModelFile("onnx", name, hashlib.sha256(data).hexdigest(), fixed, inp[0], dims,
-                     weights)
+                     weights, onnx_footprint(model))
 
 
 def _onnx_dims(value_info) -> list:
@@ -195,7 +204,7 @@ def load_tflite_bytes(data: bytes, name: str, input_shape=None) -> ModelFile:
         fixed = data
     weights = sum(len(b.data) for b in model.buffers if b.data is not None)
     return ModelFile("tflite", name, hashlib.sha256(data).hexdigest(), fixed, inp[0], dims,
-                     weights)
+                     weights, tflite_footprint(model, dims))
 
 
 def _tflite_name(t) -> str:
@@ -256,19 +265,170 @@ def available_memory_bytes() -> int | None:
     return None
 
 
+# --- what the tensors take ------------------------------------------------------------------
+@dataclass(frozen=True)
+class TensorSize:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int
+
+    def describe(self) -> str:
+        return (f"tensor {self.name!r} {list(self.shape)} {self.dtype} is "
+                f"{_gib(self.nbytes)} GiB")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The sizes of a model's activations (every non-weight tensor of known shape)."""
+
+    largest: TensorSize | None  # the largest single activation
+    peak_bytes: int  # the most bytes of activations live at once, over the graph's order
+    known: int  # tensors whose shape is known (counted)
+    unknown: int  # tensors whose shape is not (not counted: the guard is a lower bound)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2 ** 30:.2f}"
+
+
+def peak_live_bytes(sizes: dict[str, int], steps: list[tuple[list, list]], inputs, outputs
+                    ) -> int:
+    """The most bytes live at once when ``steps`` (each (input names, output names), in
+    execution order) run: a tensor lives from the step that makes it (a graph input: from
+    the start) to the last step that reads it (a graph output: to the end). A step's inputs
+    and outputs are live together, as a runtime holds them."""
+    n = len(steps)
+    first = {name: -1 for name in inputs}
+    last: dict[str, int] = {}
+    for i, (ins, outs) in enumerate(steps):
+        for name in ins:
+            last[name] = i
+        for name in outs:
+            first.setdefault(name, i)
+            last[name] = max(last.get(name, i), i)
+    for name in outputs:
+        last[name] = n
+    delta = [0] * (n + 3)
+    for name, nbytes in sizes.items():
+        if name not in first:
+            continue  # never made by a step: a stale annotation
+        start = first[name] + 1
+        end = max(last.get(name, first[name]), first[name]) + 1
+        delta[start] += nbytes
+        delta[end + 1] -= nbytes
+    peak = live = 0
+    for d in delta:
+        live += d
+        peak = max(peak, live)
+    return peak
+
+
+def _footprint(tensors: dict[str, TensorSize], unknown: int, steps, inputs, outputs
+               ) -> Footprint:
+    """``tensors`` by the key ``steps``, ``inputs`` and ``outputs`` name them with."""
+    sizes = {k: t.nbytes for k, t in tensors.items()}
+    largest = max(tensors.values(), key=lambda t: t.nbytes, default=None)
+    return Footprint(largest, peak_live_bytes(sizes, steps, inputs, outputs), len(tensors),
+                     unknown)
+
+
+def onnx_footprint(model) -> Footprint:
+    """Every value of the (fixed-shape) graph whose shape ONNX's shape inference knows, data
+    propagation on (a Reshape to a computed shape, ConstantOfShape, Expand). Inference that
+    fails part way leaves the shapes it found and those the file declares: fewer tensors
+    counted, never a refusal of its own."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False,
+                                                     strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - an op inference cannot type: count what is declared
+        inferred = model
+    g = inferred.graph
+    weights = {i.name for i in g.initializer}
+    tensors: dict[str, TensorSize] = {}
+    unknown = 0
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        if vi.name in weights or vi.name in tensors:
+            continue
+        t = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None
+                for d in t.shape.dim] if t.HasField("shape") else None
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type))
+        except (KeyError, TypeError, ValueError):
+            dtype = None
+        if dims is None or None in dims or dtype is None:
+            unknown += 1
+            continue
+        tensors[vi.name] = TensorSize(vi.name, tuple(dims), str(dtype),
+                                      math.prod(dims) * dtype.itemsize)
+    steps = [([x for x in node.input if x], [y for y in node.output if y]) for node in g.node]
+    return _footprint(tensors, unknown, steps,
+                      [i.name for i in g.input if i.name not in weights],
+                      [o.name for o in g.output])
+
+
+# TFLite's TensorType -> (name, bytes per element); INT4 is counted as a byte
+_TFLITE_TYPES = {0: ("float32", 4), 1: ("float16", 2), 2: ("int32", 4), 3: ("uint8", 1),
+                 4: ("int64", 8), 6: ("bool", 1), 7: ("int16", 2), 8: ("complex64", 8),
+                 9: ("int8", 1), 10: ("float64", 8), 11: ("complex128", 16),
+                 12: ("uint64", 8), 15: ("uint32", 4), 16: ("uint16", 2), 17: ("int4", 1)}
+
+
+def tflite_footprint(model, input_dims) -> Footprint:
+    """Every non-constant tensor of the first subgraph, with the shape the flatbuffer stores
+    (the input's as fixed). A converter stores 1 for a dynamic dimension, so a model whose
+    input was given a larger shape than it was converted with is counted low: a lower
+    bound, as the guard is."""
+    sub = model.subgraphs[0]
+    buffers = model.buffers or []
+    tensors: dict[str, TensorSize] = {}  # by index: TFLite tensor names need not be unique
+    unknown = 0
+    first_input = sub.inputs[0] if sub.inputs is not None and len(sub.inputs) else None
+    for j, t in enumerate(sub.tensors or []):
+        if 0 < t.buffer < len(buffers) and buffers[t.buffer].data is not None \
+                and len(buffers[t.buffer].data):
+            continue  # a constant: counted in the weights
+        dims = list(input_dims) if j == first_input else \
+            [int(d) for d in (t.shape if t.shape is not None else [])]
+        kind = _TFLITE_TYPES.get(int(t.type))
+        if kind is None or any(d < 0 for d in dims):
+            unknown += 1
+            continue
+        tensors[str(j)] = TensorSize(_tflite_name(t) or f"#{j}", tuple(dims), kind[0],
+                                     math.prod(dims) * kind[1])
+
+    def keys(idx):
+        return [str(j) for j in (idx if idx is not None else []) if j >= 0]
+
+    steps = [(keys(op.inputs), keys(op.outputs)) for op in sub.operators or []]
+    return _footprint(tensors, unknown, steps, keys(sub.inputs), keys(sub.outputs))
+
+
 def needed_bytes(model: ModelFile) -> int:
     """A lower bound on what running the model takes: its weights twice (the runtime keeps a
-    packed copy) and its input, plus a working margin."""
-    return 2 * model.weight_bytes + 4 * math.prod(model.input_shape) * 4 + 64 * 2 ** 20
+    packed copy), the peak of its live tensors (at least four times its input, the old
+    floor for a model whose shapes are not known), plus a working margin."""
+    peak = model.footprint.peak_bytes if model.footprint is not None else 0
+    return 2 * model.weight_bytes + max(peak, 4 * math.prod(model.input_shape) * 4) \
+        + 64 * 2 ** 20
 
 
 def check_fits(model: ModelFile, device: str, memory_bytes: int | None) -> None:
-    """ModelError when the model cannot fit in ``memory_bytes`` (None: unknown, allowed)."""
+    """ModelError when the model cannot fit in ``memory_bytes`` (None: unknown, allowed), in
+    one line naming the largest tensor, its shape and size, and the memory available."""
     if model.format == "onnx" and len(model.data) >= MAX_PROTOBUF_BYTES:
         raise ModelError(f"{model.name} is {len(model.data) / 2 ** 30:.1f} GiB: too large for "
                          f"one ONNX protobuf (2 GiB)")
     need = needed_bytes(model)
     if memory_bytes is not None and need > memory_bytes:
+        fp = model.footprint
+        what = f"{fp.largest.describe()}; " if fp is not None and fp.largest is not None \
+            else ""
         raise ModelError(f"{model.name} is too large for {device}: it needs at least "
-                         f"{need / 2 ** 30:.2f} GiB ({model.weight_bytes / 2 ** 20:.0f} MiB of "
-                         f"weights), the device has {memory_bytes / 2 ** 30:.2f} GiB available")
+                         f"{_gib(need)} GiB ({what}{model.weight_bytes / 2 ** 20:.0f} MiB of "
+                         f"weights), {memory_bytes / 2 ** 30:.2f} GiB is available")

@@ -96,13 +96,16 @@ def _is_const(model, tensor) -> bool:
 
 def _interpreter_shapes(data: bytes) -> dict[int, tuple]:
     """tensor index -> shape after LiteRT propagated the input shape (no invoke)."""
+    from hwnas.profilers.export import _native_stderr_to_log
     from hwnas.profilers.litert import load_interpreter
 
     Interpreter, resolvers, _ = load_interpreter()
     try:
-        it = Interpreter(model_content=bytes(data), num_threads=1,
-                         experimental_op_resolver_type=resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        it.allocate_tensors()
+        with _native_stderr_to_log("LiteRT"):  # its C++ logging, never onto stderr
+            it = Interpreter(model_content=bytes(data), num_threads=1,
+                             experimental_op_resolver_type=(
+                                 resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+            it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ModelError(f"LiteRT cannot run the model: {str(e).strip().splitlines()[0][:300]}") \
             from None

@@ -88,9 +88,11 @@ def _quiet(*names: str, level: int = logging.WARNING):
 
 
 @contextlib.contextmanager
-def _native_stderr_to_log():
-    """Send what native code writes to fd 2 (the converter's C++ logging: a line per model)
-    to the debug log. Other threads' stderr in this window goes there too, not lost."""
+def _native_stderr_to_log(what: str = "converter"):
+    """Send what native code writes to fd 2 (the converter's C++ logging: a line per model;
+    LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate", which no setting silences)
+    to the debug log, as ``what``. Other threads' stderr in this window goes there too, not
+    lost."""
     import os
     import sys
     import tempfile
@@ -113,12 +115,14 @@ def _native_stderr_to_log():
             tmp.seek(0)
             text = tmp.read().decode(errors="replace").strip()
             if text:
-                log.debug("converter: %s", text)
+                log.debug("%s: %s", what, text)
 
 
 def _litert_torch():
     try:
-        with _quiet("torchao", "torch.utils._pytree", level=logging.ERROR):
+        # importing it loads TensorFlow's C++ runtime, whose absl and oneDNN lines go to fd 2
+        with _quiet("torchao", "torch.utils._pytree", level=logging.ERROR), \
+                _native_stderr_to_log("litert-torch"):
             import litert_torch
     except ImportError as e:
         from hwnas.errors import ProfileError

@@ -56,7 +56,7 @@ class OrtBench:
                  device_id: int = 0, require_first: bool = True):
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # fatal only: its errors come back as exceptions
         src = str(model) if isinstance(model, Path) else model
         self.sess = ort.InferenceSession(src, so, providers=providers)
         used = self.sess.get_providers()
