@@ -138,9 +138,16 @@ def test_budgeted_profile_then_kernel_fit_lets_search_run_without_profiling_the_
     path = home / "devices" / "local-cpu" / "table.pkl"
     measured = len(LatencyTable.load(path))
     assert 0.15 * 670 < measured < 0.3 * 670
+    # the LUT alone cannot price the rest; auto fits the kernel fill on the fly (issue 24)
     one_line(*run(["search", "-d", "local-cpu", "-r", 128, "--target-latency", 1000,
-                   "--no-remeasure"], home, monkeypatch, capsys)[::2],
+                   "--no-remeasure", "--predictor", "lut"], home, monkeypatch, capsys)[::2],
              r"--budget 0.2 .*--kind kernel")
+    code, out, err = run(["search", "-d", "local-cpu", "-r", 128, "--target-latency", 1000,
+                          "--no-remeasure", "--json", "--runs", 3, "--warmup", 1], home,
+                         monkeypatch, capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["predictor"] == "kernel" and doc["table"]["measured_ops"] == measured
     code, out, err = run(["fit", "-d", "local-cpu", "-r", 128, "--kind", "kernel"], home,
                          monkeypatch, capsys)
     assert code == 0, err

@@ -139,6 +139,9 @@ def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = Non
     table = table or load_table(ctx)
     if covered is None:
         covered = not _space_ops_missing(ctx, table, archs)
+    if (kind == "kernel" and not ctx.predictor_path(kind).exists()
+            and table.meta.get("budget") and not covered):
+        return kernel_fill(ctx, table)
     if kind in ("kernel", "e2e"):
         return load_kind(kind, ctx.predictor_path(kind), ctx.cfg.name, ctx.space, table)
     if kind == "auto":
@@ -147,9 +150,60 @@ def predictor(ctx: Context, kind: str = "auto", table: LatencyTable | None = Non
         chosen = best_fitted(paths, ctx.cfg.name, ctx.space, table)
         if chosen is not None:
             return chosen
+        if not covered and table.meta.get("budget"):
+            return kernel_fill(ctx, table)
     if not covered:
         raise _budget_error(ctx, table, archs)
     return _lut_chosen(ctx, table)
+
+
+def kernel_fill(ctx: Context, table: LatencyTable) -> Chosen:
+    """A table profiled on a budget (the first search's, ``hwnas profile --budget``) with no
+    fitted predictor: kernel regressors (rf) fitted now on its measured ops price the ops it
+    lacks, and the whole-network sum is calibrated on every recorded subnet of the space.
+
+    Fitted afresh by each command (about a second): nothing is saved that could go stale, so
+    once ``hwnas profile`` completes the table the LUT takes over by itself, calibrated on the
+    same records."""
+    from hwnas.predictors.fitting import build
+
+    data = _dataset(ctx, None, missing_ok=True)
+    pred, _ = build("kernel", ctx.space, table, data, None)
+    missing = len(_space_ops_missing(ctx, table))
+    cal = (f"x{pred.coef_:.3f} calibrated on {pred.n_calibration_} measured subnets"
+           if getattr(pred, "n_calibration_", 0) else "uncalibrated")
+    return Chosen(pred, "kernel", f"rf kernel regressors fitted on the {len(table)} profiled ops "
+                                  f"price the {missing} the budgeted table lacks; {cal}")
+
+
+def profile_command(ctx: Context) -> str:
+    """The ``hwnas profile`` command that measures this context's ops (its space and
+    resolutions, where they are not the defaults)."""
+    cmd = f"hwnas profile --device {ctx.cfg.name}"
+    if ctx.space.name != "elasticvit":
+        cmd += f" --space {ctx.space.name}"
+    try:  # the resolutions a plain 'hwnas profile' would take
+        default = ((ctx.space.name == "elasticvit" and list(ctx.cfg.resolutions))
+                   or list(get_space(ctx.space.name).resolutions))
+    except HwnasError:
+        default = []
+    if list(ctx.space.resolutions) != default:
+        cmd += "".join(f" -r {r}" for r in ctx.space.resolutions)
+    return cmd
+
+
+def budget_summary(ctx: Context, table: LatencyTable | None) -> dict | None:
+    """What the table measured and what is predicted, for a table profiled on a budget (None
+    for any other table): the numbers every search on it states."""
+    if table is None or not table.meta.get("budget"):
+        return None
+    keys = {op.key for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)}
+    missing = len(table.missing(keys))
+    if not missing:
+        return None
+    cmd = profile_command(ctx)
+    return {"ops": len(keys), "measured_ops": len(keys) - missing, "predicted_ops": missing,
+            "budget": table.meta["budget"].get("fraction"), "complete_with": cmd}
 
 
 def _budget_error(ctx: Context, table: LatencyTable, archs=None) -> HwnasError:
@@ -157,8 +211,9 @@ def _budget_error(ctx: Context, table: LatencyTable, archs=None) -> HwnasError:
     missing = _space_ops_missing(ctx, table, archs)
     budget = table.meta.get("budget")
     how = (f"it was profiled with --budget {budget['fraction']:g} ({budget['measured']} of "
-           f"{budget['of']} ops); fill the rest with kernel regressors ('hwnas fit --device "
-           f"{ctx.cfg.name} --kind kernel', then --predictor kernel or auto)" if budget else
+           f"{budget['of']} ops); complete it ('{profile_command(ctx)}') or let kernel "
+           f"regressors price the rest (--predictor auto or kernel; 'hwnas fit --device "
+           f"{ctx.cfg.name} --kind kernel' saves them)" if budget else
            f"profile them ('hwnas profile --device {ctx.cfg.name}') or fill them with kernel "
            f"regressors ('hwnas fit --device {ctx.cfg.name} --kind kernel')")
     return MissingKeysError(missing, f"the latency table of {ctx.cfg.name}").with_hint(how)

@@ -3,8 +3,10 @@ land on it by measuring, and re-measure the pick."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -20,10 +22,32 @@ from hwnas.search.landing import Landing, LandingConfig
 from hwnas.api.device import (Context, context, load_table, session, _imported, _can_save,
                               _plot_or_warn)
 from hwnas.api.measuring import profile, measure, measure_arch, measure_archs
-from hwnas.api.predicting import calibration_set, _space_ops_missing, predictor, _budget_error
+from hwnas.api.predicting import (calibration_set, _space_ops_missing, predictor, _budget_error,
+                                  budget_summary, profile_command)
 
 log = logging.getLogger(__name__)
-CALIBRATION_SUBNETS = 12
+CALIBRATION_SUBNETS = 12  # the LUT's calibration (a complete table: --full, or after profile)
+# The first search on a fresh home profiles this share of the ops and lets kernel regressors
+# price the rest (BENCHMARKS.md, "Accuracy against profiling cost": 20% + rf fill predicts
+# 98.1% of held-out subnets within ±10%). The landing measures the pick anyway, so the fill only
+# has to steer the search near the target; 'hwnas profile' completes the table later.
+FIRST_BUDGET = 0.2
+# ... and calibrates the fill's sum on this many subnets: one factor, which the landing then
+# refines near the target on the candidates it measures
+FIRST_CALIBRATION = 4
+
+
+class Phases(dict):
+    """Seconds spent per phase of the main job (profile, calibration, fit, search, landing,
+    remeasure), for the output: what the first minutes were spent on."""
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - t0
 
 
 # --- the main job ----------------------------------------------------------------------------
@@ -35,13 +59,21 @@ class SearchOutcome:
     plot: Path | None = None  # the Pareto front PNG
     landing: Landing | None = None  # the candidates measured while landing on the target
     profiler_sessions: int | None = None  # profilers the search opened (its session's: 0 or 1)
+    table: dict | None = None  # a budgeted table: ops measured and predicted (budget_summary)
+    phases_s: dict = field(default_factory=dict)  # seconds per phase (Phases)
 
 
-def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto") -> LatencyTable:
+def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto", full: bool = False,
+                 phases: Phases | None = None) -> LatencyTable:
     """Profile what the table lacks (live devices), unless it was profiled on a budget: then
-    the fitted kernel regressors price the rest, and nothing more is profiled. A device with a
-    few-shot predictor of the space (``hwnas adapt``, ``fit --kind fewshot``) needs no table
-    of it: None, or the table as it is, and nothing is profiled."""
+    kernel regressors price the rest, and nothing more is profiled.
+
+    On a fresh home (no table) the first search profiles a budget (``FIRST_BUDGET``) of the
+    ops for ``auto`` and ``kernel``; ``full`` profiles every op instead (and completes a
+    budgeted table), as ``hwnas profile`` does. A device with a few-shot predictor of the space
+    (``hwnas adapt``, ``fit --kind fewshot``) needs no table of it: None, or the table as it
+    is, and nothing is profiled."""
+    phases = Phases() if phases is None else phases
     if kind in ("auto", "fewshot") and ctx.predictor_path("fewshot").exists():
         table = load_table(ctx) if ctx.paths.table.exists() else None
         if table is None or _space_ops_missing(ctx, table):
@@ -54,8 +86,8 @@ def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto") -> Lat
             # nothing prices those ops: every search would stop at the first subnet using one
             lacking = {r: table.missing(op.key for op in ctx.space.enumerate_ops(r))
                        for r in ctx.space.resolutions}
-            full = [r for r, m in lacking.items() if not m]
-            hint = (f"it covers resolution(s) {full}: pass -r {full[0]}" if full else
+            full_res = [r for r, m in lacking.items() if not m]
+            hint = (f"it covers resolution(s) {full_res}: pass -r {full_res[0]}" if full_res else
                     "it covers none of them fully")
             raise TableError(f"{ctx.cfg.name}'s table lacks {len(missing)} op key(s) of "
                              f"{ctx.space.name} at resolution(s) "
@@ -66,36 +98,102 @@ def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto") -> Lat
         return table
     table = load_table(ctx) if ctx.paths.table.exists() else None
     if table is None:
-        return profile(ctx, progress=progress)
+        budget = (None if full or kind not in ("auto", "kernel") or not _fill_can_learn(ctx)
+                  else FIRST_BUDGET)
+        if budget:
+            log.warning("first search on %s: profiling %d%% of the ops; kernel regressors "
+                        "predict the rest ('%s' completes the table later, 'search --full' "
+                        "profiles every op first)", ctx.cfg.name, round(100 * budget),
+                        profile_command(ctx))
+        with phases.timed("profile"):
+            return profile(ctx, progress=progress, budget=budget)
     if _space_ops_missing(ctx, table):
+        budgeted = bool(table.meta.get("budget"))
+        if full or not budgeted:
+            with phases.timed("profile"):  # an interrupted profile, or --full: complete it
+                return profile(ctx, progress=progress)
         fill = [k for k in ("kernel", "e2e") if ctx.predictor_path(k).exists()]
-        if table.meta.get("budget") and not (fill and kind != "lut"):
+        if kind not in ("auto", "kernel") and not (fill and kind != "lut"):
             raise _budget_error(ctx, table)
-        if not table.meta.get("budget"):
-            table = profile(ctx, progress=progress)  # an interrupted profile: resume it
     return table
 
 
+def _fill_can_learn(ctx: Context) -> bool:
+    """Whether kernel regressors can learn every op kind of the space (a user's space whose
+    ops have no shape features is profiled in full instead)."""
+    from hwnas.ops import parse_key
+    from hwnas.predictors.kernel import _features
+
+    first = {}
+    for r in ctx.space.resolutions:
+        for op in ctx.space.enumerate_ops(r):
+            first.setdefault(op.kind, op.key)
+    try:
+        for key in first.values():
+            _features([parse_key(key)])
+    except Exception as e:  # noqa: BLE001 - a user's op class can fail in any way here
+        log.info("kernel regressors cannot learn %s's ops (%s): profiling every op",
+                 ctx.space.name, e)
+        return False
+    return True
+
+
+def _fill_ahead(ctx: Context, kind: str, table: LatencyTable | None) -> bool:
+    """Whether ``predictor`` will fit the kernel fill of a budgeted table on the fly (no fitted
+    predictor file takes its place)."""
+    from hwnas.predictors.select import FITTED
+
+    if kind not in ("auto", "kernel") or table is None or not table.meta.get("budget"):
+        return False
+    files = ("kernel",) if kind == "kernel" else FITTED
+    return (not any(ctx.predictor_path(k).exists() for k in files)
+            and bool(_space_ops_missing(ctx, table)))
+
+
 def ready_predictor(ctx: Context, kind: str, table: LatencyTable,
-                    progress: bool = True) -> Chosen:
-    """The predictor to use; the LUT gets calibration subnets measured first (live devices)."""
-    chosen = predictor(ctx, kind, table)
+                    progress: bool = True, phases: Phases | None = None) -> Chosen:
+    """The predictor to use, calibrated on subnets measured first (live devices): the LUT on
+    ``CALIBRATION_SUBNETS``, the kernel fill of a budgeted table on ``FIRST_CALIBRATION``."""
+    from hwnas.api.predicting import _dataset
+
+    phases = Phases() if phases is None else phases
+    if ctx.live and _fill_ahead(ctx, kind, table):
+        # the fill is fitted once, after its calibration subnets are measured
+        _calibrate(ctx, table, len(_dataset(ctx, None, missing_ok=True).archs),
+                   FIRST_CALIBRATION, progress, phases)
+        with phases.timed("fit"):
+            return predictor(ctx, kind, table)
+    with phases.timed("fit"):
+        chosen = predictor(ctx, kind, table)
     if (chosen.kind == "lut" and ctx.live
-            and len(calibration_set(ctx, table)[1]) < CALIBRATION_SUBNETS):
-        if not _can_save(ctx):
-            log.warning("%s is read-only: no subnets are measured to calibrate the predictor "
-                        "(they could not be saved); predictions are uncalibrated",
-                        ctx.paths.root)
-            return chosen
-        try:
-            measure(ctx, sample=CALIBRATION_SUBNETS, seed=12345, progress=progress)
+            and _calibrate(ctx, table, len(calibration_set(ctx, table)[1]),
+                           CALIBRATION_SUBNETS, progress, phases)):
+        with phases.timed("fit"):
             chosen = predictor(ctx, kind, table)
-        except DeviceError as e:
-            if not _imported(table):
-                raise
-            # an imported table (TF-NAS's titan-rtx) prices the space without the device
-            log.warning("%s; using the imported table uncalibrated", e)
     return chosen
+
+
+def _calibrate(ctx: Context, table: LatencyTable, have: int, want: int, progress: bool,
+               phases: Phases) -> bool:
+    """Measure ``want`` stratified subnets when fewer than ``want`` are recorded; whether any
+    were measured."""
+    if have >= want:
+        return False
+    if not _can_save(ctx):
+        log.warning("%s is read-only: no subnets are measured to calibrate the predictor "
+                    "(they could not be saved); predictions are uncalibrated",
+                    ctx.paths.root)
+        return False
+    try:
+        with phases.timed("calibration"):
+            measure(ctx, sample=want, seed=12345, progress=progress)
+    except DeviceError as e:
+        if not _imported(table):
+            raise
+        # an imported table (TF-NAS's titan-rtx) prices the space without the device
+        log.warning("%s; using the imported table uncalibrated", e)
+        return False
+    return True
 
 
 def _rescale_widths(ctx: Context, pred: Chosen, result: SearchResult) -> SearchResult:
@@ -122,26 +220,32 @@ def search(device: str, target_ms: float, seed: int = 0, space: str = "elasticvi
            resolutions: Sequence[int] | None = None, remeasure: bool = True,
            progress: bool = True, cfg: EvolutionConfig = EvolutionConfig(),
            home: Path | None = None, elasticity: bool = False, predictor_kind: str = "auto",
-           landing: LandingConfig = LandingConfig(), **overrides) -> SearchOutcome:
+           landing: LandingConfig = LandingConfig(), full: bool = False,
+           **overrides) -> SearchOutcome:
     """Best subnet under ``target_ms`` on the device.
 
     On a device hwnas can measure, the search lands on the target: it measures the best
     candidates and corrects itself until one measures within a few percent under the target
     (hwnas.search.landing). Then the pick is re-measured in 3 fresh passes. In a read-only
     HWNAS_HOME nothing is measured (it could not be saved): the search says so and goes on.
-    Everything it measures goes through one profiler session (``api.session``)."""
+    Everything it measures goes through one profiler session (``api.session``).
+
+    On a fresh home the first search profiles ``FIRST_BUDGET`` of the ops and kernel
+    regressors price the rest (the outcome's ``table`` says how many of each); ``full``
+    profiles every op and calibrates the LUT on ``CALIBRATION_SUBNETS`` subnets first."""
     with session(context(device, space, resolutions, home, **overrides)) as ctx:
         return _search(ctx, target_ms, seed, remeasure, progress, cfg, elasticity,
-                       predictor_kind, landing)
+                       predictor_kind, landing, full)
 
 
 def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress: bool,
             cfg: EvolutionConfig, elasticity: bool, predictor_kind: str,
-            landing: LandingConfig) -> SearchOutcome:
+            landing: LandingConfig, full: bool = False) -> SearchOutcome:
     from hwnas.search import landing as landing_
 
-    table = ensure_ready(ctx, progress, predictor_kind)
-    chosen = ready_predictor(ctx, predictor_kind, table, progress)
+    phases = Phases()
+    table = ensure_ready(ctx, progress, predictor_kind, full, phases)
+    chosen = ready_predictor(ctx, predictor_kind, table, progress, phases)
     measured, landed = None, None
     if remeasure and ctx.live and not _can_save(ctx):
         log.warning("%s is read-only: the pick is not measured (its measurements could not "
@@ -150,17 +254,23 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
     try:
         if remeasure and ctx.live and not elasticity:
             def measure_fn(archs):
-                return [s.median_ms for s in measure_archs(ctx, archs, passes=2)]
+                with phases.timed("landing"):
+                    return [s.median_ms for s in measure_archs(ctx, archs, passes=2)]
 
+            t0 = time.perf_counter()
             result, landed = landing_.land(ctx.space, chosen.predict, target_ms, seed,
                                            measure_fn, evo=cfg, cfg=landing)
+            # the evolution rounds: the landing's time less its measurements
+            phases["search"] = time.perf_counter() - t0 - phases.get("landing", 0.0)
         else:
-            result = evolve(ctx.space, chosen.predict, target_ms, np.random.default_rng(seed),
-                            cfg=cfg)
+            with phases.timed("search"):
+                result = evolve(ctx.space, chosen.predict, target_ms,
+                                np.random.default_rng(seed), cfg=cfg)
         if elasticity:
             result = _rescale_widths(ctx, chosen, result)
         if remeasure and ctx.live:
-            measured = measure_arch(ctx, result.best.arch, passes=3)
+            with phases.timed("remeasure"):
+                measured = measure_arch(ctx, result.best.arch, passes=3)
     except DeviceError as e:
         if not _imported(table):
             raise
@@ -168,8 +278,10 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
         result = evolve(ctx.space, chosen.predict, target_ms, np.random.default_rng(seed),
                         cfg=cfg)
     png = _pareto_png(ctx, result, target_ms, measured)
+    summary = budget_summary(ctx, table) if chosen.kind == "kernel" else None
     return SearchOutcome(result, chosen, measured, png, landed,
-                         ctx.session.opened if ctx.session is not None else None)
+                         ctx.session.opened if ctx.session is not None else None,
+                         summary, dict(phases))
 
 
 def _pareto_png(ctx: Context, result: SearchResult, target_ms: float,

@@ -140,6 +140,11 @@ def profile(device, space, resolutions, fresh, context, warmup, runs, batch, pre
     table = api.profile(ctx, fresh=fresh, budget=budget, serials=tuple(serials))
     click.echo(f"{device}: {len(table)} ops in {ctx.paths.table} "
                f"(resolutions {table.meta.get('resolutions')})")
+    if table.meta.get("budget"):  # the rest is predicted: say how it is completed
+        b = table.meta["budget"]
+        click.echo(f"profiled {b['measured']} of {b['of']} ops on a budget; kernel regressors "
+                   f"predict the rest in search and predict; 'hwnas profile --device {device}' "
+                   f"(same space and resolutions) measures them")
 
 
 @cli.command()
@@ -426,21 +431,31 @@ def export(space, arch_file, index, fmt, out) -> None:
                    "the table has it), one run per device; writes the front.")
 @click.option("--budget", type=click.IntRange(min=2, max=1_000_000), default=96,
               show_default=True, help="With --pareto: subnets scored per device.")
+@click.option("--full", is_flag=True,
+              help="Profile every op of the space first (or complete a table profiled on a "
+                   "budget) and calibrate the LUT on 12 subnets, instead of the first search's "
+                   "20% of the ops with kernel regressors predicting the rest.")
 @JSON
 @ACCEPT_HOST
 def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
            data, population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
-           warmup, runs, predictor_kind, pareto, budget, as_json, accept_host) -> None:
+           warmup, runs, predictor_kind, pareto, budget, full, as_json, accept_host) -> None:
     """Find the best subnet whose latency on DEVICE is at or under the target.
 
     On a device hwnas can measure, the best candidates are measured (drift-free) until one
     lands just under the target; the pick is then re-measured in 3 fresh passes.
+
+    The first search on a device profiles 20% of the ops and lets kernel regressors predict the
+    rest (it says which); 'hwnas profile' completes the table later, --full profiles it all
+    first.
 
     With --supernet, DEVICE and the target may be lists (one supernet, many devices: one
     arch file per pair in --out, searched through one shared accuracy cache)."""
     from hwnas.cli.supernet import search_many, search_route
 
     ctx = click.get_current_context()
+    if full and (supernet or pareto):  # a supernet search times nothing of the table's kind
+        raise click.UsageError("--full cannot be used with --supernet or --pareto", ctx=ctx)
     if search_route(ctx, device, target, pareto, supernet) == "many":
         if out:
             check_output(out, folder=True, param_hint="'--out'")
@@ -460,7 +475,7 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
     res = api.search(device, target, seed=seed, space=space, resolutions=resolutions,
                      remeasure=not no_remeasure, elasticity=elasticity,
                      predictor_kind=predictor_kind, warmup=warmup, runs=runs,
-                     accept_host=accept_host)
+                     accept_host=accept_host, full=full)
     best = res.result.best
     doc = res.result.to_dict()
     # "arch" at the top level too: the file is an arch file for every --arch
@@ -469,7 +484,8 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
                measured_ms=res.measured.median_ms if res.measured else None,
                predictor=res.predictor.kind, predictor_detail=res.predictor.detail,
                pareto_plot=str(res.plot) if res.plot else None,
-               landing=res.landing.to_dict() if res.landing else None)
+               landing=res.landing.to_dict() if res.landing else None,
+               table=res.table, phases_s=res.phases_s)
     if hasattr(best.arch, "to_elasticvit_list"):
         doc["elasticvit_list"] = best.arch.to_elasticvit_list()
     if out:
@@ -515,6 +531,12 @@ def _print_search(doc: dict, target: float) -> None:
         click.echo(f"ElasticViT format: {json.dumps(doc['elasticvit_list'])}")
     click.echo(f"MMACs: {best['score'] / 1e6:.1f}")
     click.echo(f"predictor: {doc['predictor']} ({doc['predictor_detail']})")
+    if doc.get("table"):  # a table profiled on a budget: what was measured, what predicted
+        t = doc["table"]
+        click.echo(f"table:     profiled {t['measured_ops']} of {t['ops']} ops "
+                   f"({100 * t['measured_ops'] / t['ops']:.0f}%); the other {t['predicted_ops']} "
+                   f"are predicted by kernel regressors; '{t['complete_with']}' completes the "
+                   f"table (then searches use the measured LUT)")
     click.echo(f"target:    {fmt_ms(target)}")
     click.echo(f"predicted: {fmt_ms(doc['predicted_ms'])} "
                f"({100 * (doc['predicted_ms'] / target - 1):+.1f}% vs target; the predictor's "
