@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -133,12 +134,17 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
             ratios.append((t, walls["default"] / walls["full"]))
     lines += ["", "Wall-time ratio default / full (medians): "
               + ", ".join(f"{t:g} ms {r:.2f}" for t, r in ratios) + "."]
+    for path in PATHS:
+        got = [r for r in rows if r["path"] == path]
+        if not got:
+            continue
+        under = sum(1 for r in got if r["wall_s"] <= GOAL_S)
+        inwin = [r for r in got if r["rc"] == 0 and r.get("vs_target") is not None
+                 and -0.03 <= r["vs_target"] <= 0]
+        lines += [f"{path}: {under}/{len(got)} runs within {GOAL_S:.0f} s (median "
+                  f"{median([r['wall_s'] for r in got]):.0f} s over all targets); "
+                  f"{len(inwin)}/{len(got)} picks re-measured within [-3%, 0%] of the target."]
     dflt = [r for r in rows if r["path"] == "default"]
-    under = sum(1 for r in dflt if r["wall_s"] <= GOAL_S)
-    inwin = [r for r in dflt if r["rc"] == 0 and r.get("vs_target") is not None
-             and -0.03 <= r["vs_target"] <= 0]
-    lines += [f"Default path: {under}/{len(dflt)} runs within the {GOAL_S:.0f} s goal; "
-              f"{len(inwin)}/{len(dflt)} picks re-measured within [-3%, 0%] of the target."]
     tables = [r["table"] for r in dflt if r.get("table")]
     if tables:
         t = tables[0]
@@ -160,6 +166,10 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "mainjob_runs.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-write", action="store_true", help="Do not write BENCHMARKS.md.")
+    ap.add_argument("--code", default=None,
+                    help="What hwnas the runs ran, for the report (e.g. 'commit abc1234, a "
+                         "snapshot on PYTHONPATH'): the runs import hwnas as the subprocess "
+                         "finds it, so PYTHONPATH=SNAPSHOT keeps edits made meanwhile out.")
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     paths = args.paths.split(",")
@@ -177,9 +187,11 @@ def main() -> None:
                                                   "vs_target", "landed", "error")}),
               flush=True)
     mine = [r for r in rows if r["path"] in paths and r["target_ms"] in targets]
-    cmd = "flock /tmp/hwnas-timing.lock .venv/bin/python -m benchmarks.mainjob" + "".join(
-        f" {a}" for a in sys.argv[1:])
+    cmd = " ".join(["flock /tmp/hwnas-timing.lock .venv/bin/python -m benchmarks.mainjob",
+                    shlex.join(sys.argv[1:])]).strip()
     text = report(mine, targets, args.homes, cmd)
+    if args.code:
+        text += f"\n\nCode measured: {args.code}."
     print(text)
     if not args.no_write:
         write_section("mainjob", "## The main job on a fresh home (`benchmarks/mainjob.py`)"
