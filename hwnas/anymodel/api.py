@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hwnas.anymodel.model import ModelFile, check_fits, load_model
-from hwnas.errors import HwnasError, ModelError, ProfileError, TableError
+from hwnas.errors import HwnasError, ModelError, PredictorError, ProfileError, TableError
 
 log = logging.getLogger(__name__)
 DEFAULT_BUDGET = 2000  # kernels: about 7 CPU minutes on local-cpu (BENCHMARKS.md)
@@ -231,8 +231,13 @@ def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None 
 
 
 # --- predicting ------------------------------------------------------------------------------
-def fit_predictor(ctx, table, model: str = "rf"):
-    """Fit the per-kind regressors and the overhead model on the kernel table; save them."""
+def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
+    """Fit the per-kind regressors and the overhead model on the kernel table; save them.
+
+    With ``previous`` (the predictor fitted on this table before kernels of ``kinds`` alone
+    were added to it), only those kinds' regressors are fitted: each kind's regressor sees its
+    own kernels only, so every other kind's is what a full refit would give. The overhead
+    model is always refitted (synthetic networks the new kinds now cover join its fit)."""
 
     from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors, Overhead
     from hwnas.anymodel.profile import kernel_entries, net_entries
@@ -242,7 +247,13 @@ def fit_predictor(ctx, table, model: str = "rf"):
     if len(kernels) < 3:
         raise TableError(f"the kernel table of {ctx.cfg.name} holds {len(kernels)} kernels; "
                          f"profile more with 'hwnas profile --device {ctx.cfg.name} --kernels'")
-    regs = KindRegressors(model).fit(kernels, units)
+    if previous is not None and kinds and previous.regressors.model == model:
+        sel = [i for i, k in enumerate(kernels) if k.kind in set(kinds)]
+        regs = KindRegressors.from_state(previous.regressors.state())
+        regs.kinds_.update(KindRegressors(model, regs.seed).fit(
+            [kernels[i] for i in sel], units[sel]).kinds_)
+    else:
+        regs = KindRegressors(model).fit(kernels, units)
     measured = {k.signature: float(u) for k, u in zip(kernels, units)}
     base = AnyModelPredictor(regs, measured, Overhead(), table.meta["anymodel"]["runtime"])
     sums, counts, wmbs, nets = [], [], [], []
@@ -311,6 +322,7 @@ class Predicted:
     prediction: object  # predictor.Prediction
     runtime: str
     n_kernels_table: int
+    added: object = None  # missing.Added: kernels of missing kinds timed for this prediction
 
 
 def graph_of(ctx, mf: ModelFile, runtime: str):
@@ -320,14 +332,20 @@ def graph_of(ctx, mf: ModelFile, runtime: str):
 
 
 def predict(device: str, onnx=None, tflite=None, model=None, input_shape=None,
-            allow_missing: bool = False, home: Path | None = None) -> Predicted:
-    """Predict a model's latency on ``device`` from its kernels, without running it there."""
+            allow_missing: bool = False, home: Path | None = None, progress: bool = False,
+            **overrides) -> Predicted:
+    """Predict a model's latency on ``device`` from its kernels, without running the model
+    there. Kernels of kinds the kernel table lacks are timed on the device first, where hwnas
+    measures it (anymodel/missing.py; ``Predicted.added`` says what), unless
+    ``allow_missing``; elsewhere the prediction refuses, naming them. ``overrides`` are the
+    device config's (warm-up, runs) for that timing."""
     from hwnas import api as core
+    from hwnas.anymodel import missing
     from hwnas.anymodel.graph import runtime_of
     from hwnas.anymodel.model import available_memory_bytes
     from hwnas.home import export_cache
 
-    ctx = core.context(device, home=home)
+    ctx = core.context(device, home=home, **overrides)
     runtime = runtime_of(ctx.cfg)
     # the user's file first: a model that cannot fit is refused before anything else is read
     mf = resolve(ctx.cfg, export_cache(home), onnx, tflite, model, input_shape)
@@ -337,6 +355,34 @@ def predict(device: str, onnx=None, tflite=None, model=None, input_shape=None,
         raise TableError(f"the kernel table of {device} holds {table.meta['anymodel']['runtime']} "
                          f"kernels, but {device} runs {runtime}; profile it again with --fresh")
     graph = graph_of(ctx, mf, runtime)
+    kernels = list(graph.kernels)
+    added = None
+    kinds = missing.missing_kinds(pred, kernels)
+    if kinds and not allow_missing:
+        why = missing.why_not(ctx, table)
+        if why is not None:  # the prediction's own refusal follows, as it always did
+            log.info("kinds %s not timed on %s: %s", ", ".join(kinds), device, why)
+        else:
+            table_path, _ = kernel_paths(ctx)
+            context = (table.meta.get("protocol") or {}).get("kernels", "hot")
+            added = missing.time_missing(ctx, graph, kernels, kinds, runtime, table_path,
+                                         mf.name, mf.sha256, context, progress=progress)
+            if added.base_stamp is not None:
+                from hwnas.latency.table import LatencyTable
+
+                before = _stamp(table)
+                table = LatencyTable.load(table_path)
+                pred = fit_predictor(ctx, table, pred.regressors.model,
+                                     previous=pred if added.base_stamp == before else None,
+                                     kinds=added.kinds)
     scale = scale_ms(ctx, table)
-    out = pred.predict(list(graph.kernels), scale, allow_missing=allow_missing)
-    return Predicted(mf, out, runtime, len(table.entries))
+    try:
+        out = pred.predict(kernels, scale, allow_missing=allow_missing)
+    except PredictorError as e:
+        if added is None or not added.untimed:
+            raise
+        if added.kinds:  # what was timed stays in the table: say so
+            log.warning("%s", added.line())
+        why = "; ".join(f"{k}: {w}" for k, w in added.untimed.items())
+        raise PredictorError(f"{e} (timing them on {device} failed: {why})") from None
+    return Predicted(mf, out, runtime, len(table.entries), added)

@@ -91,6 +91,17 @@ def _fix(name: str, cfg: dict) -> dict:
         cfg["dim"] = cfg["heads"] * cfg["head_dim"]
     if name == "linear" and cfg.get("head"):  # a classifier head: one pooled token
         cfg["n"] = 1
+    if name == "movement" and cfg["op"] in ("merge", "focus"):  # even and odd halves agree
+        cfg["hw"] = max(4, cfg["hw"] // 2 * 2)
+        cfg["c"] = max(8, cfg["c"] // 2 * 2)
+        cfg["n"] = max(16, cfg["n"] // 2 * 2)
+    if name == "concat" and cfg["how"] == "split":  # two equal halves along axis 1
+        cfg["c"] = max(8, cfg["c"] // 2 * 2)
+        cfg["n"] = max(16, cfg["n"] // 2 * 2)
+    if name == "movement" and cfg["op"] == "reflect":  # litert-torch pads 4-d maps only
+        cfg["layout"] = "map"
+    if name == "movement" and cfg["op"] == "expand":  # and broadcasts 4-d maps wrongly
+        cfg["layout"] = "tokens"
     if name == "gconv":
         cfg["c"] = max(cfg["gw"], (cfg["c"] // cfg["gw"]) * cfg["gw"])
     return cfg
@@ -105,6 +116,8 @@ def _torch():
 
 def _act(name: str):
     nn = _torch().nn
+    if name == "erf":  # GELU as torch.onnx's dynamo exporter writes it: Erf, Div, Mul, Add
+        return _module(lambda m, x: _torch().erf(x))
     return {"relu": nn.ReLU(), "relu6": nn.ReLU6(), "hardswish": nn.Hardswish(),
             "silu": nn.SiLU(), "gelu": nn.GELU(), "sigmoid": nn.Sigmoid(),
             "hardsigmoid": nn.Hardsigmoid(), "tanh": nn.Tanh(), "none": nn.Identity()}[name]
@@ -445,6 +458,66 @@ def build_reduce(c: dict):
     return _module(lambda m, x: x.mean(1)), (1, c["n"], c["c"])
 
 
+def build_movement(c: dict):
+    """Data movement as exporters write it, each the way a real model uses it: a crop
+    (Swin's windows unpadded, a class token dropped), a strided slice, Swin's patch merging
+    (four strided slices and a concat) and YOLOv5's Focus, half of the channels (CSP,
+    GhostNet), a gather of channels or tokens by a constant index, a zero or reflection pad,
+    a broadcast, a tiling, a select by a computed or a constant mask. On onnxruntime they are
+    Slice, Concat, SpaceToDepth, Gather, Pad, Expand, Tile, Greater and Where kernels; on TFLite
+    SLICE, STRIDED_SLICE, CONCATENATION, GATHER_ND, PAD, MIRROR_PAD, BROADCAST_TO, GREATER and
+    SELECT_V2 (benchmarks/exporter_kinds.py lists them against the zoo's)."""
+    torch = _torch()
+    f = torch.nn.functional
+    shape = _map_or_tokens(c)
+    op, tokens = c["op"], c["layout"] == "tokens"
+    d = max(1, shape[2] // 8)  # a crop or pad of an eighth, as a window size leaves
+    if op == "crop":
+        fwd = (lambda m, x: x[:, d:]) if tokens else (lambda m, x: x[:, :, :-d, :-d])
+    elif op == "stride":
+        fwd = (lambda m, x: x[:, ::2]) if tokens else (lambda m, x: x[:, :, ::2, ::2])
+    elif op == "merge" and not tokens:  # Swin's patch merging, on a channels-last map
+        fwd = lambda m, x: torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2],  # noqa: E731
+                                      x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+    elif op == "focus" and not tokens:  # YOLOv5's Focus: the same on a channels-first map
+        fwd = lambda m, x: torch.cat([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2],  # noqa: E731
+                                      x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], 1)
+    elif op in ("merge", "focus"):  # tokens: the even and odd tokens side by side
+        fwd = lambda m, x: torch.cat([x[:, 0::2], x[:, 1::2]], 2)  # noqa: E731
+    elif op == "half":
+        axis = 2 if tokens else 1
+        fwd = lambda m, x: x.narrow(axis, 0, x.shape[axis] // 2)  # noqa: E731
+    elif op == "gather":  # a constant permutation of a third of the channels or tokens
+        axis = 1
+        n = shape[axis]
+        idx = torch.randperm(n, generator=torch.Generator().manual_seed(n))[:max(1, n // 3)]
+        fwd = lambda m, x: torch.index_select(x, axis, m.idx)  # noqa: E731
+        return _module(fwd, idx=torch.nn.Buffer(idx)), shape
+    elif op in ("pad", "reflect"):
+        pads = (0, 0, 0, d) if tokens else (0, d, 0, d)
+        mode = "constant" if op == "pad" else "reflect"
+        fwd = lambda m, x: f.pad(x, pads, mode=mode)  # noqa: E731
+    elif op == "expand":  # a pooled summary broadcast back over the tokens
+        fwd = lambda m, x: x.mean(1, keepdim=True).expand(shape)  # noqa: E731
+    elif op == "tile":
+        fwd = (lambda m, x: x.repeat(1, 2, 1)) if tokens else \
+            (lambda m, x: x.repeat(1, 1, 2, 2))
+    elif op == "where":  # a select by a mask computed from the activation
+        fwd = lambda m, x: torch.where(x > 0, x, torch.zeros(()))  # noqa: E731
+    elif op == "mask":  # a constant mask filled in (Swin's shifted-window attention mask)
+        mask = torch.rand(shape[1:], generator=torch.Generator().manual_seed(7)) > 0.5
+        return _module(lambda m, x: x.masked_fill(m.mask, -100.0),
+                       mask=torch.nn.Buffer(mask)), shape
+    else:
+        raise ValueError(f"unknown movement {op!r}")
+    return _module(fwd), shape
+
+
+def cost_movement(c):
+    e = _elems(c)
+    return float(e), 4 * e if c["op"] == "tile" else e
+
+
 def build_resize(c: dict):
     torch = _torch()
     mode = c["mode"]
@@ -475,6 +548,8 @@ def cost_elems(c):
 HW = Param("hw", "hw", 4, 224)
 ACTS = ("relu", "relu6", "hardswish", "silu", "gelu", "none")
 LAYOUT = Param("layout", "choice", choices=("map", "tokens"), weights=(0.5, 0.5))
+MOVEMENTS = ("crop", "stride", "merge", "focus", "half", "gather", "pad", "reflect", "expand",
+             "tile", "where", "mask")
 C_ANY = Param("c", "channels", 8, 1024)
 N_ANY = Param("n", "tokens", 16, 3136)
 
@@ -547,7 +622,8 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
                                                            "scalar"))),
              0.04, build_eltwise, cost_elems),
     Template("activation", (HW, C_ANY, N_ANY, LAYOUT, Param("act", "choice", choices=(
-        "relu", "relu6", "hardswish", "silu", "gelu", "sigmoid", "hardsigmoid", "tanh"))),
+        "relu", "relu6", "hardswish", "silu", "gelu", "sigmoid", "hardsigmoid", "tanh",
+        "erf"))),
              0.03, build_activation, cost_elems),
     Template("softmax", (Param("n", "tokens", 16, 1024), Param("heads", "int", 1, 16),
                          Param("scores", "choice", choices=("square", "keys", "windows"),
@@ -570,10 +646,88 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
                         Param("s", "choice", choices=(2, 4)),
                         Param("dw", "choice", choices=(0, 1), weights=(.4, .6))),
              0.02, build_upconv, cost_upconv),
+    Template("movement", (HW, C_ANY, N_ANY, LAYOUT, Param("op", "choice", choices=MOVEMENTS)),
+             0.03, build_movement, cost_movement),
     Template("resize", (Param("hw", "hw", 4, 56), Param("c", "channels", 8, 512),
                         Param("mode", "choice", choices=("nearest", "bilinear"))),
              0.01, build_resize, lambda c: (4.0 * c["c"] * c["hw"] ** 2, 4 * c["c"] * c["hw"] ** 2)),
 ]}
+
+
+# --- samples of one kind, near given sizes (a prediction's missing kinds) ----------------------
+def _m(op, **fixed):
+    return ("movement", dict(fixed, op=op))
+
+
+# kernel kind -> the template configurations (template, fixed parameters) that make kernels of
+# it, on onnxruntime and on TFLite (litert-torch); tests/test_anymodel_missing.py exports each
+# and checks. A kind not here gets no template samples, only the model's own kernels.
+SOURCES: dict[str, tuple[tuple[str, dict], ...]] = {
+    "Slice": (_m("crop"), _m("stride"), _m("merge", layout="map"), _m("half")),
+    "Concat": (_m("merge"), ("concat", {"how": "cat2"})),
+    "Gather": (_m("gather"),),
+    "Pad": (_m("pad"), _m("reflect")),
+    "Expand": (_m("expand"), _m("tile")),
+    "Tile": (_m("tile"),),
+    "Where": (_m("where"), _m("mask")),
+    "Greater": (_m("where"),),
+    "SpaceToDepth": (_m("focus", layout="map"),),
+    "Split": (("concat", {"how": "split"}),),
+    "Transpose": (("transpose", {}),),
+    "Resize": (("resize", {}),),
+    "ReduceMean": (("reduce", {"how": "mean"}),),
+    "Erf": (("activation", {"act": "erf"}),),
+    "SLICE": (_m("crop"), _m("half")),
+    "STRIDED_SLICE": (_m("stride"), _m("merge")),
+    "CONCATENATION": (_m("merge"), ("concat", {"how": "cat2"})),
+    "GATHER_ND": (_m("gather"),),
+    "PAD": (_m("pad"),),
+    "MIRROR_PAD": (_m("reflect"),),
+    "BROADCAST_TO": (_m("expand"), _m("tile")),
+    "SELECT_V2": (_m("where"), _m("mask")),
+    "GREATER": (_m("where"),),
+    "TRANSPOSE": (("transpose", {}),),
+    "RESIZE_BILINEAR": (("resize", {"mode": "bilinear"}),),
+    "RESIZE_NEAREST_NEIGHBOR": (("resize", {"mode": "nearest"}),),
+}
+
+
+def draw_fixed(template: str, fixed: dict, rng: np.random.Generator) -> dict | None:
+    """One configuration of ``template`` with ``fixed`` parameters, within the limits (None
+    when the draw falls outside them)."""
+    t = TEMPLATES[template]
+    cfg = {p.name: p.draw(rng) for p in t.params}
+    cfg = _fix(template, dict(cfg, **fixed))
+    flops, elems = t.cost(cfg)
+    return cfg if flops <= MAX_FLOPS and elems <= MAX_ELEMS else None
+
+
+def near(kind: str, sizes, n: int, seed: int = 0, candidates: int = 400) -> list[tuple]:
+    """``n`` (template, config) pairs that make kernels of ``kind``, their sizes (elements
+    of the largest tensor) spread log-evenly from a quarter of the smallest of ``sizes`` to
+    four times the largest: samples that bracket a model's kernels of that kind. [] for a
+    kind no template makes."""
+    sources = SOURCES.get(kind, ())
+    if not sources or n < 1:
+        return []
+    rng = np.random.default_rng([seed, 31337])
+    pool = []
+    for i in range(candidates):
+        template, fixed = sources[i % len(sources)]
+        cfg = draw_fixed(template, fixed, rng)
+        if cfg is not None:
+            pool.append((template, cfg, math.log(max(1, TEMPLATES[template].cost(cfg)[1]))))
+    if not pool:
+        return []
+    lo = math.log(max(1.0, min(sizes) / 4)) if sizes else min(p[2] for p in pool)
+    hi = math.log(max(sizes) * 4) if sizes else max(p[2] for p in pool)
+    out: list[tuple] = []
+    for target in np.linspace(lo, hi, n):
+        best = min((p for p in pool if p[:2] not in [o[:2] for o in out]),
+                   key=lambda p: abs(p[2] - target), default=None)
+        if best is not None:
+            out.append(best)
+    return [(t, c) for t, c, _ in out]
 
 
 def build(template: str, cfg: dict, seed: int = 0):

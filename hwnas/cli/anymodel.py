@@ -63,7 +63,10 @@ def predict_any(device, onnx_file, tflite_file, model, input_shape, breakdown, a
     from hwnas.anymodel.model import parse_input_shape
 
     out = api.predict(device, onnx=onnx_file, tflite=tflite_file, model=model,
-                      input_shape=parse_input_shape(input_shape), allow_missing=allow_missing)
+                      input_shape=parse_input_shape(input_shape), allow_missing=allow_missing,
+                      progress=_stderr_is_a_terminal())
+    if out.added is not None:  # kinds the kernel table lacked, timed on the device just now
+        click.echo(out.added.line(), err=True)
     p = out.prediction
     if as_json:
         doc = {"device": device, "model": out.model.name, "sha256": out.model.sha256,
@@ -91,6 +94,12 @@ def predict_any(device, onnx_file, tflite_file, model, input_shape, breakdown, a
     if not p.complete:
         click.echo(f"warning: the prediction leaves out the kernels of kinds never measured "
                    f"on {device} ({100 * (1 - p.covered_flops):.1f}% of FLOPs)", err=True)
+
+
+def _stderr_is_a_terminal() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
 
 
 def _csv(p) -> None:
