@@ -8,6 +8,10 @@ HwnasError, not an OSError) is still one line, marked as a bug to report.
 
 ``HwnasGroup`` does this in ``main``, which both the ``hwnas`` entry point and click's
 CliRunner call, so the tests see exactly what a user sees.
+
+An empty value is refused there too, before any command runs: every path parameter of every
+command (and ``--data``, ``--space``) rejects ``''`` and blanks, which would otherwise be read
+as the current folder (``Path('')`` is ``.``) or, being false, as the option left out.
 """
 
 from __future__ import annotations
@@ -104,6 +108,45 @@ def one_line(e: BaseException, ctx: click.Context | None = None) -> OneLine:
     return OneLine(f"unexpected {type(e).__name__}: {e}; {BUG}")
 
 
+# options whose text is a name a blank cannot be (paths are found by their type)
+NAMED = {"data": "names no dataset; give digits, shapes[:...] or an ImageFolder directory "
+                 "(./ for the current one)",
+         "space": "names no search space"}
+EMPTY_PATH = "an empty path names no file (./ for the current folder)"
+
+
+def _refusing_blanks(convert, why: str):
+    def checked(value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            raise click.BadParameter(f"{value!r}: {why}", ctx=ctx, param=param)
+        return convert(value, param, ctx)
+
+    checked.refuses_blanks = True
+    return checked
+
+
+class _NonBlank(click.types.StringParamType):
+    def __init__(self, why: str):
+        self.convert = _refusing_blanks(super().convert, why)
+
+
+def refuse_blanks(group: click.Group) -> None:
+    """Make every path parameter under ``group`` (and the named text options) refuse '' and
+    blanks. Idempotent; done once the tree of commands is complete, so a command added in
+    any module is covered without its author remembering."""
+    todo = [group]
+    while todo:
+        cmd = todo.pop()
+        if isinstance(cmd, click.Group):
+            todo.extend(cmd.commands.values())
+        for param in cmd.params:
+            if isinstance(param.type, click.Path):
+                if not getattr(param.type.convert, "refuses_blanks", False):
+                    param.type.convert = _refusing_blanks(param.type.convert, EMPTY_PATH)
+            elif param.name in NAMED and type(param.type) is click.types.StringParamType:
+                param.type = _NonBlank(NAMED[param.name])
+
+
 class HwnasGroup(click.Group):
     """A click group whose commands share the error boundary (see the module docstring)."""
 
@@ -127,6 +170,7 @@ class HwnasGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
+        refuse_blanks(self)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

@@ -47,9 +47,12 @@ def read_capped(path: str | Path, cap: int = MAX_BYTES) -> bytes:
 def torch_load(path: str | Path):
     """``torch.load(weights_only=True)`` of a capped regular file; one TableError line when it
     is damaged, truncated or not a torch.save file at all."""
+    return _torch_loads(read_capped(path), path)
+
+
+def _torch_loads(data: bytes, path) -> object:
     import torch
 
-    data = read_capped(path)
     try:
         return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - a foreign file fails in many ways (zip, pickle, EOF)
@@ -167,11 +170,14 @@ def load_help(path: str | Path, index: str | Path | None = None, space: str | No
     space = HELP_SPACES.get(space, space) if space else None
     if space is not None and space not in INDEX_FILES:
         raise TableError(f"HELP's files cover the spaces {', '.join(INDEX_FILES)}, not {space}")
+    # the file itself first: a FIFO, /dev/zero or a symlink loop is named as what it is, not
+    # as a file whose index is missing
+    data = read_capped(path)
     if space is None:  # HELP's layout names the space: <space>/latency/<device>.pt
         space = HELP_SPACES.get(path.resolve().parent.parent.name)
     index_path = Path(index) if index is not None else find_index(path, space)
     space, natives = load_index(index_path, space)
-    raw = torch_load(path)
+    raw = _torch_loads(data, path)
     if hasattr(raw, "tolist") and not isinstance(raw, (list, tuple)):  # a tensor or array
         raw = raw.tolist()
     if not isinstance(raw, (list, tuple)):

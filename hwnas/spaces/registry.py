@@ -213,8 +213,20 @@ def _same_source(a: Path, b: Path) -> bool:
 
 
 def _import_file(path: Path):
-    if not path.is_file():
-        raise SpaceError(f"no such search space file: {path}")
+    import os
+    import stat
+
+    from hwnas.latency.safeio import file_kind
+
+    try:
+        mode = os.stat(path).st_mode  # stat never blocks; Python's import opens a FIFO and waits
+    except FileNotFoundError:
+        raise SpaceError(f"no such search space file: {path}") from None
+    except OSError as e:  # a symlink loop, a folder without permission
+        raise SpaceError(f"cannot read search space file {path}: "
+                         f"{(e.strerror or str(e)).lower()}") from None
+    if not stat.S_ISREG(mode):
+        raise SpaceError(f"search space file {path} is {file_kind(mode)}, not a regular file")
     path = path.resolve()
     name = path.stem
     loaded = sys.modules.get(name)

@@ -34,9 +34,22 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load with ``weights_only=True``: tensors and plain containers only, never code."""
+    import os
+    import stat
+
+    from hwnas.latency.safeio import file_kind
+
     path = Path(path)
-    if not path.is_file():
-        raise HwnasError(f"supernet checkpoint not found: {path}")
+    try:
+        mode = os.stat(path).st_mode  # stat never blocks (a FIFO would, opened)
+    except FileNotFoundError:
+        raise HwnasError(f"supernet checkpoint not found: {path}") from None
+    except OSError as e:  # a symlink loop, a folder without permission
+        raise HwnasError(f"cannot read supernet checkpoint {path}: "
+                         f"{(e.strerror or str(e)).lower()}") from None
+    if not stat.S_ISREG(mode):
+        raise HwnasError(f"{path} is {file_kind(mode)}, not a regular file; a supernet "
+                         f"checkpoint is the file train-supernet wrote")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
             warnings.simplefilter("ignore")

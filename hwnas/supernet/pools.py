@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -102,7 +103,7 @@ class Pools:
     def load(cls, path: str | Path) -> "Pools":
         from hwnas.latency.safeio import MAX_ARCH_BYTES, load_json, read_capped
 
-        if not Path(path).exists():
+        if not os.path.lexists(path):  # (a symlink loop exists: read_capped names it)
             raise HwnasError(f"pools file not found: {path}")
         # a regular file under the cap (never a FIFO or /dev/zero), JSON under depth limits
         data = read_capped(path, MAX_ARCH_BYTES, "pools file")
