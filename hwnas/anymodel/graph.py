@@ -40,7 +40,7 @@ def detect(runtime: str, data: bytes, input_shape, threads: int = 1, name: str =
     if runtime == "onnxruntime":
         from hwnas.anymodel.ort import optimize
 
-        return optimize(data, input_shape, threads)
+        return optimize(data, input_shape, threads, name)
     if runtime == "tflite":
         from hwnas.anymodel.tflite import detect as detect_tflite
 

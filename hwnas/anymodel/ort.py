@@ -107,7 +107,7 @@ def _profile_shapes(events) -> dict[str, tuple[list, list]]:
     return out
 
 
-def optimize(model: bytes, input_shape, threads: int = 1) -> OrtGraph:
+def optimize(model: bytes, input_shape, threads: int = 1, name: str = "the model") -> OrtGraph:
     """Open ``model`` the way the profiler does and keep the optimized graph; then read every
     kernel's shapes from one profiled run of that graph as it is (optimizations off, nodes
     named: onnxruntime leaves the nodes it inlines unnamed)."""
@@ -133,7 +133,7 @@ def optimize(model: bytes, input_shape, threads: int = 1) -> OrtGraph:
         except ModelError:
             raise
         except Exception as e:  # onnxruntime's own errors (an op it cannot run, bad shapes)
-            raise ModelError(f"onnxruntime cannot run the model: "
+            raise ModelError(f"onnxruntime cannot run {name}: "
                              f"{str(e).strip().splitlines()[0][:300]}") from None
     shapes = _profile_shapes(events)
     return OrtGraph(named, tuple(_kernels(named, shapes, input_shape)))
