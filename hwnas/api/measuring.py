@@ -97,21 +97,29 @@ def _exported_once(prof, space: SearchSpace, passes: int):
     if passes < 2 or type(prof) is not OrtProfiler:
         yield lambda arch: _measure_pass(prof, space, arch)
         return
-    from hwnas.profilers.export import export_onnx
-
     with tempfile.TemporaryDirectory(prefix="hwnas-subnets-") as tmp:
         files: dict[str, Path] = {}
 
         def one_pass(arch) -> Pass:
             key = json.dumps(arch.to_dict(), sort_keys=True)
-            shape = space.input_shape(arch)
-            if key not in files:
-                files[key] = export_onnx(space.build_model(arch), shape,
-                                         Path(tmp) / f"{len(files)}.onnx")
-            m = prof.measure_file_full(files[key], "onnx", shape)
-            return Pass(m.stats, m.ratio, m.reference_ms)
+            path = files.setdefault(key, Path(tmp) / f"{len(files)}.onnx")
+            return _measure_pass(_FromFile(prof, path), space, arch)
 
         yield one_pass
+
+
+class _FromFile:
+    """The profiler, timing a module from ``path``: exported there by its first pass."""
+
+    def __init__(self, prof, path: Path):
+        self.prof, self.path = prof, path
+
+    def measure_model_full(self, module, input_shape):
+        from hwnas.profilers.export import export_onnx
+
+        if not self.path.exists():
+            export_onnx(module, input_shape, self.path)
+        return self.prof.measure_file_full(self.path, "onnx", input_shape)
 
 
 def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes: int = 1,
