@@ -250,6 +250,7 @@ else:
 
 
 def test_litert_s_xnnpack_line_goes_to_the_log_not_stderr(tmp_path):
+    pytest.importorskip("ai_edge_litert")
     f = conv_tflite(tmp_path / "c.tflite", 8, 16)
     runs = {how: subprocess.run([sys.executable, "-c", LITERT_SCRIPT, str(f), how],
                                 capture_output=True, text=True, timeout=120)
