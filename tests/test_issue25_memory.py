@@ -48,8 +48,9 @@ def conv_onnx(path: Path, cout: int, hw: int = 224) -> Path:
     return path
 
 
-def conv_tflite(path: Path, cout: int, hw: int = 224) -> Path:
-    """A one-CONV_2D .tflite written with LiteRT's own schema (no converter needed)."""
+def conv_tflite(path: Path, cout: int, hw: int = 224, dynamic: bool = False) -> Path:
+    """A one-CONV_2D .tflite written with LiteRT's own schema (no converter needed); with
+    ``dynamic``, its batch is -1 in the signatures (stored as 1, as converters do)."""
     schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -68,6 +69,8 @@ def conv_tflite(path: Path, cout: int, hw: int = 224) -> Path:
     def tensor(name, shape, buffer):
         t = schema.TensorT()
         t.name, t.shape, t.type, t.buffer = name, list(shape), schema.TensorType.FLOAT32, buffer
+        if dynamic and buffer == 0:
+            t.shapeSignature = [-1, *shape[1:]]
         return t
 
     g = schema.SubGraphT()
@@ -203,6 +206,15 @@ def test_tflite_tensors_are_counted_from_the_flatbuffer(tmp_path):
     assert m.footprint.largest.shape == (1, 32, 32, 16) and m.footprint.known == 2
     assert m.footprint.peak_bytes == (32 * 32 * 3 + 32 * 32 * 16) * 4
     assert m.weight_bytes == 16 * 3 * 4 + 16 * 4
+
+
+def test_a_dynamic_tflite_batch_is_counted_at_the_given_batch(tmp_path):
+    f = conv_tflite(tmp_path / "dyn.tflite", 16, 32, dynamic=True)
+    with pytest.raises(ModelError, match="not fixed; give --input-shape"):
+        mfile.load_model(f, "tflite")
+    m = mfile.load_model(f, "tflite", (4096, 32, 32, 3))
+    assert m.footprint.largest.shape == (4096, 32, 32, 16)
+    assert m.footprint.peak_bytes == 4096 * 32 * 32 * (3 + 16) * 4
 
 
 # --- the runtimes' own lines ------------------------------------------------------------------

@@ -381,20 +381,30 @@ _TFLITE_TYPES = {0: ("float32", 4), 1: ("float16", 2), 2: ("int32", 4), 3: ("uin
 
 def tflite_footprint(model, input_dims) -> Footprint:
     """Every non-constant tensor of the first subgraph, with the shape the flatbuffer stores
-    (the input's as fixed). A converter stores 1 for a dynamic dimension, so a model whose
-    input was given a larger shape than it was converted with is counted low: a lower
-    bound, as the guard is."""
+    (the input's as fixed). A converter stores 1 for a dynamic dimension: a dynamic batch
+    (the input's and a tensor's first dimension both -1 in their signatures) is counted at
+    the input's fixed batch; any other dynamic dimension stays 1, so such a model is counted
+    low: a lower bound, as the guard is."""
     sub = model.subgraphs[0]
     buffers = model.buffers or []
     tensors: dict[str, TensorSize] = {}  # by index: TFLite tensor names need not be unique
     unknown = 0
     first_input = sub.inputs[0] if sub.inputs is not None and len(sub.inputs) else None
+
+    def signature(t) -> list[int]:
+        return [int(d) for d in (t.shapeSignature if t.shapeSignature is not None else [])]
+
+    batch = None
+    if first_input is not None and signature(sub.tensors[first_input])[:1] == [-1]:
+        batch = int(input_dims[0])
     for j, t in enumerate(sub.tensors or []):
         if 0 < t.buffer < len(buffers) and buffers[t.buffer].data is not None \
                 and len(buffers[t.buffer].data):
             continue  # a constant: counted in the weights
         dims = list(input_dims) if j == first_input else \
             [int(d) for d in (t.shape if t.shape is not None else [])]
+        if batch is not None and j != first_input and dims and signature(t)[:1] == [-1]:
+            dims[0] = batch
         kind = _TFLITE_TYPES.get(int(t.type))
         if kind is None or any(d < 0 for d in dims):
             unknown += 1
