@@ -166,6 +166,9 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "mainjob_runs.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-write", action="store_true", help="Do not write BENCHMARKS.md.")
+    ap.add_argument("--report-only", action="store_true",
+                    help="Write the section from the runs saved in --results, running none "
+                         "(an interrupted benchmark: says how many runs it has).")
     ap.add_argument("--code", default=None,
                     help="What hwnas the runs ran, for the report (e.g. 'commit abc1234, a "
                          "snapshot on PYTHONPATH'): the runs import hwnas as the subprocess "
@@ -178,7 +181,7 @@ def main() -> None:
     rows = load_rows(args.results)
     done = {(r["path"], r["target_ms"], r["home"]) for r in rows}
     for i, (path, t, h) in enumerate(jobs):
-        if (path, t, h) in done:
+        if (path, t, h) in done or args.report_only:
             continue
         row = dict(one_run(path, t, args.device), home=h, order=i)
         rows.append(row)
@@ -190,6 +193,9 @@ def main() -> None:
     cmd = " ".join(["flock /tmp/hwnas-timing.lock .venv/bin/python -m benchmarks.mainjob",
                     shlex.join(sys.argv[1:])]).strip()
     text = report(mine, targets, args.homes, cmd)
+    if len(mine) < len(jobs):
+        text += (f"\n\n**Incomplete:** {len(mine)} of the {len(jobs)} planned runs were made "
+                 f"(the benchmark was stopped; rerunning it resumes).")
     if args.code:
         text += f"\n\nCode measured: {args.code}."
     print(text)
