@@ -97,7 +97,7 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
     def pct(x):
         return "-" if x is None else f"{100 * x:+.1f}%"
 
-    loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows]
+    loads = [r["load_before"] for r in rows] + [r["load_after"] for r in rows] or [float("nan")]
     lines = [machine_line(), "",
              f"`{cmd}`: `hwnas search --device local-cpu --target-latency T --json` on a fresh, "
              f"empty HWNAS_HOME each run, as a subprocess timed from start to exit. "
