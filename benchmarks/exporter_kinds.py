@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import sys
 import time
 import warnings
@@ -63,9 +64,16 @@ def kinds(exporter: str, module, shape) -> collections.Counter:
     return collections.Counter(k.kind for k in g.kernels if not k.view)
 
 
+PRODUCT = 24  # a template with at most this many combinations of its choices gets them all
+
+
 def template_variants(sizes: dict = SMALL, seed: int = 0) -> list[tuple[str, dict]]:
-    """Every value of every choice parameter of every template, the other parameters drawn
-    once, at small ``sizes`` (export time grows with them)."""
+    """Every combination of a template's choice parameters where they are few, else every
+    value of each with the others as drawn once; at small ``sizes`` (export time grows with
+    them). Combinations matter: onnxruntime fuses a grouped convolution's activation into a
+    FusedConv only at some group widths."""
+    import itertools
+
     from hwnas.anymodel import templates as tpl
 
     rng = np.random.default_rng(seed)
@@ -74,19 +82,25 @@ def template_variants(sizes: dict = SMALL, seed: int = 0) -> list[tuple[str, dic
         base = {p.name: p.draw(rng) for p in t.params}
         if name != "patch":  # a patch of 32 px needs its image
             base.update({k: v for k, v in sizes.items() if k in base})
-        for p in [p for p in t.params if p.kind == "choice"] or [None]:
-            for value in (p.choices if p else [None]):
-                cfg = tpl._fix(name, dict(base, **({p.name: value} if p else {})))
-                key = json.dumps([name, cfg], sort_keys=True, default=str)
-                if key not in seen:
-                    seen.add(key)
-                    out.append((name, cfg))
+        choices = [p for p in t.params if p.kind == "choice"]
+        if math.prod(len(p.choices) for p in choices) <= PRODUCT:
+            changes = [dict(zip([p.name for p in choices], combo))
+                       for combo in itertools.product(*[p.choices for p in choices])]
+        else:
+            changes = [{p.name: v} for p in choices for v in p.choices]
+        for change in changes:
+            cfg = tpl._fix(name, dict(base, **change))
+            key = json.dumps([name, cfg], sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append((name, cfg))
     return out
 
 
-def template_kinds(runtime: str) -> dict[str, set[str]]:
+def template_kinds(runtime: str, onnx_sizes=(SMALL, ODD, {})) -> dict[str, set[str]]:
     """kind -> the templates whose variants make it, exported as the kernel profiler exports
-    them (TorchScript for onnxruntime, litert-torch in packs for TFLite)."""
+    them (TorchScript for onnxruntime, at each of ``onnx_sizes``; litert-torch in packs for
+    TFLite, at small sizes)."""
     from hwnas.anymodel import templates as tpl
     from hwnas.anymodel.graph import Pack, components, detect, export_onnx_bytes, \
         export_tflite_bytes
@@ -94,7 +108,7 @@ def template_kinds(runtime: str) -> dict[str, set[str]]:
     made: dict[str, set[str]] = collections.defaultdict(set)
     variants = template_variants()
     if runtime == "onnxruntime":
-        for name, cfg in variants + template_variants(ODD) + template_variants({}):
+        for name, cfg in [v for sizes in onnx_sizes for v in template_variants(sizes)]:
             module, shape = tpl.build(name, cfg)
             try:
                 g = detect(runtime, export_onnx_bytes(module, [shape]), shape, 1)
@@ -173,13 +187,27 @@ def main(argv=None) -> None:
                                                    "Hugging Face ones and five of hwnas's)")
     ap.add_argument("--exporters", default=",".join(EXPORTERS))
     ap.add_argument("--write", action="store_true", help="write BENCHMARKS.md's section")
+    ap.add_argument("--survey", default=None, metavar="JSON",
+                    help="keep the zoo's kinds per exporter in this file and reuse them when "
+                         "it exists (the zoo's exports take most of the time; the templates' "
+                         "kinds are always recomputed)")
     args = ap.parse_args(argv)
     names = args.models.split(",") if args.models else \
         [e.name for e in zoo.HF] + ["deit-tiny", "mobilenetv2", "edgevit-xxs", "elastic_T1",
                                     "vit-resnas-tiny"]
     exporters = [e for e in args.exporters.split(",") if e]
     made = {rt: template_kinds(rt) for rt in sorted({RUNTIME[e] for e in exporters})}
-    text = report(survey(names, exporters), made)
+    from pathlib import Path
+
+    kept = Path(args.survey) if args.survey else None
+    if kept is not None and kept.exists():
+        per = {ex: {n: d for n, d in json.loads(kept.read_text())[ex].items() if n in names}
+               for ex in exporters}
+    else:
+        per = survey(names, exporters)
+        if kept is not None:
+            kept.write_text(json.dumps(per, indent=1))
+    text = report(per, made)
     print(text)
     if args.write:
         from benchmarks._report import machine_line, write_section
