@@ -59,7 +59,7 @@ def load_interpreter():
 class _LiteBench:
     """One interpreter with its input set; with a twin, each call runs in network context."""
 
-    def __init__(self, it, twin=None, flush_buf=None, hot=False):
+    def __init__(self, it, twin=None, flush_buf=None, hot=False, outputs=False):
         rng = np.random.default_rng(0)
         details = it.get_input_details()
         for d in details:  # a kernel of any model may take several activations
@@ -70,6 +70,8 @@ class _LiteBench:
                 twin.set_tensor(d["index"], x.copy())
         self.it, self.twin, self.flush_buf, self.index = it, twin, flush_buf, details[0]["index"]
         self.indices = [d["index"] for d in details]
+        if outputs:  # a kernel's output buffer: the network's arena, warm (blocks: not)
+            self.indices += [d["index"] for d in it.get_output_details()]
         self.hot = hot
 
     def time_calls(self, n: int) -> np.ndarray:
@@ -81,8 +83,11 @@ class _LiteBench:
             if twin is not None:
                 self.flush_buf.sum()  # (1) evict this block's weights
                 twin.invoke()  # (2) warm the code paths, as the previous block of a network does
-                for view in views:  # (3) the input is hot: the previous block just wrote it
-                    view().sum()
+                # (3) the input is hot: the previous block just wrote it (an output buffer
+                # holds whatever was there: no warnings for its infs)
+                with np.errstate(all="ignore"):
+                    for view in views:
+                        view().sum()
             elif self.hot:  # a kernel: hot caches whatever ran just before (the reference)
                 it.invoke()
             t0 = clock()
@@ -108,6 +113,7 @@ class LiteRTProfiler(Profiler):
         self.plan = plan_of(cfg)
         self._reference: _LiteBench | None = None
         self._network_overhead_ms: float | None = None  # kernels in network context
+        self._kernel_flush: np.ndarray | None = None  # their eviction read
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "LiteRTProfiler":
@@ -203,15 +209,19 @@ class LiteRTProfiler(Profiler):
                              self.call_overhead_ms)
         # network context: weights evicted, a twin warms the code, the inputs hot (the twin
         # cannot share the interpreter's arena: LiteRT has no such thing)
-        if self.flush_buf is None:
-            self.flush_buf = np.ones(self.cfg.flush_mb * (1 << 20) // 8)
+        if self._kernel_flush is None:
+            from hwnas.profilers.base import network_flush_bytes
+
+            self._kernel_flush = np.ones(network_flush_bytes() // 8)
         if self._network_overhead_ms is None:  # a one-op model's call, in the same context
             model = tflite_overhead_model(self.cache_dir)
-            b = _LiteBench(self._interpreter(model), self._interpreter(model), self.flush_buf)
+            b = _LiteBench(self._interpreter(model), self._interpreter(model),
+                           self._kernel_flush, outputs=True)
             b.time_calls(self.cfg.warmup)
             self._network_overhead_ms = float(np.median(b.time_calls(self.cfg.runs)))
         return self._run(_LiteBench(self._interpreter(path), self._interpreter(path),
-                                    self.flush_buf), self._network_overhead_ms)
+                                    self._kernel_flush, outputs=True),
+                         self._network_overhead_ms)
 
     def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's .tflite), end to end; its input shape is the
