@@ -11,6 +11,10 @@ local-tflite where the models convert):
 3. **The zoo, measured** end to end, drift-free, in ``--passes`` passes in random order.
 4. **The additivity ceiling**: every distinct kernel of every zoo model cut out and timed with
    the same protocol as the sampled ones; their sum against the whole network, per family.
+   The kernels are timed in each of ``--contexts`` (hot, network: weights evicted, scratch
+   warm, input hot), and additivity is reported per context, per family and per kind; on
+   onnxruntime each kind's kernels alone are set against the same kernels inside the network
+   (onnxruntime's own profiler over the whole optimized graph).
 5. Baselines: a FLOPs-linear fit on the same synthetic networks the overhead model saw, and
    (optimistic, it sees the zoo) a leave-one-out FLOPs-linear fit on the zoo itself.
 
@@ -64,6 +68,9 @@ class ZooResult:
     weight_mb: float = 0.0  # the kernels' weights (the overhead model's memory term)
     untimed: int = 0  # kernels the timer refused (no activation input, too big): not summed
     error: str = ""
+    # the sum of the zoo model's kernels timed in each context (KERNEL_CONTEXTS), with the
+    # call overhead once; kernel_sum_units is the one of the kernel table's context
+    ctx_sums: dict = field(default_factory=dict)
 
     @property
     def measured(self) -> float:
@@ -84,11 +91,14 @@ def zoo_names(args) -> list[str]:
 def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> dict:
     """Profile kernels, predict the zoo, measure it, and time its kernels."""
     from hwnas import api as core
-    from hwnas.anymodel import api, zoo
+    from hwnas.anymodel import zoo
     from hwnas.anymodel.graph import detect, runtime_of
     from hwnas.anymodel.model import load_model
     from hwnas.anymodel.predictor import weights_mb
-    from hwnas.anymodel.profile import KernelTimer, kernel_entries, net_entries, table_summary
+    from hwnas.anymodel.api import fit_predictor, kernel_paths
+    from hwnas.anymodel.profile import (KernelTimer, kernel_entries, net_entries,
+                                        profile_kernels, table_summary)
+    from hwnas.home import export_cache
     from hwnas.errors import HwnasError
     from hwnas.profilers import make_profiler
 
@@ -97,12 +107,15 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
     runtime = runtime_of(ctx.cfg)
     fmt = "onnx" if runtime == "onnxruntime" else "tflite"
     budget = args.budget if runtime == "onnxruntime" else args.tflite_budget
+    contexts = args.contexts.split(",")
     t0, c0 = time.perf_counter(), time.process_time()
-    report = api.profile_kernels(device, budget, nets=args.nets, home=home, progress=True,
-                                 **over)
+    with core._profiler(ctx, ()) as prof:  # api.profile_kernels, with the kernel context
+        report = profile_kernels(prof, runtime, kernel_paths(ctx)[0], export_cache(home),
+                                 budget, nets=args.nets, progress=True,
+                                 threads=ctx.cfg.threads, context=args.kernel_context)
     prof_wall, prof_cpu = time.perf_counter() - t0, time.process_time() - c0
     table = report.table
-    pred = api.fit_predictor(ctx, table)  # frozen from here on: nothing of the zoo in it
+    pred = fit_predictor(ctx, table)  # frozen from here on: nothing of the zoo in it
     scale = table.reference_ms
     cv = kernel_cv(table)
     # the zoo: export (cached), kernels, prediction
@@ -134,10 +147,18 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
     # measure whole networks (random order per pass) and every distinct kernel
     rng = np.random.default_rng(0)
     cfg = ctx.cfg
-    units: dict[str, float] = {}
+    table_ctx = args.kernel_context
+    contexts = [table_ctx] + [c for c in contexts if c != table_ctx]
+    by_ctx: dict[str, dict[str, float]] = {c: {} for c in contexts}  # signature -> units
+    ms_ctx: dict[str, dict[str, float]] = {c: {} for c in contexts}  # signature -> ms
+    units = by_ctx[table_ctx]
     ok = [r for r in results if r.name in graphs]
+    # per kind and context: [kernels' units alone, kernels' ms in the network (onnxruntime's
+    # own profiler; None on LiteRT, whose XNNPACK delegate runs the graph as one node)]
+    kind_add: dict[str, dict[str, list]] = {c: {} for c in contexts}
     with make_profiler(cfg, cache) as prof:
-        timer = KernelTimer(prof, runtime)
+        timers = {c: KernelTimer(prof, runtime, c) for c in contexts}
+        timer = timers[table_ctx]
         for _ in range(args.passes):
             for i in rng.permutation(len(ok)):
                 r = ok[i]
@@ -147,30 +168,45 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
         per_kind: dict[str, list] = {}
         for r in ok:
             mf, g = graphs[r.name]
-            total = 0.0
+            innet = node_ms(g, mf.input_shape, ctx.cfg.threads) if runtime == "onnxruntime" \
+                else {}
             kinds_ok = [k for k in g.kernels if k.view or k.kind in pred.kinds]
             predicted = dict(zip([id(k) for k in kinds_ok], pred.kernel_units(kinds_ok)))
-            for k in g.kernels:
-                if k.view:
-                    continue
-                if k.signature not in units:
-                    try:
-                        units[k.signature] = timer.kernel(g, k).ratio.median
-                    except HwnasError:
-                        units[k.signature] = math.nan
-                if not np.isfinite(units[k.signature]):  # refused (the timer said why)
-                    r.untimed += 1
-                    continue
-                total += units[k.signature]
-                row = per_kind.setdefault(k.kind, [0.0, 0.0, 0])
-                row[0] += units[k.signature]
-                row[1] += predicted.get(id(k), math.nan)
-                row[2] += 1
-            r.kernel_sum_units = total + prof.call_overhead_ms / scale
+            for c in contexts:
+                total, untimed, got = 0.0, 0, by_ctx[c]
+                for k in g.kernels:
+                    if k.view:
+                        continue
+                    if k.signature not in got:
+                        try:
+                            m = timers[c].kernel(g, k)
+                            got[k.signature] = m.ratio.median
+                            ms_ctx[c][k.signature] = max(m.stats.median_ms, 0.0)
+                        except HwnasError:
+                            got[k.signature] = math.nan
+                    if not np.isfinite(got[k.signature]):  # refused (the timer said why)
+                        untimed += 1
+                        continue
+                    total += got[k.signature]
+                    # [units alone, ms alone, ms in the network, kernels]
+                    add = kind_add[c].setdefault(k.kind, [0.0, 0.0, 0.0, 0])
+                    add[0] += got[k.signature]
+                    add[1] += ms_ctx[c][k.signature]
+                    add[2] += innet.get(k.name, 0.0)  # 0: not reported (LiteRT)
+                    add[3] += 1
+                    if c == table_ctx:
+                        row = per_kind.setdefault(k.kind, [0.0, 0.0, 0])
+                        row[0] += got[k.signature]
+                        row[1] += predicted.get(id(k), math.nan)
+                        row[2] += 1
+                r.ctx_sums[c] = total + prof.call_overhead_ms / scale
+                if c == table_ctx:
+                    r.kernel_sum_units, r.untimed = r.ctx_sums[c], untimed
         drift = kernel_drift(table, timer, runtime, ctx.cfg.threads)
     if args.keep:  # the zoo's measurements, for studying the predictor offline
         (home / "zoo_measured.json").write_text(json.dumps({
-            "kernel_units": units, "call_overhead_units": prof.call_overhead_ms / scale,
+            "kernel_units": units, "kernel_units_by_context": by_ctx, "kernel_ms": ms_ctx,
+            "kind_additivity": kind_add, "call_overhead_units": prof.call_overhead_ms / scale,
             "networks": {r.name: r.measured_units for r in ok}}, indent=0))
     nets = net_entries(table)
     return {"device": device, "runtime": runtime, "budget": budget, "results": results,
@@ -179,8 +215,35 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
             "scale": scale, "overhead": pred.overhead, "cv": cv,
             "nets": [(sum(k.flops for k in ks) / 1e9, u) for ks, u in nets],
             "kernels_measured": len(units), "version": table.meta.get("runtime_version", "?"),
-            "per_kind": per_kind, "drift": drift,
+            "per_kind": per_kind, "drift": drift, "contexts": contexts,
+            "kind_add": kind_add,
             "n_sampled": len(kernel_entries(table)[0])}
+
+
+def node_ms(g, input_shape, threads: int, runs: int = 20) -> dict[str, float]:
+    """onnxruntime's own per-node times of the optimized graph run as a whole (its profiler,
+    median of ``runs`` calls after 5 warm-ups): what each kernel takes inside the network."""
+    import onnxruntime as ort
+
+    from hwnas.anymodel.ort import session_options
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = session_options(threads)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # optimized
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tmp) / "profile")
+        sess = ort.InferenceSession(g.optimized.SerializeToString(), so,
+                                    providers=["CPUExecutionProvider"])
+        x = np.random.default_rng(0).standard_normal(tuple(input_shape)).astype(np.float32)
+        feed = {sess.get_inputs()[0].name: x}
+        for _ in range(5 + runs):
+            sess.run(None, feed)
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    per: dict[str, list] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            per.setdefault(e["name"][:-len("_kernel_time")], []).append(e["dur"] / 1e3)
+    return {k: float(np.median(v[-runs:])) for k, v in per.items()}
 
 
 def kernel_drift(table, timer, runtime: str, threads: int, n: int = 40) -> list[float]:
@@ -391,6 +454,7 @@ def render(args, runs: list[dict], title: str) -> str:
                          f"{d['pred'].get('rmspe', math.nan):.1f}% | "
                          f"{_fmt(d['flops'], 'within10')} | {100 * ks.min():+.1f}% / "
                          f"{100 * np.median(ks):+.1f}% / {100 * ks.max():+.1f}% |")
+        lines += additivity_lines(res, ev["rows"])
         lines += ["", "| model | family | GFLOPs | kernels | measured ms | predicted ms | "
                       "error | sum of measured kernels | covered FLOPs |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -429,6 +493,55 @@ def render(args, runs: list[dict], title: str) -> str:
     return "\n".join(lines)
 
 
+def additivity_lines(res: dict, rows) -> list[str]:
+    """Additivity in each kernel context: per family (sum of a model's kernels timed alone
+    over its network measured, - 1) and per kind (the zoo's kernels of the kind timed alone
+    over the same kernels inside the network, where the runtime reports them)."""
+    contexts = res.get("contexts") or []
+    if not contexts:
+        return []
+    lines = ["", "Additivity by kernel context (hot: an untimed call before each timed one; "
+                 "network: weights evicted, a twin run to warm code and scratch, inputs "
+                 "touched). Sum of the model's kernels timed alone, plus one call overhead, "
+                 "over the network measured, - 1; share of models within ±10%, then min / "
+                 "median / max per family:", "",
+             "| context | n | within ±10% | " + " | ".join(
+                 f"{f} min / median / max" for f in ("convnet", "vit", "hybrid")) + " |",
+             "|---|---|---|---|---|---|"]
+    for c in contexts:
+        errs = {r.name: r.ctx_sums[c] / r.measured - 1 for r in rows if c in r.ctx_sums}
+        if not errs:
+            continue
+        cells = []
+        for f in ("convnet", "vit", "hybrid"):
+            e = np.array([errs[r.name] for r in rows if r.family == f and r.name in errs])
+            cells.append(f"{100 * e.min():+.1f}% / {100 * np.median(e):+.1f}% / "
+                         f"{100 * e.max():+.1f}%" if len(e) else "")
+        within = np.mean(np.abs(np.array(list(errs.values()))) <= 0.1)
+        lines.append(f"| {c} | {len(errs)} | {100 * within:.0f}% | " + " | ".join(cells) + " |")
+    kinds = res["kind_add"][contexts[0]]
+    top = sorted(kinds, key=lambda k: -kinds[k][1])[:18]
+    innet = any(kinds[k][2] > 0 for k in top)
+    head = "| kind | kernels | " + " | ".join(f"ms alone ({c})" for c in contexts)
+    if innet:
+        head += " | ms in the network | " + " | ".join(f"{c} / in network" for c in contexts)
+    lines += ["", "Per kind, summed over the zoo (every kernel of every model, ms as timed" +
+              ("; in the network: onnxruntime's profiler over the whole optimized graph, "
+               "median of 20 calls" if innet else "; LiteRT runs the graph as one XNNPACK "
+               "node, so it reports no per-kernel time inside the network") + "):", "",
+              head + " |", "|" + "---|" * (head.count("|"))]
+    for k in top:
+        row = [f"{res['kind_add'][c].get(k, [0, math.nan])[1]:.2f}" for c in contexts]
+        line = f"| {k} | {kinds[k][3]} | " + " | ".join(row)
+        if innet:
+            net = kinds[k][2]
+            line += (f" | {net:.2f} | " if net > 0 else " | n/a | ") + " | ".join(
+                f"{100 * (res['kind_add'][c][k][1] / net - 1):+.0f}%" if k in res["kind_add"][c]
+                and net > 0 else "n/a" for c in contexts)
+        lines.append(line + " |")
+    return lines
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke-size run")
@@ -442,6 +555,11 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-tflite", action="store_true")
     ap.add_argument("--skip-cpu", action="store_true",
                     help="local-tflite only (its own section: the local-cpu one is kept)")
+    ap.add_argument("--kernel-context", default="hot", choices=("hot", "network"),
+                    help="how the kernel table's kernels are timed (profile --kernels)")
+    ap.add_argument("--contexts", default="hot,network",
+                    help="the contexts the zoo's kernels are timed in for the additivity "
+                         "check, comma-separated (hot, network)")
     ap.add_argument("--cache", type=Path, default=None, help="reuse an export cache")
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the devices' kernel tables and records in this folder")
@@ -451,6 +569,9 @@ def main(argv=None) -> None:
                          "clock, to see through a busy neighbour's time slices on a shared "
                          "machine (not what hwnas measures; never written to BENCHMARKS.md)")
     args = ap.parse_args(argv)
+    bad = [c for c in args.contexts.split(",") if c not in ("hot", "network")]
+    if bad:
+        ap.error(f"--contexts: unknown context(s) {', '.join(bad)}; hot, network")
     if args.cpu_clock:
         import time as _time
 
