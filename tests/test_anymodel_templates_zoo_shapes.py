@@ -9,7 +9,7 @@ import torch
 from hwnas.anymodel import templates as tpl
 
 
-@pytest.mark.parametrize("name", ["stem", "softmax", "concat"])
+@pytest.mark.parametrize("name", ["stem", "softmax", "concat", "pool"])
 def test_every_draw_builds_and_runs_within_the_limits(name):
     rng = np.random.default_rng(1)
     t = tpl.TEMPLATES[name]
@@ -37,8 +37,14 @@ def test_the_new_shapes():
                                         parts=4))
     assert m(torch.randn(shape)).shape == (1, 197, 192)
     m, shape = tpl.build("stem", dict(hw=224, cin=3, cout=32, k=3, s=2, act="relu",
-                                      residual=0))
+                                      residual=0, pool=0))
     assert shape == (1, 3, 224, 224) and m(torch.randn(shape)).shape == (1, 32, 112, 112)
+    m, shape = tpl.build("stem", dict(hw=224, cin=3, cout=64, k=7, s=2, act="relu",
+                                      residual=0, pool=1))  # ResNet's stem and max pool
+    assert m(torch.randn(shape)).shape == (1, 64, 56, 56)
+    cfg = tpl._fix("pool", dict(hw=6, c=16, pool="avg8s8", classes=10))
+    m, shape = tpl.build("pool", cfg)  # EdgeViT's pooling by its sub-sampling ratio
+    assert shape == (1, 16, 8, 8) and m(torch.randn(shape)).shape == (1, 16, 1, 1)
 
 
 @pytest.mark.slow
@@ -48,7 +54,8 @@ def test_on_litert_they_are_the_zoos_kernels():
 
     if not tflite_export_available():
         pytest.skip("needs litert-torch")
-    cfgs = [("stem", dict(hw=224, cin=3, cout=32, k=3, s=2, act="relu6", residual=0)),
+    cfgs = [("stem", dict(hw=224, cin=3, cout=32, k=3, s=2, act="relu6", residual=0, pool=0)),
+            ("stem", dict(hw=224, cin=3, cout=64, k=7, s=2, act="relu", residual=0, pool=1)),
             ("concat", dict(hw=14, c=144, n=196, layout="map", how="many", parts=144)),
             ("concat", dict(hw=14, c=192, n=196, layout="tokens", how="token", parts=4)),
             ("softmax", dict(n=49, heads=8, scores="keys", m=196, windows=4))]
@@ -57,7 +64,9 @@ def test_on_litert_they_are_the_zoos_kernels():
     g = detect("tflite", export_tflite_bytes(pack.module, pack.shapes), None)
     seen = {(k.op, tuple(t.shape for t in k.dynamic_inputs[:1]), len(k.dynamic_inputs),
              k.outputs[0].shape) for k in g.kernels}
-    assert ("PAD", ((1, 224, 224, 3),), 1, (1, 226, 226, 3)) in seen  # ResNet's stem, C=3
+    assert ("PAD", ((1, 224, 224, 3),), 1, (1, 226, 226, 3)) in seen  # a 3x3 stem, C=3
+    assert ("PAD", ((1, 224, 224, 3),), 1, (1, 230, 230, 3)) in seen  # ResNet's 7x7 stem
+    assert ("MAX_POOL_2D", ((1, 114, 114, 64),), 1, (1, 56, 56, 64)) in seen  # and its pool
     assert ("CONCATENATION", ((1, 14, 14, 1),), 144, (1, 14, 14, 144)) in seen  # EdgeViT
     assert ("CONCATENATION", ((1, 196, 192),), 1, (1, 197, 192)) in seen  # ViT's class token
     assert ("SOFTMAX", ((1, 8, 49, 196),), 1, (1, 8, 49, 196)) in seen  # LeViT

@@ -104,6 +104,8 @@ def _fix(name: str, cfg: dict) -> dict:
         cfg["layout"] = "tokens"
     if name == "gconv":
         cfg["c"] = max(cfg["gw"], (cfg["c"] // cfg["gw"]) * cfg["gw"])
+    if name == "pool" and cfg["pool"] in ("avg4s4", "avg8s8"):  # the window fits the map
+        cfg["hw"] = max(cfg["hw"], int(cfg["pool"][3]))
     return cfg
 
 
@@ -165,6 +167,17 @@ def build_conv(c: dict):
         (1, c["cin"], c["hw"], c["hw"])
 
 
+def build_stem(c: dict):
+    """A network's first convolution (3 channels in, strided), with ResNet's 3x3/2 max pool
+    after it or not."""
+    torch = _torch()
+    conv, shape = build_conv(c)
+    if not c.get("pool"):
+        return conv, shape
+    return _module(lambda m, x: m.pool(m.conv(x)), conv=conv,
+                   pool=torch.nn.MaxPool2d(3, 2, 1)), shape
+
+
 def cost_conv(c):
     o = _out_hw(c["hw"], c["k"], c["s"])
     return 2.0 * o * o * c["cout"] * c["cin"] * c["k"] ** 2, \
@@ -206,7 +219,9 @@ def build_pool(c: dict):
                        gap=nn.AdaptiveAvgPool2d(1), fc=lin), (1, c["c"], c["hw"], c["hw"])
     pool = {"max3s2": nn.MaxPool2d(3, 2, 1), "max2s2": nn.MaxPool2d(2, 2),
             "avg3s1": nn.AvgPool2d(3, 1, 1, count_include_pad=False),
-            "avg2s2": nn.AvgPool2d(2, 2)}[kind]
+            "avg2s2": nn.AvgPool2d(2, 2),
+            # EdgeViT's local aggregation pools by its sub-sampling ratio (4 and 8)
+            "avg4s4": nn.AvgPool2d(4, 4), "avg8s8": nn.AvgPool2d(8, 8)}[kind]
     return _module(lambda m, x: m.pool(x), pool=pool), (1, c["c"], c["hw"], c["hw"])
 
 
@@ -566,8 +581,9 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
                       Param("k", "choice", choices=(3, 4, 7), weights=(.6, .1, .3)),
                       Param("s", "choice", choices=(2, 4), weights=(.85, .15)),
                       Param("act", "choice", choices=ACTS, weights=(.3, .15, .15, .1, .1, .2)),
-                      Param("residual", "choice", choices=(0,))),
-             0.02, build_conv, cost_conv),
+                      Param("residual", "choice", choices=(0,)),
+                      Param("pool", "choice", choices=(0, 1))),
+             0.02, build_stem, cost_conv),
     Template("dwconv", (HW, Param("c", "channels", 8, 1536),
                         Param("k", "choice", choices=(3, 5, 7), weights=(.6, .25, .15)),
                         Param("s", "choice", choices=(1, 2), weights=(.75, .25)),
@@ -579,7 +595,8 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
                        Param("act", "choice", choices=("relu", "none"))),
              0.04, build_gconv, cost_gconv),
     Template("pool", (HW, C_ANY, Param("pool", "choice", choices=(
-        "max3s2", "max2s2", "avg3s1", "avg2s2", "head")), Param("classes", "int", 10, 1000)),
+        "max3s2", "max2s2", "avg3s1", "avg2s2", "head", "avg4s4", "avg8s8")),
+        Param("classes", "int", 10, 1000)),
              0.04, build_pool, cost_pool),
     Template("se", (Param("hw", "hw", 4, 112), C_ANY,
                     Param("ratio", "choice", choices=(4, 8, 16)),
@@ -638,7 +655,8 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
     Template("concat", (HW, C_ANY, N_ANY, LAYOUT, Param("how", "choice", choices=(
         "cat2", "cat3", "split", "roll", "pad", "many", "token"),
         weights=(.15, .1, .15, .1, .1, .25, .15)),
-        Param("parts", "choice", choices=(4, 8, 16, 36, 72, 144))),
+        Param("parts", "choice", choices=(4, 8, 16, 36, 72, 144),
+              weights=(.1, .1, .2, .2, .2, .2))),
              0.02, build_concat, cost_elems),
     Template("reduce", (HW, C_ANY, N_ANY, LAYOUT, Param("how", "choice", choices=(
         "mean", "first", "pool1d"))), 0.03, build_reduce, cost_elems),
