@@ -56,13 +56,17 @@ def cropped_onnx(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_table(tmp_path_factory):
-    """A real local-cpu kernel table of a few kernels, with no Slice among them."""
+def tiny_table(tmp_path_factory, cropped_onnx):
+    """A real local-cpu kernel table of a few kernels, every kind of the cropped model among
+    them but Slice (a profile of 6 kernels, completed by a prediction of the model, then its
+    Slice kernels taken out)."""
     home = tmp_path_factory.mktemp("tiny") / "hwnas-home"
     mp = pytest.MonkeyPatch()
     mp.setenv("HWNAS_HOME", str(home))
+    mp.setattr(missing, "SAMPLES", 2)
     try:
         rep = api.profile_kernels("local-cpu", budget=6, nets=0, progress=False, **FAST)
+        api.predict("local-cpu", onnx=cropped_onnx, **FAST)
     finally:
         mp.undo()
     _drop_kind(rep.path, "Slice")
@@ -289,3 +293,20 @@ def test_the_tflite_sources_make_their_kinds_and_a_swins_data_movement():
     moving = {k for k in have if k in DATA_MOVE_OPS | TRANSPOSE_OPS | {"SELECT_V2", "GREATER"}}
     assert {"SLICE", "STRIDED_SLICE", "PAD", "CONCATENATION"} <= moving, have
     assert moving <= set().union(*made.values()), sorted(moving - set().union(*made.values()))
+
+
+def test_a_table_resumed_after_a_template_gained_a_parameter():
+    """A kernel table's samples of a template as it was before a parameter was added (the
+    stem template's 'pool') must not stop a resumed profile ('unexpected KeyError: pool')."""
+    from hwnas.anymodel.profile import Sampler
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for name in ("stem", "conv"):
+        for _ in range(5):
+            cfg = tpl.TEMPLATES[name].draw(rng)
+            if name == "stem":
+                cfg.pop("pool", None)
+            samples.append({"template": name, "config": cfg, "units": float(rng.random()) + .1})
+    picks = Sampler(0).unsure(30, samples, 1)
+    assert picks and {n for n, _ in picks} <= set(tpl.TEMPLATES)

@@ -223,7 +223,11 @@ class Sampler:
         scores, picks = {}, {}
         for name in self.names:
             t = tpl.TEMPLATES[name]
-            rows = [s for s in samples if s["template"] == name and s["units"] > 0]
+            # a table resumed after its template gained a parameter holds samples without it:
+            # they cannot be encoded as the template is now (they stay in the table)
+            names = [p.name for p in t.params]
+            rows = [s for s in samples if s["template"] == name and s["units"] > 0
+                    and all(n in s["config"] for n in names)]
             cands = [t.draw(rng) for _ in range(candidates)]
             if len(rows) < 4:
                 scores[name], picks[name] = 1.0, cands
