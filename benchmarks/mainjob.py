@@ -7,7 +7,8 @@ Run (it measures: under the timing lock on a shared box):
 Each run is ``hwnas search --device local-cpu --target-latency T --json`` (``--full`` for
 today's path before issue 24: every op profiled, 12 calibration subnets) started as a
 subprocess on a new, empty HWNAS_HOME, timed from outside from process start to exit, as a new
-user waits for it. Both paths, every target, ``--homes`` fresh homes each, in one random order.
+user waits for it. Both paths, every target, ``--homes`` fresh homes each, in one random order (shuffled within
+each round of homes, so an early stop leaves every cell with as many runs, give or take one).
 The phases come from the run's JSON (``phases_s``: profile, calibration, fit, search, landing,
 remeasure); "other" is the rest of the wall time (starting Python, imports, the plot).
 
@@ -104,7 +105,8 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
              f"**default** is the first search today (20% of the ops profiled, kernel "
              f"regressors predict the rest, 4 calibration subnets); **full** adds `--full`, "
              f"the path before (every op profiled, 12 calibration subnets). {homes} fresh homes "
-             f"per path and target, all {len(rows)} runs in one random order. Phases are the "
+             f"per path and target, all {len(rows)} runs in one random order (shuffled within each "
+             f"round of homes). Phases are the "
              f"run's own `phases_s`; other = wall less the phases (Python start, imports, the "
              f"plot). Pick = the chosen subnet re-measured in 3 fresh drift-free passes, "
              f"against the target; landed = measured in [-3%, 0%] by the landing. 1-minute "
@@ -176,8 +178,13 @@ def main() -> None:
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     paths = args.paths.split(",")
-    jobs = [(p, t, h) for p in paths for t in targets for h in range(args.homes)]
-    random.Random(args.seed).shuffle(jobs)
+    # random order within each round of homes (every path and target once per round), so
+    # that a benchmark stopped early has the same number of runs in every cell, give or take 1
+    jobs, rng = [], random.Random(args.seed)
+    for h in range(args.homes):
+        block = [(p, t, h) for p in paths for t in targets]
+        rng.shuffle(block)
+        jobs += block
     rows = load_rows(args.results)
     done = {(r["path"], r["target_ms"], r["home"]) for r in rows}
     for i, (path, t, h) in enumerate(jobs):
