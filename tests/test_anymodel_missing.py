@@ -139,7 +139,9 @@ def test_the_cli_says_what_it_timed_in_one_line(tiny_table, cropped_onnx, hwnas_
         and "Slice" in lines[0] and "added them to local-cpu's kernel table" in lines[0]
     import json
 
-    assert json.loads(out.out)["missing_kinds"] == []
+    doc = json.loads(out.out)
+    assert doc["missing_kinds"] == [] and doc["timed_now"]["kinds"] == ["Slice"]
+    assert 1 <= doc["timed_now"]["template_samples"] <= 2 and doc["timed_now"]["seconds"] > 0
 
 
 def test_allow_missing_times_nothing(tiny_table, cropped_onnx, hwnas_home):
@@ -310,3 +312,16 @@ def test_a_table_resumed_after_a_template_gained_a_parameter():
             samples.append({"template": name, "config": cfg, "units": float(rng.random()) + .1})
     picks = Sampler(0).unsure(30, samples, 1)
     assert picks and {n for n, _ in picks} <= set(tpl.TEMPLATES)
+
+
+def test_a_table_of_another_protocol_is_not_extended(tiny_table, cropped_onnx, hwnas_home):
+    """Timings under another protocol (here: another thread count) are not comparable with the
+    table's: one line saying why, and the table as it was."""
+    path = _home_with(tiny_table, hwnas_home)
+    table = LatencyTable.load(path)
+    table.meta["protocol"] = dict(table.meta["protocol"], threads=7)
+    table.save(path)
+    with pytest.raises(PredictorError, match=r"kind\(s\) never measured on local-cpu \(Slice\), "
+                                             r"and they cannot be added to its kernel table"):
+        api.predict("local-cpu", onnx=cropped_onnx, **FAST)
+    assert len(LatencyTable.load(path).entries) == len(table.entries)

@@ -375,6 +375,8 @@ def predict(device: str, onnx=None, tflite=None, model=None, input_shape=None,
                 pred = fit_predictor(ctx, table, pred.regressors.model,
                                      previous=pred if added.base_stamp == before else None,
                                      kinds=added.kinds)
+            elif added.kinds:  # another process added them meanwhile: its table, refitted
+                pred, table = load_predictor(ctx)
     scale = scale_ms(ctx, table)
     try:
         out = pred.predict(kernels, scale, allow_missing=allow_missing)

@@ -59,7 +59,7 @@ class Added:
 
     def line(self) -> str:
         """One line for stderr: what was timed, how long it took, where it went."""
-        counts = [f"{self.model_kernels.get(k, 0)} {k}" for k in self.kinds]
+        counts = [f"{self.model_kernels.get(k, 0)} {k}" for k in self.kinds] or ["no"]
         kinds = " and ".join([", ".join(counts[:-1]), counts[-1]] if len(counts) > 1
                              else counts)
         n = sum(self.model_kernels.get(k, 0) for k in self.kinds)
@@ -166,7 +166,6 @@ def time_missing(ctx, graph, kernels, kinds, runtime: str, table_path: Path,
                     bar.update(SAMPLES)
                     continue  # samples alone would stand in for kernels that cannot be timed
                 sizes = [_size(k) for k in todo[kind]]
-                n_samples = 0
                 configs = tpl.near(kind, sizes, SAMPLES, seed)
                 for group in _graphs(runtime, configs, ctx.cfg.threads):
                     for _, _, g, ks in group:
@@ -182,7 +181,6 @@ def time_missing(ctx, graph, kernels, kinds, runtime: str, table_path: Path,
                                 continue
                             _store(work, k.signature, m)
                             new[k.signature] = (k, "template")
-                            n_samples += 1
                             break  # one sample per configuration: spread over the sizes
                         bar.update(1)
                 bar.update(max(0, SAMPLES - len(configs)))

@@ -75,6 +75,11 @@ def predict_any(device, onnx_file, tflite_file, model, input_shape, breakdown, a
                "predictor": f"any-model kernels ({out.runtime})",
                "covered_kernels": p.covered_kernels, "total_kernels": p.total_kernels,
                "covered_flops": p.covered_flops, "missing_kinds": list(p.missing_kinds)}
+        if out.added is not None:
+            a = out.added
+            doc["timed_now"] = {"kinds": list(a.kinds), "model_kernels": a.model_kernels,
+                                "distinct_timed": a.timed_own,
+                                "template_samples": a.timed_samples, "seconds": a.seconds}
         if breakdown:
             doc["breakdown"] = [r.__dict__ for r in p.rows]
         click.echo(json.dumps(doc, indent=2))
