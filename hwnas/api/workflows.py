@@ -102,6 +102,10 @@ def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto", full: 
         budget = (None if full or kind not in ("auto", "kernel") or not _fill_can_learn(ctx)
                   else FIRST_BUDGET)
         if budget:
+            if ctx.session is not None:
+                # open the profiler first: an unreachable device is one line, not this line
+                # and then the error
+                ctx.session.profiler()
             log.warning("first search on %s: profiling %d%% of the ops; kernel regressors "
                         "predict the rest ('%s' completes the table later, 'search --full' "
                         "profiles every op first)", ctx.cfg.name, round(100 * budget),
