@@ -170,3 +170,17 @@ def test_interrupted_profile_resumes_then_main_job_runs(hwnas_home):
     # Re-measured near the target. Loose on purpose: this test profiles with 3 runs per op on a
     # shared 2-core box; the precision itself is measured in benchmarks/core.py, not here.
     assert abs(doc["measured_ms"] / target - 1) < 0.15
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--data", "digits"], "--data"),
+    (["--population", "8", "--run-on", "cpu"], "--population, --run-on"),
+    (["--budget", "10"], "--budget"),
+])
+def test_search_refuses_options_it_would_ignore(tmp_path, args, named):
+    # a user who typed --data believes their dataset's accuracy was searched: refused, not
+    # ignored, before anything is read or measured
+    proc = hwnas("search", "--device", "pixel6", "--target-latency", "20", *args,
+                 home=tmp_path / "home")
+    assert_one_line_error(proc, f"{named} only appl")
+    assert not (tmp_path / "home").exists()

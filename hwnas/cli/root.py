@@ -454,6 +454,7 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
     from hwnas.cli.supernet import search_many, search_route
 
     ctx = click.get_current_context()
+    _refuse_supernet_only(ctx, supernet, pareto)
     if full and (supernet or pareto):  # a supernet search times nothing of the table's kind
         raise click.UsageError("--full cannot be used with --supernet or --pareto", ctx=ctx)
     if search_route(ctx, device, target, pareto, supernet) == "many":
@@ -495,6 +496,31 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
     if as_json:
         return _echo_json(doc)
     _print_search(doc, target)
+
+
+# options that only a supernet search reads: given without --supernet they would be ignored,
+# and a user who typed --data believes the accuracy of their dataset was searched
+_SUPERNET_ONLY = ("data", "population", "generations", "calib_batches", "max_eval_images",
+                  "eval_batch_size", "run_on")
+
+
+def _refuse_supernet_only(ctx: click.Context, supernet, pareto) -> None:
+    from click.core import ParameterSource
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    if not supernet:
+        stray = [flag(n) for n in _SUPERNET_ONLY if given(n)]
+        if stray:
+            raise click.UsageError(f"{', '.join(stray)} only appl{'ies' if len(stray) == 1 else 'y'}"
+                                   f" with --supernet (a supernet checkpoint to score candidates)",
+                                   ctx=ctx)
+    if not pareto and given("budget"):
+        raise click.UsageError("--budget only applies with --pareto", ctx=ctx)
 
 
 def _search_supernet(device, target, seed, out, no_remeasure, supernet, data, population,
