@@ -71,6 +71,17 @@ class Added:
                 f"and added them to {self.device}'s kernel table")
 
 
+def _timed(timer, graph, k):
+    """(the kernel's measurement, None), or (None, the first line of why it could not be
+    timed). A device that cannot time kernels at all is not one kernel's failure: it raises."""
+    try:
+        return timer.kernel(graph, k), None
+    except CapabilityError:
+        raise
+    except (ProfileError, ModelError, RuntimeError, ValueError) as e:
+        return None, (str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+
+
 def missing_kinds(pred, kernels) -> list[str]:
     """Kinds of the model's kernels (views aside: they cost dispatch only) that the
     predictor has no regressor for."""
@@ -151,13 +162,9 @@ def time_missing(ctx, graph, kernels, kinds, runtime: str, table_path: Path,
                     bar.update(1)
                     if k.signature in work.entries:
                         continue
-                    try:
-                        m = timer.kernel(graph, k)
-                    except CapabilityError:
-                        raise
-                    except (ProfileError, ModelError, RuntimeError, ValueError) as e:
-                        errors.append(str(e).splitlines()[0][:200] if str(e) else
-                                      type(e).__name__)
+                    m, error = _timed(timer, graph, k)
+                    if m is None:
+                        errors.append(error)
                         continue
                     _store(work, k.signature, m)
                     new[k.signature] = (k, "model")
@@ -172,12 +179,9 @@ def time_missing(ctx, graph, kernels, kinds, runtime: str, table_path: Path,
                         for k in ks:
                             if k.view or k.kind != kind or k.signature in work.entries:
                                 continue
-                            try:
-                                m = timer.kernel(g, k)
-                            except CapabilityError:
-                                raise
-                            except (ProfileError, ModelError, RuntimeError, ValueError) as e:
-                                log.info("template sample of %s not timed: %s", kind, e)
+                            m, error = _timed(timer, g, k)
+                            if m is None:
+                                log.info("template sample of %s not timed: %s", kind, error)
                                 continue
                             _store(work, k.signature, m)
                             new[k.signature] = (k, "template")
