@@ -58,7 +58,6 @@ from hwnas.profilers import CapabilityError, KernelJob
 log = logging.getLogger(__name__)
 SAVE_EVERY = 20
 NET_PREFIX = "net:"
-FLOOR_UNITS = 1e-5  # a kernel at the timer's noise floor: 1e-5 of the reference (~50 ns here)
 ROUND_SHARES = (0.5, 0.2, 0.15, 0.15)  # of the budget: broad, then three uncertainty rounds
 TFLITE_PACK = 10  # blocks per litert-torch conversion
 
@@ -130,13 +129,8 @@ class KernelTimer:
 
 
 def _units(m) -> RatioStats:
-    """The kernel's ratio to the reference, floored at the timer's noise floor (a kernel
-    cheaper than the call overhead can come out at or under 0 after subtracting it)."""
-    r = m.ratio
-    if r.median > FLOOR_UNITS:
-        return r
-    return RatioStats(FLOOR_UNITS, max(r.mean, FLOOR_UNITS), r.std, FLOOR_UNITS,
-                      max(r.p90, FLOOR_UNITS), r.n)
+    """The kernel's ratio to the reference, floored at the timer's noise floor."""
+    return m.ratio.floored()
 
 
 # --- the kernel table ------------------------------------------------------------------------

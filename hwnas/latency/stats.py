@@ -88,6 +88,10 @@ def per_image_ms(per_batch_ms, batch: int):
     return per_batch_ms / batch
 
 
+# The timer's noise floor as a ratio: 1e-5 of the reference network (~50 ns on local-cpu).
+RATIO_FLOOR = 1e-5
+
+
 @dataclass(frozen=True)
 class RatioStats:
     """Per-call times of an item divided by the device's reference network timed beside it.
@@ -108,6 +112,15 @@ class RatioStats:
     def from_samples(cls, ratios) -> "RatioStats":
         s = Stats.from_samples(ratios)
         return cls(s.median_ms, s.mean_ms, s.std_ms, s.p10_ms, s.p90_ms, s.n)
+
+    def floored(self, floor: float = RATIO_FLOOR) -> "RatioStats":
+        """This ratio, or ``floor`` where its median is at or under it. An item cheaper than
+        the per-call overhead subtracted from it can come out at or under 0; a table holds
+        only positive ratios, and 0 ms is never a latency."""
+        if self.median > floor:
+            return self
+        return RatioStats(floor, max(self.mean, floor), self.std, floor, max(self.p90, floor),
+                          self.n)
 
     def to_ms(self, reference_ms: float) -> Stats:
         return Stats(self.median * reference_ms, self.mean * reference_ms,
