@@ -60,3 +60,51 @@ def test_a_kernel_too_big_to_time_alone_is_refused_before_it_is_cut_out():
                   (TensorSpec("y", "float32", (1, 16, 16, 16), False),))
     check_kernel_fits(conv, memory_bytes=12 * 2 ** 30)
     check_kernel_fits(pad, memory_bytes=None)  # unknown memory: allowed, as models are
+
+
+def _t(name, shape, const=False, dtype="float32"):
+    return TensorSpec(name, dtype, shape, const)
+
+
+def _pad(src, dst):
+    return Kernel("tflite", "0", "PAD", (), (_t("0", src), _t("1", (4, 2), True, "int32")),
+                  (_t("2", dst),))
+
+
+def _conv(src, padding=1, op="CONV_2D"):
+    return Kernel("tflite", "1", op, (("padding", padding), ("stride_h", 2), ("stride_w", 2)),
+                  (_t("2", src), _t("3", (8, 3, 3, src[3]), True), _t("4", (8,), True)),
+                  (_t("5", (1, (src[1] - 3) // 2 + 1, (src[2] - 3) // 2 + 1, 8)),))
+
+
+def test_a_spatial_zero_pad_before_a_valid_convolution_is_fused_and_nothing_else_is():
+    """XNNPACK folds it into the convolution: the rule reads the operator order and shapes."""
+    from hwnas.anymodel.kernels import fused_mask
+
+    src, dst = (1, 32, 32, 3), (1, 34, 34, 3)
+    assert fused_mask([_pad(src, dst), _conv(dst)]) == [True, False]
+    assert fused_mask([_pad(src, dst), _conv(dst, op="DEPTHWISE_CONV_2D")]) == [True, False]
+    assert fused_mask([_pad(src, dst), _conv(dst, padding=0)]) == [False, False]  # SAME
+    assert fused_mask([_pad(src, (1, 34, 34, 5)), _conv((1, 34, 34, 5))]) == [False, False]
+    assert fused_mask([_conv(dst), _pad(src, dst)]) == [False, False]  # last: no consumer
+    other = Kernel("tflite", "1", "ADD", (), (_t("2", dst), _t("6", dst)), (_t("7", dst),))
+    assert fused_mask([_pad(src, dst), other]) == [False, False]
+    ort = Kernel("onnxruntime", "p", "PAD", (), (_t("0", src),), (_t("2", dst),))
+    assert fused_mask([ort, _conv(dst)]) == [False, False]
+
+
+def test_a_fused_pad_costs_no_time_no_dispatch_and_no_weights():
+    from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors
+
+    src, dst = (1, 32, 32, 3), (1, 34, 34, 3)
+    pad, conv = _pad(src, dst), _conv(dst)
+    regs = KindRegressors().fit([pad, conv], [0.5, 2.0])
+    ov = Overhead(1.1, 0.01, 0.05, 20, 0.2)
+    pred = AnyModelPredictor(regs, {pad.signature: 0.5, conv.signature: 2.0}, ov, "tflite")
+    p = pred.predict([pad, conv], 3.0)
+    assert [r.source for r in p.rows] == ["fused", "measured"]
+    assert p.rows[0].latency_ms == 0.0 and p.dispatched_kernels == 1
+    assert p.covered_kernels == 2 and p.kernels_ms == pytest.approx(2.0 * 3.0)
+    assert p.latency_ms == pytest.approx(ov.apply(2.0, 1, conv.weight_bytes / 1e6) * 3.0)
+    alone = pred.predict([pad], 3.0)  # no convolution after it: it runs and costs its time
+    assert alone.rows[0].source == "measured" and alone.kernels_ms == pytest.approx(1.5)

@@ -198,3 +198,17 @@ def test_measure_a_tflite_file_on_a_phone_over_adb(net_tflite, adb_phone,
     assert any(got.model.sha256[:16] in p for p in pushed)  # the file went over adb sync
     rec = Records.load(got.records_path, "pixel6").find(got.model.record_arch())
     assert rec is not None
+
+
+@needs_export
+def test_the_converter_pads_a_strided_convolution_explicitly_and_the_pad_is_fused(net_tflite):
+    """litert-torch writes PyTorch's symmetric padding of a strided conv as a PAD into a VALID
+    CONV_2D: the form XNNPACK folds. If the converter stops writing it so, this says so."""
+    from hwnas.anymodel.kernels import fused_mask
+
+    ks = list(detect(net_tflite.read_bytes(), "net.tflite").kernels)
+    mask = fused_mask(ks)
+    fused = [k for k, m in zip(ks, mask) if m]
+    assert [k.op for k in fused] == ["PAD"]
+    nxt = ks[ks.index(fused[0]) + 1]
+    assert nxt.op == "CONV_2D" and nxt.inputs[0].shape == (1, 34, 34, 3)

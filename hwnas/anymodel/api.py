@@ -263,7 +263,7 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
             log.info("synthetic network skipped for the overhead fit (%s)", p.coverage_line())
             continue
         sums.append(p.kernels_ms)
-        counts.append(p.covered_kernels)
+        counts.append(p.dispatched_kernels)
         wmbs.append(p.weight_mb)
         nets.append(measured_units)
     call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)

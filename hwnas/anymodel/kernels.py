@@ -305,3 +305,34 @@ def make_attrs(pairs) -> tuple[tuple[str, object], ...]:
 
 def total_flops(kernels) -> float:
     return float(sum(k.flops for k in kernels))
+
+
+# XNNPACK, LiteRT's CPU delegate, folds a zero PAD of the spatial dimensions into the
+# convolution that reads it when that convolution pads VALID (its subgraph fusion "constant pad
+# into [depthwise] convolution"): inside the network the PAD is not run. litert-torch writes
+# PyTorch's symmetric padding of a strided convolution that way (TensorFlow's SAME pads
+# asymmetrically). Timed alone the PAD costs what it copies: on the kept LiteRT run
+# (2026-12-06) the synthetic CNNs, 7-25% of whose predicted kernel time was such PADs, ran at
+# 0.74-0.94 of their kernels' sum, and at 0.95-1.23 without them.
+TFLITE_PAD_FOLDS_INTO = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"})
+TFLITE_VALID = 1  # TFLite's Padding enum: SAME 0, VALID 1
+
+
+def fused_mask(kernels) -> list[bool]:
+    """Per kernel, whether the runtime folds it into the next one inside a network (it then
+    costs nothing of its own there, nor a dispatch). The rule reads the operator order, not the
+    tensor names: a synthetic network in the kernel table keeps its kernels' signatures only,
+    and a converted graph lists a PAD right before the convolution that reads it."""
+    ks = list(kernels)
+    out = [False] * len(ks)
+    for i in range(len(ks) - 1):
+        pad, conv = ks[i], ks[i + 1]
+        if pad.runtime != "tflite" or pad.op != "PAD" or conv.op not in TFLITE_PAD_FOLDS_INTO:
+            continue
+        if not (pad.inputs and pad.outputs and conv.inputs):
+            continue
+        src, dst = pad.inputs[0].shape, pad.outputs[0].shape
+        spatial = len(src) == 4 and len(dst) == 4 and src[0] == dst[0] and src[3] == dst[3]
+        if spatial and conv.inputs[0].shape == dst and conv.attr("padding") == TFLITE_VALID:
+            out[i] = True
+    return out

@@ -12,6 +12,8 @@ the device's, as records and tables are.
   signature was measured uses that measurement.
 * **Views** (Reshape, Flatten, ... on onnxruntime) cost no work in a network: their output
   aliases their input. They cost what every kernel costs, the executor's dispatch.
+* **Fused** kernels (a PAD that XNNPACK folds into the convolution reading it, on LiteRT:
+  ``kernels.fused_mask``) are not run in a network at all: no time, no dispatch.
 * **Per-network overhead.** measured(network) ~ c * sum(kernels) + b * n_kernels
   + w * weight_MB + a, fitted by non-negative least squares on synthetic networks (random
   CNNs, ViTs and hybrids of the sampled blocks, never a zoo model) measured end to end: ``a``
@@ -32,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hwnas.anymodel.kernels import Kernel
+from hwnas.anymodel.kernels import Kernel, fused_mask
 from hwnas.errors import PredictorError
 
 log = logging.getLogger(__name__)
@@ -220,7 +222,7 @@ class KernelRow:
     shapes: str
     flops: float
     latency_ms: float | None  # None: not covered (its kind was never measured)
-    source: str  # "measured", "predicted", "view" or "missing"
+    source: str  # "measured", "predicted", "view", "fused" (0 ms: folded into the next) or "missing"
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,8 @@ class Prediction:
     covered_flops: float  # share of the graph's FLOPs
     scale_ms: float  # the reference ms that turned reference units into ms
     weight_mb: float = 0.0  # MB of weights the covered kernels read (overhead's memory term)
+    dispatched_kernels: int = -1  # covered kernels the network runs (less the fused): the
+    # overhead's per-kernel term; -1: as covered_kernels
 
     @property
     def complete(self) -> bool:
@@ -270,11 +274,14 @@ class AnyModelPredictor:
     def kinds(self) -> set[str]:
         return self.regressors.kinds
 
-    def kernel_units(self, kernels: Sequence[Kernel], use_measured: bool = True) -> np.ndarray:
+    def kernel_units(self, kernels: Sequence[Kernel], use_measured: bool = True,
+                     fused: Sequence[bool] | None = None) -> np.ndarray:
         """Each kernel's time in reference units (views: 0, the overhead's dispatch covers
-        them); kinds never measured raise PredictorError."""
+        them; ``fused`` ones, see ``fused_mask``: 0); kinds never measured raise
+        PredictorError."""
         out = np.zeros(len(kernels))
-        todo = [i for i, k in enumerate(kernels) if not k.view]
+        fused = fused if fused is not None else [False] * len(kernels)
+        todo = [i for i, k in enumerate(kernels) if not k.view and not fused[i]]
         if use_measured:
             hit = [i for i in todo if kernels[i].signature in self.measured]
             for i in hit:
@@ -300,15 +307,18 @@ class AnyModelPredictor:
                 f"profile --kernels --budget N'), or pass --allow-missing to predict the rest "
                 f"and see how much of the graph is covered")
         covered = [i for i, k in enumerate(kernels) if k.view or k.kind not in missing]
+        fused = fused_mask(kernels)  # in the graph's order: a PAD and the conv after it
         units = np.zeros(len(kernels))
         if covered:
-            units[covered] = self.kernel_units([kernels[i] for i in covered], use_measured)
+            units[covered] = self.kernel_units([kernels[i] for i in covered], use_measured,
+                                               [fused[i] for i in covered])
         if not covered or not np.any(units > 0):
             raise PredictorError(f"no kernel of the model is covered by the measured kinds "
                                  f"({', '.join(missing)} never measured)")
         kernel_sum = float(units.sum())
-        weight_mb = weights_mb(kernels[i] for i in covered)
-        total = self.overhead.apply(kernel_sum, len(covered), weight_mb)
+        weight_mb = weights_mb(kernels[i] for i in covered if not fused[i])
+        dispatched = sum(1 for i in covered if not fused[i])
+        total = self.overhead.apply(kernel_sum, dispatched, weight_mb)
         if not (math.isfinite(total) and total > 0):
             raise PredictorError(f"the prediction is not a positive number ({total})")
         rows = []
@@ -316,6 +326,8 @@ class AnyModelPredictor:
         for i, k in enumerate(kernels):
             if k.view:
                 ms, src = dispatch_ms, "view"
+            elif fused[i] and k.kind not in missing:
+                ms, src = 0.0, "fused"
             elif k.kind in missing:
                 ms, src = None, "missing"
             else:  # its share of every term but the call: the rows add up to the rest
@@ -329,7 +341,7 @@ class AnyModelPredictor:
         return Prediction(total * scale_ms, kernel_sum * scale_ms,
                           (total - kernel_sum) * scale_ms, tuple(rows), tuple(missing),
                           len(covered), len(kernels), flops_cov / flops_all, scale_ms,
-                          weight_mb)
+                          weight_mb, dispatched)
 
     def state(self) -> dict:
         return {"regressors": self.regressors.state(), "measured": dict(self.measured),
