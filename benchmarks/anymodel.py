@@ -71,6 +71,10 @@ class ZooResult:
     # the sum of the zoo model's kernels timed in each context (KERNEL_CONTEXTS), with the
     # call overhead once; kernel_sum_units is the one of the kernel table's context
     ctx_sums: dict = field(default_factory=dict)
+    # per context, the measured units of the kernels the runtime folds into the next one in a
+    # network (LiteRT: a PAD into its VALID convolution; kernels.fused_mask); in ctx_sums too
+    fused_sums: dict = field(default_factory=dict)
+    dispatched: int = 0  # kernels the network runs (less the fused): the overhead's count
 
     @property
     def measured(self) -> float:
@@ -93,6 +97,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
     from hwnas import api as core
     from hwnas.anymodel import zoo
     from hwnas.anymodel.graph import detect, runtime_of
+    from hwnas.anymodel.kernels import fused_mask
     from hwnas.anymodel.model import load_model
     from hwnas.anymodel.predictor import weights_mb
     from hwnas.anymodel.api import fit_predictor, kernel_paths
@@ -172,8 +177,11 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
                 else {}
             kinds_ok = [k for k in g.kernels if k.view or k.kind in pred.kinds]
             predicted = dict(zip([id(k) for k in kinds_ok], pred.kernel_units(kinds_ok)))
+            fused = {id(k) for k, f in zip(g.kernels, fused_mask(g.kernels)) if f}
+            r.dispatched = len(g.kernels) - len(fused)
             for c in contexts:
                 total, untimed, got = 0.0, 0, by_ctx[c]
+                r.fused_sums[c] = 0.0
                 for k in g.kernels:
                     if k.view:
                         continue
@@ -188,6 +196,8 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
                         untimed += 1
                         continue
                     total += got[k.signature]
+                    if id(k) in fused:
+                        r.fused_sums[c] += got[k.signature]
                     # [units alone, ms alone, ms in the network, kernels]
                     add = kind_add[c].setdefault(k.kind, [0.0, 0.0, 0.0, 0])
                     add[0] += got[k.signature]
@@ -218,6 +228,101 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
             "per_kind": per_kind, "drift": drift, "contexts": contexts,
             "kind_add": kind_add,
             "n_sampled": len(kernel_entries(table)[0])}
+
+
+DEVICES = {"home-cpu": ("local-cpu", "anymodel",
+                        "The latency of any model: kernels predicted, zoo measured"),
+           "home-tflite": ("local-tflite", "anymodel-tflite",
+                           "The latency of any model on LiteRT (local-tflite)")}
+
+
+def rescore_device(keep: Path, home_dir: str, cache: Path) -> tuple[str, str, dict]:
+    """A kept run scored again, nothing timed: the predictor is refitted with this code on the
+    kept kernel table (sampled kernels and synthetic networks, as measured then) and scored
+    against the zoo's kept measurements (networks and their kernels, every context). The zoo's
+    graphs are read from the export cache the run used; one that is not there is an error, not
+    a new export (a new conversion need not be the graph that was timed)."""
+    import datetime as dt
+    import pickle
+
+    from hwnas import api as core
+    from hwnas.anymodel import zoo
+    from hwnas.anymodel.api import fit_predictor, kernel_paths
+    from hwnas.anymodel.graph import detect, runtime_of
+    from hwnas.anymodel.kernels import fused_mask
+    from hwnas.anymodel.model import load_model
+    from hwnas.anymodel.predictor import weights_mb
+    from hwnas.anymodel.profile import kernel_entries, net_entries, table_summary
+    from hwnas.latency.table import LatencyTable
+
+    device, section, title = DEVICES[home_dir]
+    home = keep / home_dir
+    zpath = home / "zoo_measured.json"
+    kept = json.loads(zpath.read_text())
+    when = dt.datetime.fromtimestamp(zpath.stat().st_mtime, dt.timezone.utc)
+    old = {}
+    if (keep / f"{section}.result.pkl").exists():
+        old = pickle.loads((keep / f"{section}.result.pkl").read_bytes())
+    ctx = core.context(device, home=home)
+    runtime = runtime_of(ctx.cfg)
+    fmt = "onnx" if runtime == "onnxruntime" else "tflite"
+    table = LatencyTable.load(kernel_paths(ctx)[0])
+    pred = fit_predictor(ctx, table)
+    scale = table.reference_ms
+    by_ctx = kept["kernel_units_by_context"]
+    contexts = list(by_ctx)  # the kernel table's context first, as run_device wrote them
+    call = kept["call_overhead_units"]
+    results, per_kind = [], {}
+    for name, measured in kept["networks"].items():
+        e = zoo.get(name)
+        path = Path(cache) / "zoo" / f"{name}-{zoo.cache_key(name, fmt, 0)}.{fmt}"
+        if not path.exists():
+            raise SystemExit(f"rescore: {path} is not in the cache the run used (--cache)")
+        mf = load_model(path, fmt, name=name)
+        g = detect(runtime, mf.data, mf.input_shape, ctx.cfg.threads, name)
+        r = ZooResult(name, e.family, sum(k.flops for k in g.kernels) / 1e9, len(g.kernels),
+                      weight_mb=weights_mb(g.kernels), measured_units=list(measured))
+        p = pred.predict(list(g.kernels), scale, allow_missing=True)
+        r.predicted_units, r.covered_flops = p.latency_ms / scale, p.covered_flops
+        kinds_ok = [k for k in g.kernels if k.view or k.kind in pred.kinds]
+        predicted = dict(zip([id(k) for k in kinds_ok], pred.kernel_units(kinds_ok)))
+        fused = {id(k) for k, f in zip(g.kernels, fused_mask(g.kernels)) if f}
+        r.dispatched = len(g.kernels) - len(fused)
+        for c in contexts:
+            total, untimed, r.fused_sums[c] = 0.0, 0, 0.0
+            for k in g.kernels:
+                u = by_ctx[c].get(k.signature, math.nan) if not k.view else 0.0
+                if k.view:
+                    continue
+                if not np.isfinite(u):
+                    untimed += 1
+                    continue
+                total += u
+                if id(k) in fused:
+                    r.fused_sums[c] += u
+                if c == contexts[0]:
+                    row = per_kind.setdefault(k.kind, [0.0, 0.0, 0])
+                    row[0] += u
+                    row[1] += predicted.get(id(k), math.nan)
+                    row[2] += 1
+            r.ctx_sums[c] = total + call
+            if c == contexts[0]:
+                r.kernel_sum_units, r.untimed = r.ctx_sums[c], untimed
+        results.append(r)
+    o = old.get("res", {})
+    s = table_summary(table)
+    res = {"device": device, "runtime": runtime, "budget": o.get("budget", s["kernels"]),
+           "results": results, "summary": s, "prof_wall": o.get("prof_wall", 60 * s["minutes"]),
+           "prof_cpu": o.get("prof_cpu", math.nan), "measured_now": o.get("measured_now", 0),
+           "scale": scale, "overhead": pred.overhead, "cv": kernel_cv(table),
+           "nets": [(sum(k.flops for k in ks) / 1e9, u) for ks, u in net_entries(table)],
+           "kernels_measured": len(by_ctx[contexts[0]]),
+           "version": table.meta.get("runtime_version", "?"), "per_kind": per_kind,
+           "drift": o.get("drift", []), "contexts": contexts,
+           "kind_add": kept["kind_additivity"], "n_sampled": len(kernel_entries(table)[0]),
+           "rescored": {"kept": str(keep), "measured": when.strftime("%Y-%m-%d %H:%M UTC"),
+                        "argv": old.get("argv")}}
+    return section, title, res
 
 
 def node_ms(g, input_shape, threads: int, runs: int = 20) -> dict[str, float]:
@@ -349,9 +454,14 @@ def evaluate(res: dict) -> dict:
         loo.append(a * fl[i] + b)
     out["flops_loo"] = score(loo, true)
     out["ksum"] = score([r.kernel_sum_units for r in rs], true)
+    table_ctx = (res.get("contexts") or ["hot"])[0]
+    unfused = [r.kernel_sum_units - r.fused_sums.get(table_ctx, 0.0) for r in rs]
+    if any(r.fused_sums.get(table_ctx, 0.0) > 0 for r in rs):
+        out["ksum_unfused"] = score(unfused, true)
     ov = res["overhead"]
-    out["ksum_over"] = score([ov.apply(r.kernel_sum_units, r.kernels, r.weight_mb)
-                              for r in rs], true)
+    # as the predictor counts them: the fused kernels neither run nor dispatch
+    out["ksum_over"] = score([ov.apply(u, r.dispatched or r.kernels, r.weight_mb)
+                              for u, r in zip(unfused, rs)], true)
     fam = {}
     for f in ("convnet", "vit", "hybrid"):
         idx = [i for i, r in enumerate(rs) if r.family == f]
@@ -404,8 +514,18 @@ def render(args, runs: list[dict], title: str) -> str:
         else "full run"
     if args.cpu_clock:
         mode += "; DIAGNOSTIC: thread CPU clock, not wall time"
+    when = machine_line()
+    kept = runs[0].get("rescored") if runs else None
+    if kept:  # nothing was timed by this invocation: say when the measurements were made
+        when = when.replace("_Measured ", "_Rescored ", 1).rstrip("._") + (
+            f"; every measurement is from {kept['measured']} (the run that kept them in "
+            f"`{kept['kept']}`" + (f": `python -m benchmarks.anymodel {' '.join(kept['argv'])}`"
+                                  if kept.get("argv") else "") + ")._")
+        mode = ("RESCORED from kept measurements: no device timed by this invocation; the "
+                "predictor refitted with this code on the kept kernel table and scored against "
+                "the zoo's kept measurements")
     lines = [f"## {title}", "",
-             machine_line(), "",
+             when, "",
              f"_`python -m benchmarks.anymodel {' '.join(sys.argv[1:])}`: {mode}. Regressors "
              f"trained on sampled kernels only (templates and synthetic networks, never a zoo "
              f"model); every zoo model measured end to end, drift-free, {args.passes} "
@@ -416,7 +536,10 @@ def render(args, runs: list[dict], title: str) -> str:
         s = res["summary"]
         took = (f"in {res['prof_wall'] / 60:.1f} min wall ({res['prof_cpu'] / 60:.1f} min "
                 f"CPU; budget {res['budget']})")
-        if res.get("measured_now", s["kernels"]) < s["kernels"]:  # a kept table, resumed
+        if res.get("rescored"):
+            took = (f"in {s['minutes']:.1f} min wall, the table's own account (budget "
+                    f"{res['budget']})")
+        elif res.get("measured_now", s["kernels"]) < s["kernels"]:  # a kept table, resumed
             took = (f"in {s['minutes']:.1f} min wall, the table's own account (this run "
                     f"resumed a kept table and measured {res['measured_now']} more kernels "
                     f"in {res['prof_wall'] / 60:.1f} min; budget {res['budget']})")
@@ -435,7 +558,10 @@ def render(args, runs: list[dict], title: str) -> str:
                            ("FLOPs-linear, leave-one-out on the zoo (sees the zoo)",
                             "flops_loo"),
                            ("sum of *measured* kernels (additivity ceiling)", "ksum"),
-                           ("sum of measured kernels + overhead model", "ksum_over")):
+                           ("sum of measured kernels less the fused ones (LiteRT: PADs "
+                            "XNNPACK folds into their convolution)", "ksum_unfused"),
+                           ("sum of measured kernels (less the fused) + overhead model",
+                            "ksum_over")):
             sc = ev.get(key, {})
             if sc.get("n", 0) < 3:
                 continue
@@ -534,6 +660,17 @@ def additivity_lines(res: dict, rows) -> list[str]:
                          f"{100 * e.max():+.1f}%" if len(e) else "")
         within = np.mean(np.abs(np.array(list(errs.values()))) <= 0.1)
         lines.append(f"| {c} | {len(errs)} | {100 * within:.0f}% | " + " | ".join(cells) + " |")
+        if any(r.fused_sums.get(c, 0.0) > 0 for r in rows):
+            errs = {r.name: (r.ctx_sums[c] - r.fused_sums.get(c, 0.0)) / r.measured - 1
+                    for r in rows if c in r.ctx_sums}
+            cells = []
+            for f in ("convnet", "vit", "hybrid"):
+                e = np.array([errs[r.name] for r in rows if r.family == f and r.name in errs])
+                cells.append(f"{100 * e.min():+.1f}% / {100 * np.median(e):+.1f}% / "
+                             f"{100 * e.max():+.1f}%" if len(e) else "")
+            within = np.mean(np.abs(np.array(list(errs.values()))) <= 0.1)
+            lines.append(f"| {c}, less the fused | {len(errs)} | {100 * within:.0f}% | " +
+                         " | ".join(cells) + " |")
     kinds = res["kind_add"][contexts[0]]
     top = sorted(kinds, key=lambda k: -kinds[k][1])[:18]
     innet = any(kinds[k][2] > 0 for k in top)
@@ -579,6 +716,10 @@ def main(argv=None) -> None:
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the devices' kernel tables and records in this folder")
     ap.add_argument("--no-write", action="store_true", help="print, do not edit BENCHMARKS.md")
+    ap.add_argument("--rescore", type=Path, default=None, metavar="KEEP",
+                    help="time nothing: refit the predictor with this code on a --keep "
+                         "folder's kernel tables and score it against the zoo measurements kept "
+                         "there (needs the run's --cache); the section says so, and when")
     ap.add_argument("--cpu-clock", action="store_true",
                     help="DIAGNOSTIC: time with the thread's CPU clock instead of the wall "
                          "clock, to see through a busy neighbour's time slices on a shared "
@@ -599,6 +740,22 @@ def main(argv=None) -> None:
     args.passes = args.passes or (1 if q else 2)
     args.warmup = args.warmup or (3 if q else 10)
     args.runs = args.runs or (10 if q else 30)
+    if args.rescore:
+        if not args.cache:
+            ap.error("--rescore needs the --cache the kept run used (the zoo's graphs)")
+        homes = [h for h in DEVICES if (args.rescore / h / "zoo_measured.json").exists()
+                 and not (h == "home-cpu" and args.skip_cpu)
+                 and not (h == "home-tflite" and args.skip_tflite)]
+        if not homes:
+            ap.error(f"--rescore: no kept zoo measurements (home-*/zoo_measured.json) in "
+                     f"{args.rescore}")
+        for h in homes:
+            section, title, res = rescore_device(args.rescore, h, args.cache)
+            md = render(args, [res], title)
+            print(md)
+            if not args.no_write:
+                write_section(section, md)
+        return
     names = zoo_names(args)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -619,6 +776,15 @@ def main(argv=None) -> None:
             else:
                 print("local-tflite skipped: litert-torch (hwnas[tflite-export]) is not "
                       "installed", file=sys.stderr)
+    if args.keep:  # everything a section is written from: --rescore writes it again
+        import pickle
+
+        from hwnas.latency.safeio import atomic_write_bytes
+
+        for section, title, res in runs:
+            atomic_write_bytes(args.keep / f"{section}.result.pkl", pickle.dumps(
+                {"section": section, "title": title, "res": res, "argv": sys.argv[1:],
+                 "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
     # one section per device, so that a run of one leaves the other's figures in place
     for section, title, res in runs:
         md = render(args, [res], title)

@@ -41,3 +41,50 @@ def test_the_5_percent_goal_and_what_the_noise_leaves_of_it():
     sigma = 100 * 0.055 / 0.954
     assert f"{sigma:.1f}%" in noisy
     assert f"{100 * math.erf(5 / (math.sqrt(2) * sigma)):.0f}% within" in noisy
+
+
+def _fused_res():
+    from hwnas.anymodel.predictor import Overhead
+
+    rows = []
+    for i, fam in enumerate(["convnet", "vit", "hybrid", "convnet"]):
+        r = ZooResult(f"m{i}", fam, 1.0 + i, 4, measured_units=[1.1, 1.1],
+                      predicted_units=1.1 * (1 + 0.02 * i), kernel_sum_units=1.0)
+        r.ctx_sums, r.fused_sums, r.dispatched = {"hot": 1.0}, {"hot": 0.2}, 3
+        rows.append(r)
+    return {"results": rows, "nets": [(1.0, 1.0), (2.0, 2.1)], "contexts": ["hot"],
+            "overhead": Overhead(1.0, 0.1, 0.0, 20), "kind_add": {"hot": {"PAD": [0.2, 1, 0, 4]}},
+            "device": "local-tflite", "runtime": "tflite", "version": "x", "budget": 10,
+            "summary": {"kernels": 10, "kinds": {"PAD": 4}, "nets": 2, "minutes": 1.5},
+            "prof_wall": 90.0, "prof_cpu": 80.0, "scale": 2.0, "cv": {}, "per_kind": {},
+            "drift": []}
+
+
+def test_the_overhead_model_scores_the_measured_kernels_as_the_predictor_counts_them():
+    """Fused kernels (a PAD XNNPACK folds into its convolution) neither run nor dispatch:
+    1.0 measured, 0.2 of it fused, 3 kernels dispatched at 0.1 -> 1.1, the network."""
+    from benchmarks.anymodel import evaluate
+
+    ev = evaluate(_fused_res())
+    assert ev["ksum_over"]["within5"] == 1.0 and ev["ksum_over"]["rmspe"] < 1e-6
+    assert ev["ksum_unfused"]["rmspe"] > 20  # 0.8 of 1.1: the fused ones alone miss it
+    text = "\n".join(additivity_lines(_fused_res(), ev["rows"]))
+    assert "| hot | 4 | 100% |" in text  # 1.0 / 1.1 - 1 = -9.1%
+    assert "| hot, less the fused | 4 | 0% | -27.3% / -27.3% / -27.3% |" in text
+
+
+def test_a_rescored_section_says_nothing_was_timed_and_when_it_was():
+    import argparse
+
+    from benchmarks.anymodel import render
+
+    res = _fused_res()
+    res["rescored"] = {"kept": "/k", "measured": "2026-12-06 22:48 UTC", "argv": ["--skip-cpu"]}
+    args = argparse.Namespace(quick=False, cpu_clock=False, passes=2, warmup=10, runs=30)
+    text = render(args, [res], "T")
+    assert "_Rescored " in text and "_Measured " not in text
+    assert "every measurement is from 2026-12-06 22:48 UTC" in text
+    assert "`python -m benchmarks.anymodel --skip-cpu`" in text
+    assert "RESCORED from kept measurements: no device timed" in text
+    assert "the table's own account" in text
+    assert "sum of measured kernels less the fused ones" in text
