@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from hwnas.latency.records import Records
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.spaces import get_space
@@ -167,6 +168,12 @@ def test_interrupted_profile_resumes_then_main_job_runs(hwnas_home):
     doc = json.loads(p.stdout)
     assert doc["predictor"] == "lut" and "calibrated on" in doc["predictor_detail"]
     assert doc["landing"]["checked"] and doc["measured_ms"] > 0
+    # the pick's figure pools every pass made of it: the landing's (2 or 4) and 3 fresh ones,
+    # all of them in the records
+    assert doc["remeasured_ms"] > 0 and doc["measured_passes"] in (3, 5, 7)
+    pick = [r for r in Records.load(hwnas_home / "devices" / "local-cpu" / "records.json").records
+            if r.arch == doc["arch"]]
+    assert len(pick) == 1 and len(pick[0].passes) >= doc["measured_passes"]
     # Re-measured near the target. Loose on purpose: this test profiles with 3 runs per op on a
     # shared 2-core box; the precision itself is measured in benchmarks/core.py, not here.
     assert abs(doc["measured_ms"] / target - 1) < 0.15

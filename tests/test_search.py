@@ -138,7 +138,9 @@ def test_landing_measures_until_a_pick_lands_just_under_the_target(setup):
     result, landing = land(space, pred.predict, target, 0, measure, evo=FAST,
                            cfg=LandingConfig(rounds=6))
     assert over > 0.03  # without measuring, the pick is well over the target
-    assert landing.in_window and -0.03 <= landing.best.measured_ms / target - 1 <= -0.005
+    # kept only inside the accept window, narrower than the promise [-3%, 0%]: the fresh
+    # passes that re-measure the pick have room on both sides
+    assert landing.in_window and -0.025 <= landing.best.measured_ms / target - 1 <= -0.0075
     assert result.best.latency_ms == pytest.approx(pred.predict([result.best.arch])[0])
     assert landing.correction > 1.03
     assert landing.confirmations >= 1  # the pick was measured twice before it was kept

@@ -197,6 +197,19 @@ def measure_archs(ctx: Context, archs: Sequence, passes: int = 2,
                   record: bool = True) -> list[Stats]:
     """``measure_arch`` for several subnets, interleaved: pass 1 of every subnet (in a random
     order), then pass 2, so that a slow minute does not fall on one subnet's passes."""
+    return [pooled for _, pooled in _measure_passes(ctx, archs, passes, record)]
+
+
+def measure_passes(ctx: Context, archs: Sequence, passes: int = 2,
+                   record: bool = True) -> list[list[float]]:
+    """As ``measure_archs``, but each subnet's per-pass medians (ms, drift-free at the
+    device's scale): for callers that pool passes made at different times (the landing)."""
+    return [ms for ms, _ in _measure_passes(ctx, archs, passes, record)]
+
+
+def _measure_passes(ctx: Context, archs: Sequence, passes: int,
+                    record: bool) -> list[tuple[list[float], Stats]]:
+    """(per-pass ms, the pooled Stats) per subnet."""
     scale = reference_scale_ms(ctx)
     rng = np.random.default_rng(len(archs) * 1000 + passes)
     got: list[list[Pass]] = [[] for _ in archs]
@@ -232,7 +245,7 @@ def measure_archs(ctx: Context, archs: Sequence, passes: int = 2,
     if scale is None:  # no table yet: the passes' own reference speed
         refs = [p.reference_ms for ps in got for p in ps if p.reference_ms]
         scale = float(np.median(refs)) if refs else None
-    return [_pooled(ps, scale) for ps in got]
+    return [([p.ms(scale) for p in ps], _pooled(ps, scale)) for ps in got]
 
 
 def _pooled(passes: list[Pass], scale_ms: float | None) -> Stats:

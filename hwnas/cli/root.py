@@ -443,7 +443,8 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
     """Find the best subnet whose latency on DEVICE is at or under the target.
 
     On a device hwnas can measure, the best candidates are measured (drift-free) until one
-    lands just under the target; the pick is then re-measured in 3 fresh passes.
+    lands just under the target; the pick is then re-measured in 3 fresh passes, and its
+    latency is the median of every pass made of it.
 
     The first search on a device profiles 20% of the ops and lets kernel regressors predict the
     rest (it says which); 'hwnas profile' completes the table later, --full profiles it all
@@ -483,6 +484,8 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
     doc.update(arch=best.arch.to_dict(), space=space, device=device,
                predicted_ms=best.latency_ms,
                measured_ms=res.measured.median_ms if res.measured else None,
+               measured_passes=res.measured.n if res.measured else None,
+               remeasured_ms=res.remeasured.median_ms if res.remeasured else None,
                predictor=res.predictor.kind, predictor_detail=res.predictor.detail,
                pareto_plot=str(res.plot) if res.plot else None,
                landing=res.landing.to_dict() if res.landing else None,
@@ -521,6 +524,12 @@ def _refuse_supernet_only(ctx: click.Context, supernet, pareto) -> None:
                                    ctx=ctx)
     if not pareto and given("budget"):
         raise click.UsageError("--budget only applies with --pareto", ctx=ctx)
+
+
+def _passes(doc: dict) -> str:
+    """How many passes the pick's figure pools: the 3 fresh ones, and the landing's."""
+    n = doc.get("measured_passes") or 3
+    return "3 fresh passes" if n <= 3 else f"{n} passes (the landing's {n - 3} and 3 fresh)"
 
 
 def _search_supernet(device, target, seed, out, no_remeasure, supernet, data, population,
@@ -587,8 +596,8 @@ def _print_search(doc: dict, target: float) -> None:
                        f"under the target, not a landing.")
     if doc["measured_ms"] is not None:
         click.echo(f"measured:  {fmt_ms(doc['measured_ms'])} "
-                   f"({100 * (doc['measured_ms'] / target - 1):+.1f}% vs target, re-measured "
-                   f"end to end on {doc['device']}, 3 passes, drift-free)")
+                   f"({100 * (doc['measured_ms'] / target - 1):+.1f}% vs target, end to end "
+                   f"on {doc['device']}, drift-free, median of {_passes(doc)})")
     plot = f"; plot: {doc['pareto_plot']}" if doc["pareto_plot"] else "; no plot (see the warning)"
     click.echo(f"Pareto set: {len(doc['pareto'])} subnets{plot}")
 
