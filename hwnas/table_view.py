@@ -57,5 +57,7 @@ def table_rows(ctx, table) -> tuple[list[dict], dict]:
     }
     if table.meta.get("budget"):
         b = table.meta["budget"]
-        summary["budget"] = f"{b['fraction']:g} ({b['measured']} of {b['of']} ops measured)"
+        unfinished = ", interrupted: the next search resumes it" if b.get("unfinished") else ""
+        summary["budget"] = (f"{b['fraction']:g} ({len(table)} of {b['of']} ops "
+                             f"measured{unfinished})")
     return rows, summary

@@ -172,3 +172,39 @@ def test_passes_of_one_subnet_share_one_export(hwnas_home, monkeypatch):
     assert all(s.median_ms > 0 for s in stats)
     recs = _records(hwnas_home).records
     assert sorted(len(r.passes) for r in recs) == [3, 3]
+
+
+@pytest.mark.slow
+def test_an_interrupted_first_search_resumes_its_budget(hwnas_home):
+    """Ctrl-C while the first search profiles: the table saved so far is marked as an
+    unfinished budget, and the next search resumes the budget (it does not take the partial
+    table for an interrupted full profile and measure all 670 ops)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, HWNAS_HOME=str(hwnas_home))
+    args = [sys.executable, "-m", "hwnas.cli", "search", "--device", "local-cpu", "-r", "128",
+            "--target-latency", "1000", "--no-remeasure", "--runs", "3", "--warmup", "1",
+            "--json"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    table = hwnas_home / "devices" / "local-cpu" / "table.pkl"
+    deadline = time.time() + 120
+    while not table.exists() and time.time() < deadline:  # first save: 20 of 67 ops of round 1
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    partial = LatencyTable.load(table)
+    assert partial.meta["budget"]["unfinished"] and len(partial) < 0.2 * 670
+
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resuming the interrupted profile of local-cpu on a budget" in r.stderr
+    done = LatencyTable.load(table)
+    assert "unfinished" not in done.meta["budget"] and len(partial) < len(done) < 0.3 * 670
+    doc = json.loads(r.stdout)
+    assert doc["predictor"] == "kernel" and doc["table"]["measured_ops"] == len(done)

@@ -50,13 +50,20 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
     if not fresh and ctx.paths.table.exists():
         load_table(ctx)  # unreadable, another device's, or another CPU's
     ops = [op for r in ctx.space.resolutions for op in ctx.space.enumerate_ops(r)]
+    n_ops = len({o.key for o in ops})
     rounds = [0]  # profile_ops calls finished (the budget path makes several)
+    # a budgeted run marks the table unfinished from its first save: stopped anywhere, the
+    # next search resumes the budget instead of taking the partial table for an interrupted
+    # full profile (and profiling all of it)
+    mark = ({} if budget is None else
+            {"budget": {"fraction": budget, "measured": 0, "of": n_ops, "unfinished": True}})
     try:
         with _profiler(ctx, serials) as prof:
             def run(subset):
                 table = profile_ops(prof, subset, ctx.paths.table, fresh=fresh and not rounds[0],
                                     sentinel_every=ctx.cfg.sentinel_every,
-                                    drift_tolerance=ctx.cfg.drift_tolerance, progress=progress)
+                                    drift_tolerance=ctx.cfg.drift_tolerance, progress=progress,
+                                    meta=mark)
                 rounds[0] += 1
                 return table
 
@@ -67,7 +74,7 @@ def profile(ctx: Context, fresh: bool = False, progress: bool = True,
                 select_ops(ops, budget, lambda subset: run(subset).medians())
                 table = LatencyTable.load(ctx.paths.table)
                 table.meta["budget"] = {"fraction": budget, "measured": len(table),
-                                        "of": len({o.key for o in ops})}
+                                        "of": n_ops}
     except Interrupted:
         raise  # the driver says what it saved
     except KeyboardInterrupt:  # waiting for the CPU, opening the profiler, between rounds

@@ -210,7 +210,7 @@ def _budget_error(ctx: Context, table: LatencyTable, archs=None) -> HwnasError:
     """What to say when the table lacks ops of the space and nothing fills them."""
     missing = _space_ops_missing(ctx, table, archs)
     budget = table.meta.get("budget")
-    how = (f"it was profiled with --budget {budget['fraction']:g} ({budget['measured']} of "
+    how = (f"it was profiled with --budget {budget['fraction']:g} ({len(table)} of "
            f"{budget['of']} ops); complete it ('{profile_command(ctx)}') or let kernel "
            f"regressors price the rest (--predictor auto or kernel; 'hwnas fit --device "
            f"{ctx.cfg.name} --kind kernel' saves them)" if budget else

@@ -114,8 +114,16 @@ def ensure_ready(ctx: Context, progress: bool = True, kind: str = "auto", full: 
                         profile_command(ctx))
         with phases.timed("profile"):
             return profile(ctx, progress=progress, budget=budget)
+    budget = table.meta.get("budget") or {}
+    if budget.get("unfinished") and not full and kind in ("auto", "kernel"):
+        # the first search (or 'profile --budget') was stopped while profiling: resume it
+        log.warning("resuming the interrupted profile of %s on a budget: %d of the %d ops "
+                    "measured so far, %d%% wanted", ctx.cfg.name, len(table), budget["of"],
+                    round(100 * budget["fraction"]))
+        with phases.timed("profile"):
+            return profile(ctx, progress=progress, budget=budget["fraction"])
     if _space_ops_missing(ctx, table):
-        budgeted = bool(table.meta.get("budget"))
+        budgeted = bool(budget)
         if full or not budgeted:
             with phases.timed("profile"):  # an interrupted profile, or --full: complete it
                 return profile(ctx, progress=progress)

@@ -175,12 +175,14 @@ def _check_drift(phone, sentinel: _Sentinel, recent: list[OpSpec], cooldown_s: f
 def profile_ops_parallel(fleet: Fleet, ops: Sequence[OpSpec], path: Path, *,
                          fresh: bool = False, sentinel_every: int = 50,
                          drift_tolerance: float = 0.10, cooldown_s: float = 2.0,
-                         progress: bool = True) -> LatencyTable:
-    """Measure every op not yet in the table at ``path`` on all the fleet's phones at once."""
+                         progress: bool = True, meta: dict | None = None) -> LatencyTable:
+    """Measure every op not yet in the table at ``path`` on all the fleet's phones at once
+    (``meta``: as for ``run.profile_ops``)."""
     from tqdm import tqdm
 
     path = Path(path)
     table = open_table(path, fleet, fresh)
+    table.meta.update(meta or {})
     todo = [op for op in dict((op.key, op) for op in ops).values() if op.key not in table]
     if not todo:
         return table

@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 
 def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
                 fresh: bool = False, sentinel_every: int = 50, drift_tolerance: float = 0.10,
-                cooldown_s: float = 2.0, progress: bool = True) -> LatencyTable:
+                cooldown_s: float = 2.0, progress: bool = True,
+                meta: dict | None = None) -> LatencyTable:
     """Measure every op not yet in the table at ``path``; returns the saved table.
+
+    ``meta`` joins the table's meta before its first save (so a run stopped at any save
+    carries it: the first search marks its budget as unfinished this way).
 
     A profiler with ``members`` (several phones, see parallel.Fleet) shares the op list among
     them, in parallel."""
@@ -40,9 +44,10 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
         return profile_ops_parallel(profiler, ops, path, fresh=fresh,
                                     sentinel_every=sentinel_every,
                                     drift_tolerance=drift_tolerance, cooldown_s=cooldown_s,
-                                    progress=progress)
+                                    progress=progress, meta=meta)
     path = Path(path)
     table = open_table(path, profiler, fresh)
+    table.meta.update(meta or {})
     unique = list(dict((op.key, op) for op in ops).values())
     todo = [op for op in unique if op.key not in table]
     if not todo:
