@@ -108,3 +108,18 @@ def test_a_fused_pad_costs_no_time_no_dispatch_and_no_weights():
     assert p.latency_ms == pytest.approx(ov.apply(2.0, 1, conv.weight_bytes / 1e6) * 3.0)
     alone = pred.predict([pad], 3.0)  # no convolution after it: it runs and costs its time
     assert alone.rows[0].source == "measured" and alone.kernels_ms == pytest.approx(1.5)
+
+
+def test_a_fused_kernel_needs_no_regressor_of_its_kind():
+    """A table that never measured PAD still predicts a model whose PADs are all folded."""
+    from hwnas.anymodel.missing import missing_kinds
+    from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors
+
+    src, dst = (1, 32, 32, 3), (1, 34, 34, 3)
+    pad, conv = _pad(src, dst), _conv(dst)
+    regs = KindRegressors().fit([conv], [2.0])
+    pred = AnyModelPredictor(regs, {conv.signature: 2.0}, Overhead(), "tflite")
+    assert missing_kinds(pred, [pad, conv]) == []
+    p = pred.predict([pad, conv], 1.0)
+    assert [r.source for r in p.rows] == ["fused", "measured"] and p.complete
+    assert missing_kinds(pred, [pad]) == ["PAD"]  # a PAD that runs needs one

@@ -83,9 +83,13 @@ def _timed(timer, graph, k):
 
 
 def missing_kinds(pred, kernels) -> list[str]:
-    """Kinds of the model's kernels (views aside: they cost dispatch only) that the
-    predictor has no regressor for."""
-    return sorted({k.kind for k in kernels if not k.view} - pred.kinds)
+    """Kinds of the model's kernels (views aside: they cost dispatch only; fused ones, which
+    the network does not run, too) that the predictor has no regressor for."""
+    from hwnas.anymodel.kernels import fused_mask
+
+    kernels = list(kernels)
+    return sorted({k.kind for k, f in zip(kernels, fused_mask(kernels))
+                   if not (k.view or f)} - pred.kinds)
 
 
 def why_not(ctx, table) -> str | None:

@@ -298,16 +298,19 @@ class AnyModelPredictor:
             raise PredictorError("the model has no kernels")
         if not (math.isfinite(scale_ms) and scale_ms > 0):
             raise PredictorError(f"bad reference scale {scale_ms!r} ms")
-        missing = sorted({k.kind for k in kernels if not k.view} - self.kinds)
+        fused = fused_mask(kernels)  # in the graph's order: a PAD and the conv after it
+        # a fused kernel is not run: its kind needs no regressor
+        missing = sorted({k.kind for k, f in zip(kernels, fused) if not (k.view or f)}
+                         - self.kinds)
         if missing and not allow_missing:
-            n = sum(1 for k in kernels if k.kind in missing)
+            n = sum(1 for k, f in zip(kernels, fused) if k.kind in missing and not f)
             raise PredictorError(
                 f"{n} of the model's {len(kernels)} kernels are of {len(missing)} kind(s) never "
                 f"measured on this device: {', '.join(missing)}; profile more kernels ('hwnas "
                 f"profile --kernels --budget N'), or pass --allow-missing to predict the rest "
                 f"and see how much of the graph is covered")
-        covered = [i for i, k in enumerate(kernels) if k.view or k.kind not in missing]
-        fused = fused_mask(kernels)  # in the graph's order: a PAD and the conv after it
+        covered = [i for i, k in enumerate(kernels)
+                   if k.view or fused[i] or k.kind not in missing]
         units = np.zeros(len(kernels))
         if covered:
             units[covered] = self.kernel_units([kernels[i] for i in covered], use_measured,
@@ -326,7 +329,7 @@ class AnyModelPredictor:
         for i, k in enumerate(kernels):
             if k.view:
                 ms, src = dispatch_ms, "view"
-            elif fused[i] and k.kind not in missing:
+            elif fused[i]:
                 ms, src = 0.0, "fused"
             elif k.kind in missing:
                 ms, src = None, "missing"
