@@ -222,7 +222,8 @@ class KernelRow:
     shapes: str
     flops: float
     latency_ms: float | None  # None: not covered (its kind was never measured)
-    source: str  # "measured", "predicted", "view", "fused" (0 ms: folded into the next) or "missing"
+    # "measured", "predicted", "view", "fused" (0 ms: folded into the next one) or "missing"
+    source: str
 
 
 @dataclass(frozen=True)
