@@ -331,9 +331,10 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
         if remeasure and ctx.live:
             with phases.timed("remeasure"):
                 fresh = measure_passes(ctx, [result.best.arch], passes=3)[0]
-            # One pass of a subnet differs from the next by 2-3% on local-cpu (a new session
-            # each), so the pick's latency pools every pass made of it in this run: the
-            # landing's 2-4 and these 3 fresh ones (the output says how many).
+            # One pass of a subnet differs from the next by about 1% (SD) on local-cpu, and
+            # more over minutes, so the pick's latency pools every pass made of it in this run:
+            # the landing's 2-4 and these 3 fresh ones (the output says how many). A new
+            # process draws another offset of about 2% (BENCHMARKS.md, "The main job").
             measured = Stats.from_samples(made.get(_arch_key(result.best.arch), []) + fresh)
             remeasured = Stats.from_samples(fresh)
     except DeviceError as e:
