@@ -649,28 +649,24 @@ def additivity_lines(res: dict, rows) -> list[str]:
              "| context | n | within ±10% | " + " | ".join(
                  f"{f} min / median / max" for f in ("convnet", "vit", "hybrid")) + " |",
              "|---|---|---|---|---|---|"]
-    for c in contexts:
-        errs = {r.name: r.ctx_sums[c] / r.measured - 1 for r in rows if c in r.ctx_sums}
-        if not errs:
-            continue
+    def row(label: str, errs: dict) -> str:
         cells = []
         for f in ("convnet", "vit", "hybrid"):
             e = np.array([errs[r.name] for r in rows if r.family == f and r.name in errs])
             cells.append(f"{100 * e.min():+.1f}% / {100 * np.median(e):+.1f}% / "
                          f"{100 * e.max():+.1f}%" if len(e) else "")
         within = np.mean(np.abs(np.array(list(errs.values()))) <= 0.1)
-        lines.append(f"| {c} | {len(errs)} | {100 * within:.0f}% | " + " | ".join(cells) + " |")
+        return f"| {label} | {len(errs)} | {100 * within:.0f}% | " + " | ".join(cells) + " |"
+
+    for c in contexts:
+        errs = {r.name: r.ctx_sums[c] / r.measured - 1 for r in rows if c in r.ctx_sums}
+        if not errs:
+            continue
+        lines.append(row(c, errs))
         if any(r.fused_sums.get(c, 0.0) > 0 for r in rows):
-            errs = {r.name: (r.ctx_sums[c] - r.fused_sums.get(c, 0.0)) / r.measured - 1
-                    for r in rows if c in r.ctx_sums}
-            cells = []
-            for f in ("convnet", "vit", "hybrid"):
-                e = np.array([errs[r.name] for r in rows if r.family == f and r.name in errs])
-                cells.append(f"{100 * e.min():+.1f}% / {100 * np.median(e):+.1f}% / "
-                             f"{100 * e.max():+.1f}%" if len(e) else "")
-            within = np.mean(np.abs(np.array(list(errs.values()))) <= 0.1)
-            lines.append(f"| {c}, less the fused | {len(errs)} | {100 * within:.0f}% | " +
-                         " | ".join(cells) + " |")
+            lines.append(row(f"{c}, less the fused",
+                             {r.name: (r.ctx_sums[c] - r.fused_sums.get(c, 0.0)) / r.measured - 1
+                              for r in rows if c in r.ctx_sums}))
     kinds = res["kind_add"][contexts[0]]
     top = sorted(kinds, key=lambda k: -kinds[k][1])[:18]
     innet = any(kinds[k][2] > 0 for k in top)
