@@ -18,6 +18,7 @@ from hwnas.latency.records import Pass, Records
 from hwnas.latency.sampling import stratified_sample
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
+from hwnas.interrupts import sigint_deferred
 from hwnas.predictors.lut import LUTPredictor
 from hwnas.profilers.reference import REFERENCE_KEY, check_records_reference
 from hwnas.spaces import SearchSpace
@@ -169,8 +170,9 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
                 if rec is not None and len(rec.passes) > p:
                     continue  # measured by an earlier, interrupted run
                 records.add(arch.to_dict(), _measure_pass(prof, ctx.space, arch))
-                records.save(ctx.paths.records)  # merges what others saved meanwhile
-                done += 1
+                with sigint_deferred():  # a Ctrl-C after the file is written is counted
+                    records.save(ctx.paths.records)  # merges what others saved meanwhile
+                    done += 1
     except KeyboardInterrupt:  # also while waiting for the CPU, or opening the profiler
         raise Interrupted(
             f"the {done} subnet measurement(s) made by this run are saved in "
@@ -238,17 +240,19 @@ def _measure_passes(ctx: Context, archs: Sequence, passes: int,
             records.save(ctx.paths.records)
         return n if record else 0
 
+    kept: int | None = None  # passes saved by the last keep(): a second would add them twice
     try:
         with _profiler(ctx) as prof, _exported_once(prof, ctx.space, passes) as one_pass:
             for _ in range(passes):
                 for i in rng.permutation(len(archs)):
                     got[i].append(one_pass(archs[i]))
+        with sigint_deferred():  # a Ctrl-C during the save comes after it, and is counted
+            kept = keep()
     except KeyboardInterrupt:  # the passes finished before Ctrl-C are not thrown away
-        n = keep()
+        n = keep() if kept is None else kept
         raise Interrupted(f"the {n} subnet measurement(s) made by this run are saved in "
                           f"{ctx.paths.records}" if n else
                           "nothing measured by this run was saved") from None
-    keep()
     if scale is None:  # no table yet: the passes' own reference speed
         refs = [p.reference_ms for ps in got for p in ps if p.reference_ms]
         scale = float(np.median(refs)) if refs else None

@@ -74,6 +74,8 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
                 since_check = []
             if i % SAVE_EVERY == 0:
                 save()
+        table.meta["updated"] = _now()
+        save()  # inside the try: a Ctrl-C during the last save is reported as any other
     except KeyboardInterrupt:
         done = sum(op.key in table for op in todo)
         if done:
@@ -86,6 +88,4 @@ def profile_ops(profiler: Profiler, ops: Sequence[OpSpec], path: Path, *,
         raise
     finally:
         bar.close()
-    table.meta["updated"] = _now()
-    save()
     return table
