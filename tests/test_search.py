@@ -213,3 +213,32 @@ def test_cli_search_prints_not_landed_with_both_neighbours(setup, hwnas_home, mo
     assert land_doc["landed"] is False
     assert land_doc["nearest_below"]["measured_ms"] < 0.97 * target
     assert land_doc["nearest_above"]["measured_ms"] > target
+
+
+def test_the_landing_measures_a_ladder_around_the_aim(setup):
+    """Step 2's candidates: the best-scoring one per rung of predicted latency (0.75% apart,
+    centred on the aim), not the evolution's best few, which sit together just under it."""
+    from hwnas.search.evolution import Candidate
+    from hwnas.search.landing import LandingConfig, _key, _ladder
+
+    space, _ = setup
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(40)]
+    aim = 10.0
+    # scores rise with latency (more capacity costs time), as on a real front
+    lat = np.linspace(9.5, 10.3, len(archs))
+    feasible = [Candidate(a, float(t), float(t)) for a, t in zip(archs, lat)]
+    cfg = LandingConfig()
+    picks = _ladder(feasible, aim, cfg, set())
+    got = [c.latency_ms for c in picks]
+    # rungs (10.15, 10.3], (10.075, 10.15], (10.0, 10.075], (9.925, 10.0]: the top of each
+    edges = [aim * (1 + cfg.ladder_step * (2 - i)) for i in range(4)]
+    assert len(picks) == 4 and got == sorted(got, reverse=True)
+    for t, hi in zip(got, edges):
+        assert hi - aim * cfg.ladder_step < t <= hi
+    twins = _ladder(feasible, aim, LandingConfig(ladder_step=0.0), set())
+    assert [c.latency_ms for c in twins] == sorted(lat, reverse=True)[:4]
+    # measured ones are skipped; empty rungs are filled with the best left under the top
+    skip = {_key(c.arch) for c in feasible if c.latency_ms > 9.9}
+    refill = _ladder(feasible, aim, cfg, skip)
+    assert len(refill) == 4 and all(c.latency_ms <= 9.9 for c in refill)
