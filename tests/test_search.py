@@ -216,8 +216,8 @@ def test_cli_search_prints_not_landed_with_both_neighbours(setup, hwnas_home, mo
 
 
 def test_the_landing_measures_a_ladder_around_the_aim(setup):
-    """Step 2's candidates: the best-scoring one per rung of predicted latency (0.75% apart,
-    centred on the aim), not the evolution's best few, which sit together just under it."""
+    """Step 2's candidates with ``ladder_step``: the best-scoring one per rung of predicted
+    latency (0.75% apart, centred on the aim); without, the evolution's best few."""
     from hwnas.search.evolution import Candidate
     from hwnas.search.landing import LandingConfig, _key, _ladder
 
@@ -228,7 +228,7 @@ def test_the_landing_measures_a_ladder_around_the_aim(setup):
     # scores rise with latency (more capacity costs time), as on a real front
     lat = np.linspace(9.5, 10.3, len(archs))
     feasible = [Candidate(a, float(t), float(t)) for a, t in zip(archs, lat)]
-    cfg = LandingConfig()
+    cfg = LandingConfig(ladder_step=0.0075)
     picks = _ladder(feasible, aim, cfg, set())
     got = [c.latency_ms for c in picks]
     # rungs (10.15, 10.3], (10.075, 10.15], (10.0, 10.075], (9.925, 10.0]: the top of each
@@ -236,7 +236,7 @@ def test_the_landing_measures_a_ladder_around_the_aim(setup):
     assert len(picks) == 4 and got == sorted(got, reverse=True)
     for t, hi in zip(got, edges):
         assert hi - aim * cfg.ladder_step < t <= hi
-    twins = _ladder(feasible, aim, LandingConfig(ladder_step=0.0), set())
+    twins = _ladder(feasible, aim, LandingConfig(), set())
     assert [c.latency_ms for c in twins] == sorted(lat, reverse=True)[:4]
     # measured ones are skipped; empty rungs are filled with the best left under the top
     skip = {_key(c.arch) for c in feasible if c.latency_ms > 9.9}
