@@ -17,6 +17,7 @@ from hwnas.home import check_folder, device_paths
 from hwnas.latency.records import Records
 
 from hwnas.api.device import Context, context, load_records, session
+from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 RECORD_FORMATS = ("help",)
@@ -206,14 +207,14 @@ def adapt(device: str, space: str, samples: int = 10, seed: int = 0,
                           f"{kind.description}. Import its measurements ('hwnas records "
                           f"import') and fit with 'hwnas fit --kind fewshot'")
     bank = proxy_records(ctx, proxies)
-    measured_keys = {json.dumps(r.arch, sort_keys=True)
+    measured_keys = {arch_key(r.arch)
                      for r in load_records(ctx, missing_ok=True).records}
     picks = choose_networks(ctx.space, bank, samples, seed, exclude=measured_keys)
     with session(ctx) as sctx:
         recs = measure(sctx, archs=picks, passes=1, seed=seed, progress=progress)
         opened = sctx.session.opened
-    got = {json.dumps(r.arch, sort_keys=True): r.pooled_ms for r in recs.records}
-    measured = [(a, got[json.dumps(a.to_dict(), sort_keys=True)]) for a in picks]
+    got = {arch_key(r.arch): r.pooled_ms for r in recs.records}
+    measured = [(a, got[arch_key(a)]) for a in picks]
     _, report = fit_fewshot(ctx, proxies, seed=seed)
     return Adaptation(device, ctx.space.name, measured, report,
                       ctx.predictor_path("fewshot"), opened)

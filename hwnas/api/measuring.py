@@ -4,7 +4,6 @@ into the device's records), a named model's blocks, and exports."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from hwnas.arch_key import arch_key
 from hwnas.errors import (HwnasError, Interrupted, MissingKeysError)
 from hwnas.home import check_folder, device_paths
 from hwnas.latency.records import Pass, Records
@@ -109,7 +109,7 @@ def _exported_once(prof, space: SearchSpace, passes: int):
         files: dict[str, Path] = {}
 
         def one_pass(arch) -> Pass:
-            key = json.dumps(arch.to_dict(), sort_keys=True)
+            key = arch_key(arch)
             path = files.setdefault(key, Path(tmp) / f"{len(files)}.onnx")
             return _measure_pass(_FromFile(prof, path), space, arch)
 

@@ -261,7 +261,8 @@ def evaluate(ctx: Context, kind: str, records_path: str | Path | None = None,
              plots_dir: Path | None = None) -> Evaluation:
     """Score a fitted predictor on the records it was not trained on."""
     from hwnas.predictors import metrics
-    from hwnas.predictors.fitting import arch_key, load_fitted, noise_floor, plot
+    from hwnas.arch_key import arch_key
+    from hwnas.predictors.fitting import load_fitted, noise_floor, plot
 
     data = _dataset(ctx, records_path)
     table = load_table(ctx) if kind not in ("flops", "flops+blocks") else None

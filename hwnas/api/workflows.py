@@ -4,7 +4,6 @@ land on it by measuring, and re-measure the pick."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from hwnas.arch_key import arch_key
 from hwnas.errors import (DeviceError, HwnasError, TableError)
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
@@ -215,7 +215,7 @@ def _near_target(ctx: Context, chosen: Chosen, target_ms: float, n: int, seed: i
         return None
     picks, seen = [], set()
     for c in sorted(found.feasible, key=lambda c: -c.score):
-        key = json.dumps(c.arch.to_dict(), sort_keys=True)
+        key = arch_key(c.arch)
         if key not in seen:
             seen.add(key)
             picks.append(c.arch)
@@ -350,8 +350,7 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
                          summary, dict(phases), remeasured)
 
 
-def _arch_key(arch) -> str:
-    return json.dumps(arch.to_dict(), sort_keys=True)
+_arch_key = arch_key
 
 
 def _pareto_png(ctx: Context, result: SearchResult, target_ms: float,

@@ -28,6 +28,7 @@ from hwnas.latency.safeio import (MAX_RECORDS_BYTES, atomic_write_text, backup, 
                                   read_capped)
 from hwnas.latency.stats import RatioStats, Stats, check_ms
 from hwnas.locks import folder_lock
+from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 RECORDS_SCHEMA = 1
@@ -89,7 +90,7 @@ class Record:
 
     @property
     def key(self) -> str:
-        return json.dumps(self.arch, sort_keys=True)
+        return arch_key(self.arch)
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Records:
         return len(self.records)
 
     def find(self, arch_dict: dict) -> Record | None:
-        key = json.dumps(arch_dict, sort_keys=True)
+        key = arch_key(arch_dict)
         return next((r for r in self.records if r.key == key), None)
 
     def add(self, arch_dict: dict, measured: "Stats | Pass") -> Record:
@@ -130,7 +131,7 @@ class Records:
         for arch, measured in pairs:
             p = (measured if isinstance(measured, Pass) else
                  Pass(measured if isinstance(measured, Stats) else Stats.single(measured)))
-            key = json.dumps(arch, sort_keys=True)
+            key = arch_key(arch)
             rec = by_key.get(key)
             if rec is None:
                 rec = by_key[key] = Record(arch)

@@ -8,7 +8,6 @@ is stable across runs and machines, and a predictor file remembers which subnets
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from hwnas.ops import kind_of
 from hwnas.predictors.kernel import KernelModel
 from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
 from hwnas.predictors.persist import load_predictor_file, save_predictor
+from hwnas.arch_key import arch_key
 
 KINDS = ("flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e")
 # fitted from the device's records *and* other devices' (proxies): build/fit_and_save take them
@@ -32,8 +32,6 @@ ALL_KINDS = KINDS + (FEWSHOT,)
 DEFAULT_MODEL = {"kernel": "rf", "e2e": "xgb"}
 
 
-def arch_key(arch_dict: dict) -> str:
-    return json.dumps(arch_dict, sort_keys=True)
 
 
 def is_held_out(arch_dict: dict, test_fraction: float = 0.5) -> bool:

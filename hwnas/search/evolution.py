@@ -7,7 +7,6 @@ is bounded, and a target below the fastest architecture raises an error that giv
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -16,6 +15,7 @@ import numpy as np
 
 from hwnas.errors import InfeasibleTargetError
 from hwnas.spaces.base import SearchSpace
+from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,7 @@ def pareto_front(cands: Sequence[Candidate]) -> list[Candidate]:
     return front
 
 
-def _key(arch) -> str:
-    return json.dumps(arch.to_dict(), sort_keys=True)
+_key = arch_key
 
 
 class _Evaluator:

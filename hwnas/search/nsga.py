@@ -18,7 +18,6 @@ pymoo is an optional dependency (``pip install 'hwnas[pareto]'``); without it,
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hwnas.errors import HwnasError, InfeasibleTargetError
+from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 ArchFn = Callable[[Sequence], np.ndarray]
@@ -38,8 +38,7 @@ def require_pymoo() -> None:
         raise HwnasError("--pareto needs pymoo (NSGA-II): pip install 'hwnas[pareto]'") from None
 
 
-def _key(arch) -> str:
-    return json.dumps(arch.to_dict(), sort_keys=True)
+_key = arch_key
 
 
 class ScoreCache:

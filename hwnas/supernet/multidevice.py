@@ -48,6 +48,7 @@ from hwnas.latency.safeio import atomic_write_text
 from hwnas.search.nsga import NSGAConfig, ParetoPoint, ScoreCache, non_dominated
 from hwnas.supernet.latency import EnergyFor, LatencyFor
 from hwnas.supernet.search import AccuracySearchConfig
+from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 CACHE_NAME = "accuracy-cache.json"
@@ -110,8 +111,7 @@ def _floats(text: str, whole: str) -> list[float]:
     return values
 
 
-def _key(arch) -> str:
-    return json.dumps(arch.to_dict(), sort_keys=True)
+_key = arch_key
 
 
 def file_sha256(path: Path) -> str:
