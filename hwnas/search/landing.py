@@ -66,9 +66,10 @@ class LandingConfig:
     # predicted latency, ``ladder_step`` apart and centred on the aim. 0 (the default): the
     # ``per_round`` best-scoring ones, all just under the aim. The ladder was meant for rounds
     # whose near-twin candidates all miss the window together (a 10 ms search here: 3 of 4
-    # rounds near -5%), but in simulation (benchmarks/landing_sim.py, 40 searches per policy
-    # and noise level) it landed no more often and was no closer in truth: 90% vs 85% and
-    # 72% vs 78% of true latencies within [-3%, 0%]. Off until a measurement says otherwise.
+    # rounds near -5%), but in simulation (benchmarks/landing_sim.py) it did no better
+    # beyond the simulation's own spread (about 7 points with 40 searches): true latencies
+    # within [-3%, 0%] 90% vs 85% in a quiet world; in a noisy one 78% vs 70%, and 72% vs 78%
+    # in a second draw of 40 searches. Off until a measurement says otherwise.
     ladder_step: float = 0.0
 
 
