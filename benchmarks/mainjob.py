@@ -156,7 +156,9 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
              f"measured again after the search exited (not in the wall time) in "
              f"{CHECK_PROCESSES} new processes of {CHECK_PASSES} drift-free passes each, at the "
              f"home's reference scale, median of all; both against the target; landed = "
-             f"the landing kept a pick it measured in [-3%, 0%]. 1-minute "
+             f"the search's own verdict (its JSON's landing.landed: the pick's figure over "
+             f"all its passes within [-3%, 0%]; in runs before 2026-12-07 04:30 UTC, its "
+             f"landing passes' figure). 1-minute "
              f"load average over the runs: {min(loads):.1f}-{max(loads):.1f}.", "",
              "| target | path | runs | wall s median (range) | profile | calibration | fit | "
              "search | landing | remeasure | other | pick vs target: search / check (each run) | "

@@ -580,7 +580,17 @@ def _print_search(doc: dict, target: float) -> None:
         land = doc["landing"]
         click.echo(f"landing:   {len(land['checked'])} candidates measured in {land['rounds']} "
                    f"round(s); measured / predicted near the target: {land['correction']:.3f}")
-        if land.get("landed") is False:
+        if land.get("landed") is False and land.get("left_window"):
+            final = land["final_ms"]
+            click.echo(f"NOT LANDED: over all its passes the pick measured {fmt_ms(final)} "
+                       f"({100 * (final / target - 1):+.1f}% vs target), outside "
+                       f"{100 * (land['window_ms'][0] / target - 1):.0f}%..0%; the landing's "
+                       f"passes alone read {fmt_ms(land['measured_ms'])} "
+                       f"({100 * (land['measured_ms'] / target - 1):+.1f}%). One pass differs "
+                       f"from the next by 1-2% on a busy machine: search again with another "
+                       f"--seed, or ask for a slightly "
+                       f"{'lower' if final > target else 'higher'} target.")
+        elif land.get("landed") is False:
             # near the space's edge the subnets can be too coarse for the window: say so, and
             # show the gap on either side rather than present the pick as on target
             lo, hi = land["window_ms"]
