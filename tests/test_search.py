@@ -219,7 +219,8 @@ def test_the_landing_measures_a_ladder_around_the_aim(setup):
     """Step 2's candidates with ``ladder_step``: the best-scoring one per rung of predicted
     latency (0.75% apart, centred on the aim); without, the evolution's best few."""
     from hwnas.search.evolution import Candidate
-    from hwnas.search.landing import LandingConfig, _key, _ladder
+    from hwnas.arch_key import arch_key
+    from hwnas.search.landing import LandingConfig, _ladder
 
     space, _ = setup
     rng = np.random.default_rng(0)
@@ -239,7 +240,7 @@ def test_the_landing_measures_a_ladder_around_the_aim(setup):
     twins = _ladder(feasible, aim, LandingConfig(), set())
     assert [c.latency_ms for c in twins] == sorted(lat, reverse=True)[:4]
     # measured ones are skipped; empty rungs are filled with the best left under the top
-    skip = {_key(c.arch) for c in feasible if c.latency_ms > 9.9}
+    skip = {arch_key(c.arch) for c in feasible if c.latency_ms > 9.9}
     refill = _ladder(feasible, aim, cfg, skip)
     assert len(refill) == 4 and all(c.latency_ms <= 9.9 for c in refill)
 

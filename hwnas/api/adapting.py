@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-
+from hwnas.arch_key import arch_key
 from hwnas.errors import DeviceError, HwnasError, PredictorError, TableError
 from hwnas.home import check_folder, device_paths
 from hwnas.latency.records import Records
 
 from hwnas.api.device import Context, context, load_records, session
-from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 RECORD_FORMATS = ("help",)

@@ -14,11 +14,11 @@ import numpy as np
 from hwnas.arch_key import arch_key
 from hwnas.errors import (HwnasError, Interrupted, MissingKeysError)
 from hwnas.home import check_folder, device_paths
+from hwnas.interrupts import sigint_deferred
 from hwnas.latency.records import Pass, Records
 from hwnas.latency.sampling import stratified_sample
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
-from hwnas.interrupts import sigint_deferred
 from hwnas.predictors.lut import LUTPredictor
 from hwnas.profilers.reference import REFERENCE_KEY, check_records_reference
 from hwnas.spaces import SearchSpace

@@ -313,7 +313,7 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
                 with phases.timed("landing"):
                     per = measure_passes(ctx, archs, passes=2)
                 for arch, ms in zip(archs, per):
-                    made.setdefault(_arch_key(arch), []).extend(ms)
+                    made.setdefault(arch_key(arch), []).extend(ms)
                 return [float(np.median(ms)) for ms in per]
 
             t0 = time.perf_counter()
@@ -335,7 +335,7 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
             # more over minutes, so the pick's latency pools every pass made of it in this run:
             # the landing's 2-4 and these 3 fresh ones (the output says how many). A new
             # process draws another offset of about 2% (BENCHMARKS.md, "The main job").
-            measured = Stats.from_samples(made.get(_arch_key(result.best.arch), []) + fresh)
+            measured = Stats.from_samples(made.get(arch_key(result.best.arch), []) + fresh)
             remeasured = Stats.from_samples(fresh)
             if landed is not None:  # the pooled figure has the last word on the landing
                 landed.final_ms = measured.median_ms
@@ -351,8 +351,6 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
                          ctx.session.opened if ctx.session is not None else None,
                          summary, dict(phases), remeasured)
 
-
-_arch_key = arch_key
 
 
 def _pareto_png(ctx: Context, result: SearchResult, target_ms: float,

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnas.arch_key import arch_key
 from hwnas.errors import TableError
 from hwnas.latency.safeio import (MAX_RECORDS_BYTES, atomic_write_text, backup, load_json,
                                   read_capped)
 from hwnas.latency.stats import RatioStats, Stats, check_ms
 from hwnas.locks import folder_lock
-from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 RECORDS_SCHEMA = 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwnas.arch_key import arch_key
 from hwnas.errors import HwnasError, PredictorError
 from hwnas.latency.records import Records
 from hwnas.latency.table import LatencyTable
@@ -23,15 +24,12 @@ from hwnas.ops import kind_of
 from hwnas.predictors.kernel import KernelModel
 from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
 from hwnas.predictors.persist import load_predictor_file, save_predictor
-from hwnas.arch_key import arch_key
 
 KINDS = ("flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e")
 # fitted from the device's records *and* other devices' (proxies): build/fit_and_save take them
 FEWSHOT = "fewshot"
 ALL_KINDS = KINDS + (FEWSHOT,)
 DEFAULT_MODEL = {"kernel": "rf", "e2e": "xgb"}
-
-
 
 
 def is_held_out(arch_dict: dict, test_fraction: float = 0.5) -> bool:

@@ -13,9 +13,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from hwnas.arch_key import arch_key
 from hwnas.errors import InfeasibleTargetError
 from hwnas.spaces.base import SearchSpace
-from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,6 @@ def pareto_front(cands: Sequence[Candidate]) -> list[Candidate]:
     return front
 
 
-_key = arch_key
-
 
 class _Evaluator:
     """Scores archs once each and remembers every feasible one (for the Pareto set)."""
@@ -105,16 +103,16 @@ class _Evaluator:
         self.seen: dict[str, Candidate | None] = {}
 
     def __call__(self, archs) -> list[Candidate]:
-        new = [a for a in {_key(a): a for a in archs}.values() if _key(a) not in self.seen]
+        new = [a for a in {arch_key(a): a for a in archs}.values() if arch_key(a) not in self.seen]
         if new:
             lat = self.latency_fn(new)
             ok = [i for i, l in enumerate(lat) if l <= self.target]
             scores = self.objective([new[i] for i in ok]) if ok else []
             for a in new:
-                self.seen[_key(a)] = None
+                self.seen[arch_key(a)] = None
             for i, s in zip(ok, scores):
-                self.seen[_key(new[i])] = Candidate(new[i], float(lat[i]), float(s))
-        return [c for a in archs if (c := self.seen[_key(a)]) is not None]
+                self.seen[arch_key(new[i])] = Candidate(new[i], float(lat[i]), float(s))
+        return [c for a in archs if (c := self.seen[arch_key(a)]) is not None]
 
     def feasible(self) -> list[Candidate]:
         return [c for c in self.seen.values() if c is not None]
@@ -140,7 +138,7 @@ def evolve(space: SearchSpace, latency_fn: LatencyFn, target_ms: float,
         parents = sorted(pop, key=lambda c: -c.score)[:cfg.parents]
         history.append(parents[0].score)
         children = ev(_breed(space, parents, rng, cfg))
-        pop = sorted({_key(c.arch): c for c in parents + children}.values(),
+        pop = sorted({arch_key(c.arch): c for c in parents + children}.values(),
                      key=lambda c: -c.score)[:cfg.population]
     feasible = ev.feasible()
     best = max(feasible, key=lambda c: (c.score, -c.latency_ms))
@@ -182,7 +180,7 @@ def _initial_population(space, ev, rng, cfg) -> list[Candidate]:
         batch = [space.sample(rng) for _ in range(cfg.population)]
         if tries and len(pop) < cfg.population // 4:  # random samples rarely fit: grow from below
             batch += [space.mutate(c.arch, rng, cfg.mutate_prob) for c in pop]
-        pop = list({_key(c.arch): c for c in pop + ev(batch)}.values())
+        pop = list({arch_key(c.arch): c for c in pop + ev(batch)}.values())
         tries += len(batch)
     return pop
 

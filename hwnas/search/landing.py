@@ -150,8 +150,6 @@ class Landing:
                             for c in self.checked]}
 
 
-_key = arch_key
-
 
 def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
          objective=None, evo: EvolutionConfig = EvolutionConfig(),
@@ -178,7 +176,7 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
         if not todo:
             break
         for c, ms in zip(todo, measure([c.arch for c in todo])):
-            checked[_key(c.arch)] = Checked(c, float(ms))
+            checked[arch_key(c.arch)] = Checked(c, float(ms))
         while True:  # step 5: a window hit is kept only if its pooled measurement agrees
             hits = [c for key, c in checked.items()
                     if lo <= c.measured_ms <= hi and (key not in confirmed or not cfg.confirm)]
@@ -190,7 +188,7 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
             if not cfg.confirm or hit is None or (
                     best is not None and best.candidate.score >= hit.candidate.score):
                 break
-            key = _key(hit.candidate.arch)
+            key = arch_key(hit.candidate.arch)
             again = float(measure([hit.candidate.arch])[0])
             checked[key] = Checked(hit.candidate, float(np.sqrt(hit.measured_ms * again)))
             confirmed.add(key)
@@ -236,7 +234,7 @@ def _ladder(feasible: list[Candidate], aim: float, cfg: LandingConfig,
     """Up to ``per_round`` unmeasured candidates: the best-scoring one in each rung of
     predicted latency around ``aim``, top rung first; rungs left empty (the space's edge, a
     narrow front) are filled with the best-scoring candidates left under the top rung."""
-    fresh = sorted((c for c in feasible if _key(c.arch) not in checked),
+    fresh = sorted((c for c in feasible if arch_key(c.arch) not in checked),
                    key=lambda c: -c.score)
     if cfg.ladder_step <= 0:
         return fresh[:cfg.per_round]
@@ -266,7 +264,7 @@ def _side(c: Checked | None, target_ms: float) -> str:
 
 
 def _merge(a: SearchResult, b: SearchResult) -> SearchResult:
-    seen = {_key(c.arch): c for c in a.feasible + b.feasible}
+    seen = {arch_key(c.arch): c for c in a.feasible + b.feasible}
     return replace(a, evaluated=a.evaluated + b.evaluated, feasible=list(seen.values()))
 
 

@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hwnas.errors import HwnasError, InfeasibleTargetError
 from hwnas.arch_key import arch_key
+from hwnas.errors import HwnasError, InfeasibleTargetError
 
 log = logging.getLogger(__name__)
 ArchFn = Callable[[Sequence], np.ndarray]
@@ -37,8 +37,6 @@ def require_pymoo() -> None:
     except ImportError:
         raise HwnasError("--pareto needs pymoo (NSGA-II): pip install 'hwnas[pareto]'") from None
 
-
-_key = arch_key
 
 
 class ScoreCache:
@@ -55,13 +53,13 @@ class ScoreCache:
 
     def __call__(self, archs) -> np.ndarray:
         archs = list(archs)
-        todo = list({_key(a): a for a in archs if _key(a) not in self.scores}.items())
+        todo = list({arch_key(a): a for a in archs if arch_key(a) not in self.scores}.items())
         if todo:
             values = self.objective([a for _, a in todo])
             for (k, _), v in zip(todo, values):
                 self.scores[k] = float(v)
             self.scored += len(todo)
-        return np.array([self.scores[_key(a)] for a in archs], dtype=np.float64)
+        return np.array([self.scores[arch_key(a)] for a in archs], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ def non_dominated(points: Sequence[ParetoPoint]) -> list[ParetoPoint]:
     front = [p for i, p in enumerate(points)
              if not any(np.all(vals[j] <= vals[i]) and np.any(vals[j] < vals[i])
                         for j in range(len(points)) if j != i)]
-    unique = {(_key(p.arch)): p for p in front}
+    unique = {(arch_key(p.arch)): p for p in front}
     return sorted(unique.values(), key=lambda p: (p.latency_ms, -p.score))
 
 
@@ -180,7 +178,7 @@ def nsga2(space, latency_fn: ArchFn, objective: ArchFn, cfg: NSGAConfig = NSGACo
             # the budget is exact: past it, unscored newcomers count as infeasible
             left = cfg.budget - (cache.scored - start)
             for i in np.flatnonzero(ok):
-                if _key(archs[i]) not in cache.scores:
+                if arch_key(archs[i]) not in cache.scores:
                     ok[i], left = left > 0, left - 1
             score = np.zeros(len(archs))  # infeasible ones are never scored (constraint-ranked)
             if ok.any():
@@ -189,7 +187,7 @@ def nsga2(space, latency_fn: ArchFn, objective: ArchFn, cfg: NSGAConfig = NSGACo
                       else None)
             for i, a in enumerate(archs):
                 if ok[i]:
-                    points[_key(a)] = ParetoPoint(a, float(lat[i]), float(score[i]),
+                    points[arch_key(a)] = ParetoPoint(a, float(lat[i]), float(score[i]),
                                                   None if energy is None else float(energy[i]))
             cols = [-score, lat] + ([energy] if energy is not None else [])
             out["F"] = np.column_stack(cols)
@@ -207,7 +205,7 @@ def nsga2(space, latency_fn: ArchFn, objective: ArchFn, cfg: NSGAConfig = NSGACo
 
         def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
             rng = random_state
-            found = {_key(a): a for a in fits([space.smallest(r) for r in space.resolutions])}
+            found = {arch_key(a): a for a in fits([space.smallest(r) for r in space.resolutions])}
             tries = 0
             while len(found) < n_samples and tries < cfg.max_tries_factor * n_samples:
                 batch = [space.sample(rng) for _ in range(n_samples)]
@@ -215,7 +213,7 @@ def nsga2(space, latency_fn: ArchFn, objective: ArchFn, cfg: NSGAConfig = NSGACo
                     batch += [space.mutate(a, rng, cfg.mutate_prob) for a in found.values()]
                 tries += len(batch)
                 for a in fits(batch):
-                    found.setdefault(_key(a), a)
+                    found.setdefault(arch_key(a), a)
             chosen = list(found.values())[:n_samples]
             X = np.full((len(chosen), 1), None, dtype=object)
             for i, a in enumerate(chosen):

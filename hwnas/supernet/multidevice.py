@@ -43,12 +43,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from hwnas.arch_key import arch_key
 from hwnas.errors import HwnasError, InfeasibleTargetError
 from hwnas.latency.safeio import atomic_write_text
 from hwnas.search.nsga import NSGAConfig, ParetoPoint, ScoreCache, non_dominated
 from hwnas.supernet.latency import EnergyFor, LatencyFor
 from hwnas.supernet.search import AccuracySearchConfig
-from hwnas.arch_key import arch_key
 
 log = logging.getLogger(__name__)
 CACHE_NAME = "accuracy-cache.json"
@@ -111,8 +111,6 @@ def _floats(text: str, whole: str) -> list[float]:
     return values
 
 
-_key = arch_key
-
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -159,15 +157,15 @@ class AccuracyCache(ScoreCache):
         """Scores, saving after every new one: an interruption loses at most one evaluation."""
         archs = list(archs)
         for a in archs:
-            k = _key(a)
+            k = arch_key(a)
             if k not in self.scores:
                 self.scores[k] = float(self.score_fn(a))
                 self.scored += 1
                 self.save()
-        return np.array([self.scores[_key(a)] for a in archs], dtype=np.float64)
+        return np.array([self.scores[arch_key(a)] for a in archs], dtype=np.float64)
 
     def test_score(self, arch, fn: Callable[[object], float]) -> float:
-        k = _key(arch)
+        k = arch_key(arch)
         if k not in self.test:
             self.test[k] = float(fn(arch))
             self.save()
@@ -344,7 +342,7 @@ def _pick(p: Pair, own, cache: AccuracyCache, fn, space, out: Path, test) -> Pai
 
     archs = [arch_from_obj(json.loads(k)) for k in cache.scores]
     lat = np.asarray(fn(archs), dtype=np.float64)
-    fits = [(cache.scores[_key(a)], -l, i) for i, (a, l) in enumerate(zip(archs, lat))
+    fits = [(cache.scores[arch_key(a)], -l, i) for i, (a, l) in enumerate(zip(archs, lat))
             if l <= p.target_ms]
     if not fits:
         raise InfeasibleTargetError(f"no scored subnet fits {p.target_ms:g} ms on {p.device}")
