@@ -203,7 +203,7 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
                   f"{within('check_vs_target')}/{len(checked)} by the independent check."]
         between = [float(np.std(np.log([np.median(p) for p in r["check_passes_ms"]]), ddof=1))
                    for r in checked if isinstance(r["check_passes_ms"][0], list)]
-        within = [float(np.median([np.std(np.log(p), ddof=1) for p in r["check_passes_ms"]]))
+        in_process = [float(np.median([np.std(np.log(p), ddof=1) for p in r["check_passes_ms"]]))
                   for r in checked if isinstance(r["check_passes_ms"][0], list)]
         gaps = [r["vs_target"] - r["check_vs_target"] for r in checked
                 if r.get("vs_target") is not None]
@@ -214,7 +214,7 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
         if between:
             lines += [f"Noise floor of the check ({path}): the {CHECK_PROCESSES} processes' "
                       f"medians of a pick differ by {100 * median(between):.1f}% (median SD), "
-                      f"passes within a process by {100 * median(within):.1f}%; the check's "
+                      f"passes within a process by {100 * median(in_process):.1f}%; the check's "
                       f"pooled figure carries about "
                       f"{100 * median(between) / CHECK_PROCESSES ** 0.5:.1f}%."]
     dflt = [r for r in rows if r["path"] == "default"]

@@ -83,13 +83,9 @@ def _timed(timer, graph, k):
 
 
 def missing_kinds(pred, kernels) -> list[str]:
-    """Kinds of the model's kernels (views aside: they cost dispatch only; fused ones, which
-    the network does not run, too) that the predictor has no regressor for."""
-    from hwnas.anymodel.kernels import fused_mask
-
-    kernels = list(kernels)
-    return sorted({k.kind for k, f in zip(kernels, fused_mask(kernels))
-                   if not (k.view or f)} - pred.kinds)
+    """Kinds of the model's kernels that the predictor has no regressor for (see
+    ``AnyModelPredictor.missing_kinds``)."""
+    return pred.missing_kinds(list(kernels))
 
 
 def why_not(ctx, table) -> str | None:

@@ -293,6 +293,14 @@ class AnyModelPredictor:
             out[todo] = pred
         return out
 
+    def missing_kinds(self, kernels: Sequence[Kernel],
+                      fused: Sequence[bool] | None = None) -> list[str]:
+        """Kinds of the kernels that no regressor covers. Views cost dispatch only, and a
+        fused kernel (``fused_mask``) is not run: neither kind needs a regressor."""
+        fused = fused_mask(kernels) if fused is None else fused
+        return sorted({k.kind for k, f in zip(kernels, fused) if not (k.view or f)}
+                      - self.kinds)
+
     def predict(self, kernels: Sequence[Kernel], scale_ms: float, allow_missing: bool = False,
                 use_measured: bool = True) -> Prediction:
         if not kernels:
@@ -300,9 +308,7 @@ class AnyModelPredictor:
         if not (math.isfinite(scale_ms) and scale_ms > 0):
             raise PredictorError(f"bad reference scale {scale_ms!r} ms")
         fused = fused_mask(kernels)  # in the graph's order: a PAD and the conv after it
-        # a fused kernel is not run: its kind needs no regressor
-        missing = sorted({k.kind for k, f in zip(kernels, fused) if not (k.view or f)}
-                         - self.kinds)
+        missing = self.missing_kinds(kernels, fused)
         if missing and not allow_missing:
             n = sum(1 for k, f in zip(kernels, fused) if k.kind in missing and not f)
             raise PredictorError(

@@ -352,7 +352,6 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
                          summary, dict(phases), remeasured)
 
 
-
 def _pareto_png(ctx: Context, result: SearchResult, target_ms: float,
                 measured: Stats | None) -> Path | None:
     """The Pareto plot; a plot that cannot be written is a warning, never a lost result."""

@@ -94,7 +94,6 @@ def pareto_front(cands: Sequence[Candidate]) -> list[Candidate]:
     return front
 
 
-
 class _Evaluator:
     """Scores archs once each and remembers every feasible one (for the Pareto set)."""
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Callable, Sequence
 
 import numpy as np
@@ -106,20 +107,24 @@ class Landing:
         """The pick measured within [T(1 - window_low), T]: what the user asked for. A pick
         kept after the rounds failed may still be (just under T, above the steering window).
         With ``final_ms``, that figure decides."""
-        if self.target_ms is None:
-            return self.in_window
-        lo = self.target_ms * (1 - self.window_low)
-        if self.final_ms is not None:
-            return lo <= self.final_ms <= self.target_ms
-        return self.in_window or lo <= self.best.measured_ms <= self.target_ms
+        if self.final_ms is not None and self.target_ms is not None:
+            return self._on_target(self.final_ms)
+        return self._kept_on_target
 
     @property
     def left_window(self) -> bool:
         """Kept as on target by its landing passes, off it over all its passes."""
-        if self.final_ms is None or self.target_ms is None or self.landed:
-            return False
-        lo = self.target_ms * (1 - self.window_low)
-        return self.in_window or lo <= self.best.measured_ms <= self.target_ms
+        return self.final_ms is not None and self._kept_on_target and not self.landed
+
+    @property
+    def _kept_on_target(self) -> bool:
+        """On target by the landing's own figure for the pick."""
+        if self.target_ms is None:
+            return self.in_window
+        return self.in_window or self._on_target(self.best.measured_ms)
+
+    def _on_target(self, ms: float) -> bool:
+        return self.target_ms * (1 - self.window_low) <= ms <= self.target_ms
 
     def neighbours(self) -> tuple[Checked | None, Checked | None]:
         """The measured candidates nearest to the window [T(1 - window_low), T], below and
@@ -148,7 +153,6 @@ class Landing:
                              "predicted_ms": c.candidate.latency_ms,
                              "measured_ms": c.measured_ms, "score": c.candidate.score}
                             for c in self.checked]}
-
 
 
 def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
@@ -234,10 +238,11 @@ def _ladder(feasible: list[Candidate], aim: float, cfg: LandingConfig,
     """Up to ``per_round`` unmeasured candidates: the best-scoring one in each rung of
     predicted latency around ``aim``, top rung first; rungs left empty (the space's edge, a
     narrow front) are filled with the best-scoring candidates left under the top rung."""
-    fresh = sorted((c for c in feasible if arch_key(c.arch) not in checked),
-                   key=lambda c: -c.score)
-    if cfg.ladder_step <= 0:
-        return fresh[:cfg.per_round]
+    ranked = sorted(feasible, key=lambda c: -c.score)
+    if cfg.ladder_step <= 0:  # the default: key only as many as it takes
+        return list(islice((c for c in ranked if arch_key(c.arch) not in checked),
+                           cfg.per_round))
+    fresh = [c for c in ranked if arch_key(c.arch) not in checked]
     picks: list[Candidate] = []
     for rung in range(cfg.per_round):
         hi = aim * (_ladder_top(cfg) - rung * cfg.ladder_step)

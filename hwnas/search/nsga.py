@@ -38,7 +38,6 @@ def require_pymoo() -> None:
         raise HwnasError("--pareto needs pymoo (NSGA-II): pip install 'hwnas[pareto]'") from None
 
 
-
 class ScoreCache:
     """Scores each distinct architecture once; ``scored`` counts the distinct ones scored.
 

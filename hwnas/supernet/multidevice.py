@@ -111,7 +111,6 @@ def _floats(text: str, whole: str) -> list[float]:
     return values
 
 
-
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
