@@ -36,7 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import machine_line, write_section  # noqa: E402
 
-PATHS = ("default", "full")
+# what each path adds to `hwnas search`: "landing-2" is the default path with the landing's
+# candidates measured in 2 passes each, as before --landing-passes (default 1) existed
+PATH_ARGS = {"default": [], "full": ["--full"], "landing-2": ["--landing-passes", "2"]}
+PATHS = tuple(PATH_ARGS)
 PHASES = ("profile", "calibration", "fit", "search", "landing", "remeasure")
 GOAL_S = 120.0
 # The pick measured again after the run, by processes of their own. A subnet's drift-free
@@ -57,7 +60,7 @@ def hwnas_bin() -> str:
 def one_run(path: str, target_ms: float, device: str) -> dict:
     home = Path(tempfile.mkdtemp(prefix="hwnas-mainjob-"))
     cmd = [hwnas_bin(), "search", "--device", device, "--target-latency", f"{target_ms:g}",
-           "--json"] + (["--full"] if path == "full" else [])
+           "--json"] + PATH_ARGS[path]
     env = dict(os.environ, HWNAS_HOME=str(home))
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -147,7 +150,11 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
              f"empty HWNAS_HOME each run, as a subprocess timed from start to exit. "
              f"**default** is the first search today (20% of the ops profiled, kernel "
              f"regressors predict the rest, 4 calibration subnets); **full** adds `--full`, "
-             f"the path before (every op profiled, 12 calibration subnets). {homes} fresh homes "
+             f"the path before (every op profiled, 12 calibration subnets)"
+             + ("; **landing-2** is default with `--landing-passes 2`, the landing's "
+                "candidates measured in 2 passes each as before that option (default 1)"
+                if any(r["path"] == "landing-2" for r in rows) else "")
+             + f". {homes} fresh homes "
              f"per path and target, all {len(rows)} runs in one random order (shuffled within each "
              f"round of homes). Phases are the "
              f"run's own `phases_s`; other = wall less the phases (Python start, imports, the "
@@ -182,10 +189,13 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
             cells = " | ".join(f"{x:.0f}" if x == x else "-" for x in ph + [other])
             lines.append(f"| {t:g} ms | {path} | {len(got)} | {median(w):.0f} "
                          f"({min(w):.0f}-{max(w):.0f}) | {cells} | {picks} | {landed}/{len(got)} |")
-        if len(walls) == 2:
-            ratios.append((t, walls["default"] / walls["full"]))
-    lines += ["", "Wall-time ratio default / full (medians): "
-              + ", ".join(f"{t:g} ms {r:.2f}" for t, r in ratios) + "."]
+        for other in ("full", "landing-2"):
+            if "default" in walls and other in walls:
+                ratios.append((other, t, walls["default"] / walls[other]))
+    for other in ("full", "landing-2"):
+        if any(o == other for o, _, _ in ratios):
+            lines += ["", f"Wall-time ratio default / {other} (medians): " + ", ".join(
+                f"{t:g} ms {r:.2f}" for o, t, r in ratios if o == other) + "."]
     for path in PATHS:
         got = [r for r in rows if r["path"] == path]
         if not got:
@@ -239,6 +249,9 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "mainjob_runs.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-write", action="store_true", help="Do not write BENCHMARKS.md.")
+    ap.add_argument("--section", default="mainjob",
+                    help="BENCHMARKS.md section to write (a run of other paths than "
+                         "default,full: its own section, e.g. mainjob-landing-passes)")
     ap.add_argument("--report-only", action="store_true",
                     help="Write the section from the runs saved in --results, running none "
                          "(an interrupted benchmark: says how many runs it has).")
@@ -249,6 +262,9 @@ def main() -> None:
     args = ap.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     paths = args.paths.split(",")
+    if not set(paths) <= set(PATHS):
+        ap.error(f"--paths: {', '.join(sorted(set(paths) - set(PATHS)))} is not one of "
+                 f"{', '.join(PATHS)}")
     # random order within each round of homes (every path and target once per round), so
     # that a benchmark stopped early has the same number of runs in every cell, give or take 1
     jobs, rng = [], random.Random(args.seed)
@@ -278,8 +294,9 @@ def main() -> None:
         text += f"\n\nCode measured: {args.code}."
     print(text)
     if not args.no_write:
-        write_section("mainjob", "## The main job on a fresh home (`benchmarks/mainjob.py`)"
-                                 "\n\n" + text)
+        title = ("The main job on a fresh home" if args.section == "mainjob" else
+                 f"The main job on a fresh home: {', '.join(paths)}")
+        write_section(args.section, f"## {title} (`benchmarks/mainjob.py`)\n\n" + text)
 
 
 if __name__ == "__main__":

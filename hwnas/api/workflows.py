@@ -311,7 +311,7 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
         if remeasure and ctx.live and not elasticity:
             def measure_fn(archs):
                 with phases.timed("landing"):
-                    per = measure_passes(ctx, archs, passes=2)
+                    per = measure_passes(ctx, archs, passes=landing.passes)
                 for arch, ms in zip(archs, per):
                     made.setdefault(arch_key(arch), []).extend(ms)
                 return [float(np.median(ms)) for ms in per]

@@ -435,11 +435,15 @@ def export(space, arch_file, index, fmt, out) -> None:
               help="Profile every op of the space first (or complete a table profiled on a "
                    "budget) and calibrate the LUT on 12 subnets, instead of the first search's "
                    "20% of the ops with kernel regressors predicting the rest.")
+@click.option("--landing-passes", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Drift-free passes per candidate the landing measures (more: steadier "
+                   "figures on a noisy device, at that many times the landing's time).")
 @JSON
 @ACCEPT_HOST
 def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
            data, population, generations, calib_batches, max_eval_images, eval_batch_size, run_on,
-           warmup, runs, predictor_kind, pareto, budget, full, as_json, accept_host) -> None:
+           warmup, runs, predictor_kind, pareto, budget, full, landing_passes, as_json,
+           accept_host) -> None:
     """Find the best subnet whose latency on DEVICE is at or under the target.
 
     On a device hwnas can measure, the best candidates are measured (drift-free) until one
@@ -473,11 +477,13 @@ def search(device, space, resolutions, target, seed, out, no_remeasure, elastici
                                 eval_batch_size, run_on, predictor_kind, as_json)
     from hwnas import api
     from hwnas.latency.safeio import atomic_write_text
+    from hwnas.search.landing import LandingConfig
 
     res = api.search(device, target, seed=seed, space=space, resolutions=resolutions,
                      remeasure=not no_remeasure, elasticity=elasticity,
                      predictor_kind=predictor_kind, warmup=warmup, runs=runs,
-                     accept_host=accept_host, full=full)
+                     accept_host=accept_host, full=full,
+                     landing=LandingConfig(passes=landing_passes))
     best = res.result.best
     doc = res.result.to_dict()
     # "arch" at the top level too: the file is an arch file for every --arch
@@ -524,6 +530,11 @@ def _refuse_supernet_only(ctx: click.Context, supernet, pareto) -> None:
                                    ctx=ctx)
     if not pareto and given("budget"):
         raise click.UsageError("--budget only applies with --pareto", ctx=ctx)
+    if given("landing_passes") and (supernet or pareto or ctx.params.get("no_remeasure")
+                                    or ctx.params.get("elasticity")):
+        raise click.UsageError("--landing-passes cannot be used with --supernet, --pareto, "
+                               "--elasticity or --no-remeasure: no landing measures candidates "
+                               "there", ctx=ctx)
 
 
 def _passes(doc: dict) -> str:
