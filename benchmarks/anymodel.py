@@ -496,6 +496,40 @@ def goal5_line(noise) -> str:
             f"{sigma_m:.1f}%, which alone keeps {100 * within:.0f}% within ±5%.")
 
 
+def ranking_line(rows) -> str:
+    """The ranking's noise floor: Kendall tau of the measurement's first pass against its
+    second (the most a predictor's tau against the pass medians can be expected to reach when
+    the zoo holds near-twins, deit-tiny and vit-tiny-patch16 here), and the predictor's order
+    on the pairs both passes order alike (the pairs the measurement itself can rank)."""
+    from itertools import combinations
+
+    from scipy.stats import kendalltau
+
+    rs = [r for r in rows if len(r.measured_units) >= 2 and np.isfinite(r.predicted_units)]
+    if len(rs) < 3:
+        return ""
+    first = [r.measured_units[0] for r in rs]
+    second = [r.measured_units[1] for r in rs]
+    alike, agree, wrong = 0, 0, []
+    for i, j in combinations(range(len(rs)), 2):
+        a, b = np.sign(first[i] - first[j]), np.sign(second[i] - second[j])
+        if a == 0 or a != b:
+            continue
+        alike += 1
+        if np.sign(rs[i].predicted_units - rs[j].predicted_units) == a:
+            agree += 1
+        else:
+            gap = 100 * (rs[i].measured / rs[j].measured - 1)
+            wrong.append(f"{rs[i].name} / {rs[j].name} ({gap:+.1f}%)")
+    pairs = len(rs) * (len(rs) - 1) // 2
+    line = (f"Ranking's noise floor: the measurement's own Kendall tau, pass 1 against pass 2, "
+            f"is {kendalltau(first, second)[0]:.3f}. Both passes order {alike} of the {pairs} "
+            f"pairs alike; the predictor orders {agree} of them so (tau over those pairs "
+            f"{(2 * agree - alike) / alike:.3f})" if alike else "")
+    return line + (f"; the pairs it orders otherwise, with their measured gap: "
+                   f"{', '.join(wrong)}." if wrong else ".") if line else ""
+
+
 def drift_line(d: np.ndarray) -> str:
     p10, p50, p90 = np.percentile(d, [10, 50, 90])
     return (f"{100 * (p50 - 1):+.1f}%, p10..p90 {100 * (p10 - 1):+.1f}% .. "
@@ -573,6 +607,9 @@ def render(args, runs: list[dict], title: str) -> str:
             lines += ["", f"Noise floor: the two passes of a model differ by "
                           f"{100 * np.median(noise):.1f}% (median), "
                           f"{100 * np.max(noise):.1f}% (max). " + goal5_line(noise)]
+        ranking = ranking_line(ev["rows"])
+        if ranking:
+            lines += ["", ranking]
         drift = np.asarray(res.get("drift", []))
         if len(drift):
             lines += ["", f"Kernel drift: {len(drift)} sampled kernels timed again after the "

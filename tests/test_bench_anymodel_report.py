@@ -2,7 +2,7 @@
 
 import math
 
-from benchmarks.anymodel import ZooResult, additivity_lines, goal5_line
+from benchmarks.anymodel import ZooResult, additivity_lines, goal5_line, ranking_line
 
 
 def _rows():
@@ -88,3 +88,21 @@ def test_a_rescored_section_says_nothing_was_timed_and_when_it_was():
     assert "RESCORED from kept measurements: no device timed" in text
     assert "the table's own account" in text
     assert "sum of measured kernels less the fused ones" in text
+
+
+def test_the_ranking_is_scored_against_what_the_measurement_itself_can_order():
+    def row(name, passes, predicted):
+        r = ZooResult(name, "vit", 1.0, 10, measured_units=passes)
+        r.predicted_units = predicted
+        return r
+
+    # a and b swap places between the passes (near-twins); c and d are ordered alike by both
+    rows = [row("a", [1.00, 1.02], 1.00), row("b", [1.01, 1.00], 1.05),
+            row("c", [2.00, 2.01], 2.50), row("d", [3.00, 2.98], 2.40)]
+    line = ranking_line(rows)
+    assert "pass 1 against pass 2, is 0.667" in line
+    assert "Both passes order 5 of the 6 pairs alike" in line  # all but a / b
+    # the predictor puts d under c: wrong on c / d only, of those 5
+    assert "orders 4 of them so (tau over those pairs 0.600)" in line
+    assert "c / d (-32.9%)" in line
+    assert ranking_line(rows[:2]) == ""

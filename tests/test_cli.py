@@ -168,8 +168,8 @@ def test_interrupted_profile_resumes_then_main_job_runs(hwnas_home):
     doc = json.loads(p.stdout)
     assert doc["predictor"] == "lut" and "calibrated on" in doc["predictor_detail"]
     assert doc["landing"]["checked"] and doc["measured_ms"] > 0
-    # the pick's figure pools every pass made of it: the landing's (2 or 4) and 3 fresh ones,
-    # all of them in the records
+    # the pick's figure pools every pass made of it: the landing's (2, or 4 for a window hit
+    # it confirmed) and 3 fresh ones, all of them in the records
     assert doc["remeasured_ms"] > 0 and doc["measured_passes"] in (3, 5, 7)
     pick = [r for r in Records.load(hwnas_home / "devices" / "local-cpu" / "records.json").records
             if r.arch == doc["arch"]]
@@ -190,4 +190,12 @@ def test_search_refuses_options_it_would_ignore(tmp_path, args, named):
     proc = hwnas("search", "--device", "pixel6", "--target-latency", "20", *args,
                  home=tmp_path / "home")
     assert_one_line_error(proc, f"{named} only appl")
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("args", [["--no-remeasure"], ["--elasticity"], ["--pareto"]])
+def test_landing_passes_are_refused_where_no_landing_measures(tmp_path, args):
+    proc = hwnas("search", "--device", "pixel6", "--target-latency", "20", "--landing-passes",
+                 "3", *args, home=tmp_path / "home")
+    assert_one_line_error(proc, "--landing-passes cannot be used with")
     assert not (tmp_path / "home").exists()

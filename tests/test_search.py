@@ -285,3 +285,28 @@ def test_a_pick_that_pools_over_the_target_is_not_presented_as_landed(setup, hwn
     assert doc["final_ms"] == pytest.approx(1.016 * target)
     landing.final_ms = 0.99 * target  # inside: landed, nothing said
     assert landing.landed and not landing.left_window
+
+
+@pytest.mark.parametrize("given, passes", [([], 2), (["--landing-passes", "1"], 1)])
+def test_landing_passes_reach_the_search(setup, hwnas_home, monkeypatch, given, passes):
+    """`--landing-passes` is the landing's passes per candidate (2 unless given)."""
+    from cli_harness import invoke
+    from hwnas import api
+    from hwnas.api.workflows import SearchOutcome
+    from hwnas.predictors.select import Chosen
+    from hwnas.search.evolution import evolve
+
+    space, pred = setup
+    lo, hi = feasible_range(space, pred.predict)
+    result = evolve(space, pred.predict, (lo + hi) / 2, np.random.default_rng(0), cfg=FAST)
+    seen = {}
+
+    def search(device, target_ms, **kw):
+        seen.update(kw)
+        return SearchOutcome(result, Chosen(pred, "lut", "synthetic"), None, None, None)
+
+    monkeypatch.setattr(api, "search", search)
+    r = invoke(["search", "--device", "local-cpu", "--target-latency", (lo + hi) / 2, *given],
+               hwnas_home)
+    assert r.exit_code == 0, r.stderr
+    assert seen["landing"].passes == passes

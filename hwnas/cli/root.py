@@ -435,7 +435,7 @@ def export(space, arch_file, index, fmt, out) -> None:
               help="Profile every op of the space first (or complete a table profiled on a "
                    "budget) and calibrate the LUT on 12 subnets, instead of the first search's "
                    "20% of the ops with kernel regressors predicting the rest.")
-@click.option("--landing-passes", type=click.IntRange(1, 20), default=1, show_default=True,
+@click.option("--landing-passes", type=click.IntRange(1, 20), default=2, show_default=True,
               help="Drift-free passes per candidate the landing measures (more: steadier "
                    "figures on a noisy device, at that many times the landing's time).")
 @JSON

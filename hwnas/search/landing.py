@@ -62,12 +62,11 @@ class LandingConfig:
     accept_high: float = 0.0075  # ... and up to T(1 - this)
     per_round: int = 4
     rounds: int = 4
-    # Drift-free passes per candidate measurement (hwnas.api.workflows' measure_fn). One: a
-    # candidate in the window is measured again anyway (step 5), and what moves a figure here
-    # is the process and the minute, not the pass (between processes ~2.5% CV, passes within
-    # one 0.7-1.8%: /tmp probes in the stop note), so a second pass of every candidate bought
-    # little and cost a third of the landing's time (benchmarks/mainjob.py, "landing passes").
-    passes: int = 1
+    # Drift-free passes per candidate measurement (hwnas.api.workflows' measure_fn; the CLI's
+    # --landing-passes). One pass was tried (benchmarks/mainjob.py, section "mainjob-landing-
+    # passes"): the same wall time at 10 and 15 ms, and at 25 ms 0 of 3 searches landed
+    # (3-4 rounds each) against 3 of 3 with two, so two it stays.
+    passes: int = 2
     confirm: bool = True  # measure a window hit a second time before keeping it (step 5)
     # Step 2's candidates as a ladder: the best-scoring one in each of ``per_round`` bins of
     # predicted latency, ``ladder_step`` apart and centred on the aim. 0 (the default): the
