@@ -526,7 +526,7 @@ def ranking_line(rows) -> str:
             f"is {kendalltau(first, second)[0]:.3f}. Both passes order {alike} of the {pairs} "
             f"pairs alike; the predictor orders {agree} of them so (tau over those pairs "
             f"{(2 * agree - alike) / alike:.3f})" if alike else "")
-    return line + (f"; the pairs it orders otherwise, with their measured gap: "
+    return line + (f"; the pairs it orders otherwise (or ties), with their measured gap: "
                    f"{', '.join(wrong)}." if wrong else ".") if line else ""
 
 
