@@ -14,4 +14,5 @@ def test_one_search_per_policy_reports_both(capsys):
     main(["--searches", "1", "--worlds", "0.01:0.12", "--no-write"])
     out = capsys.readouterr().out
     assert "| the best few (hwnas) | 1 |" in out and "| a ladder 0.75% apart | 1 |" in out
+    assert "| failed rounds keep the best under T | 1 |" in out
     assert "a SIMULATION (nothing timed" in out

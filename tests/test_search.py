@@ -310,3 +310,31 @@ def test_landing_passes_reach_the_search(setup, hwnas_home, monkeypatch, given, 
                hwnas_home)
     assert r.exit_code == 0, r.stderr
     assert seen["landing"].passes == passes
+
+
+@pytest.mark.parametrize("prefer_promise", [True, False])
+def test_a_landing_that_fails_keeps_a_candidate_measured_within_the_promise(setup,
+                                                                            prefer_promise):
+    """No round keeps a pick (every window hit fails its confirmation), but one candidate was
+    measured at -0.2%: inside the promise [-3%, 0%], outside the steering window. The
+    best-scoring candidate measured far under (-6%) is kept only by the rule before."""
+    from hwnas.search.evolution import MacsObjective
+    from hwnas.search.landing import LandingConfig, land
+
+    space, pred = setup
+    lo, hi = feasible_range(space, pred.predict)
+    target = lo + 0.5 * (hi - lo)
+    score = MacsObjective(space)
+
+    def measure(archs):  # the best-scoring of each batch far under, the others at -0.2%
+        s = np.asarray(score(archs))
+        return np.where(s == s.max(), 0.94, 0.998) * target if len(archs) > 1 else \
+            [0.94 * target]
+
+    _, landing = land(space, pred.predict, target, 0, measure, evo=FAST,
+                      cfg=LandingConfig(rounds=1, prefer_promise=prefer_promise))
+    assert not landing.in_window
+    if prefer_promise:
+        assert landing.best.measured_ms == pytest.approx(0.998 * target) and landing.landed
+    else:
+        assert landing.best.measured_ms == pytest.approx(0.94 * target) and not landing.landed
