@@ -36,9 +36,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import machine_line, write_section  # noqa: E402
 
-# what each path adds to `hwnas search`: "landing-2" is the default path with the landing's
-# candidates measured in 2 passes each, as before --landing-passes (default 1) existed
-PATH_ARGS = {"default": [], "full": ["--full"], "landing-2": ["--landing-passes", "2"]}
+# what each path adds to `hwnas search`. "landing-1" / "landing-2": the landing's candidates
+# measured in 1 / 2 passes each. The runs in mainjob_runs_landing_passes.json were made at
+# commit 55e7938, whose default was 1 pass; 2 is the default again since, as before that commit
+PATH_ARGS = {"default": [], "full": ["--full"], "landing-1": ["--landing-passes", "1"],
+             "landing-2": ["--landing-passes", "2"]}
 PATHS = tuple(PATH_ARGS)
 PHASES = ("profile", "calibration", "fit", "search", "landing", "remeasure")
 GOAL_S = 120.0
@@ -151,9 +153,9 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
              f"**default** is the first search today (20% of the ops profiled, kernel "
              f"regressors predict the rest, 4 calibration subnets); **full** adds `--full`, "
              f"the path before (every op profiled, 12 calibration subnets)"
-             + ("; **landing-2** is default with `--landing-passes 2`, the landing's "
-                "candidates measured in 2 passes each as before that option (default 1)"
-                if any(r["path"] == "landing-2" for r in rows) else "")
+             + "".join(f"; **{p}** adds `--landing-passes {p[-1]}`, the landing's candidates "
+                       f"measured in {p[-1]} pass(es) each" for p in ("landing-1", "landing-2")
+                       if any(r["path"] == p for r in rows))
              + f". {homes} fresh homes "
              f"per path and target, all {len(rows)} runs in one random order (shuffled within each "
              f"round of homes). Phases are the "
@@ -189,10 +191,10 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
             cells = " | ".join(f"{x:.0f}" if x == x else "-" for x in ph + [other])
             lines.append(f"| {t:g} ms | {path} | {len(got)} | {median(w):.0f} "
                          f"({min(w):.0f}-{max(w):.0f}) | {cells} | {picks} | {landed}/{len(got)} |")
-        for other in ("full", "landing-2"):
+        for other in ("full", "landing-1", "landing-2"):
             if "default" in walls and other in walls:
                 ratios.append((other, t, walls["default"] / walls[other]))
-    for other in ("full", "landing-2"):
+    for other in ("full", "landing-1", "landing-2"):
         if any(o == other for o, _, _ in ratios):
             lines += ["", f"Wall-time ratio default / {other} (medians): " + ", ".join(
                 f"{t:g} ms {r:.2f}" for o, t, r in ratios if o == other) + "."]

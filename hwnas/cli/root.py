@@ -436,8 +436,8 @@ def export(space, arch_file, index, fmt, out) -> None:
                    "budget) and calibrate the LUT on 12 subnets, instead of the first search's "
                    "20% of the ops with kernel regressors predicting the rest.")
 @click.option("--landing-passes", type=click.IntRange(1, 20), default=2, show_default=True,
-              help="Drift-free passes per candidate the landing measures (more: steadier "
-                   "figures on a noisy device, at that many times the landing's time).")
+              help="Drift-free passes the landing makes of each candidate it measures (more: "
+                   "steadier figures on a noisy device, at more time per candidate).")
 @JSON
 @ACCEPT_HOST
 def search(device, space, resolutions, target, seed, out, no_remeasure, elasticity, supernet,
