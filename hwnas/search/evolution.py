@@ -102,16 +102,18 @@ class _Evaluator:
         self.seen: dict[str, Candidate | None] = {}
 
     def __call__(self, archs) -> list[Candidate]:
-        new = [a for a in {arch_key(a): a for a in archs}.values() if arch_key(a) not in self.seen]
-        if new:
+        keys = [arch_key(a) for a in archs]  # once per arch: a JSON dump, on the hot path
+        todo = {k: a for k, a in zip(keys, archs) if k not in self.seen}
+        if todo:
+            new_keys, new = list(todo), list(todo.values())
             lat = self.latency_fn(new)
             ok = [i for i, l in enumerate(lat) if l <= self.target]
             scores = self.objective([new[i] for i in ok]) if ok else []
-            for a in new:
-                self.seen[arch_key(a)] = None
+            for k in new_keys:
+                self.seen[k] = None
             for i, s in zip(ok, scores):
-                self.seen[arch_key(new[i])] = Candidate(new[i], float(lat[i]), float(s))
-        return [c for a in archs if (c := self.seen[arch_key(a)]) is not None]
+                self.seen[new_keys[i]] = Candidate(new[i], float(lat[i]), float(s))
+        return [c for k in keys if (c := self.seen[k]) is not None]
 
     def feasible(self) -> list[Candidate]:
         return [c for c in self.seen.values() if c is not None]

@@ -219,12 +219,12 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
     fits = [c for c in checked.values() if c.measured_ms <= target_ms]
     promise = [c for c in fits if c.measured_ms >= target_ms * (1 - cfg.window_low)]
     if fits:
-        pool = promise if promise and cfg.prefer_promise else fits
-        best = max(pool, key=lambda c: c.candidate.score)
+        in_promise = bool(promise) and cfg.prefer_promise
+        best = max(promise if in_promise else fits, key=lambda c: c.candidate.score)
         log.warning("no measured candidate landed within [%.3f, %.3f] ms; keeping the best one "
                     "%s (%.3f ms)", lo, hi,
                     f"measured within [{target_ms * (1 - cfg.window_low):.3f}, {target_ms:.3f}] ms"
-                    if pool is promise else f"under {target_ms:g} ms", best.measured_ms)
+                    if in_promise else f"under {target_ms:g} ms", best.measured_ms)
     else:
         best = min(checked.values(), key=lambda c: c.measured_ms)
         if at_floor:  # the fastest subnets themselves measure over: the target is out of reach

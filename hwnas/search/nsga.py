@@ -52,13 +52,14 @@ class ScoreCache:
 
     def __call__(self, archs) -> np.ndarray:
         archs = list(archs)
-        todo = list({arch_key(a): a for a in archs if arch_key(a) not in self.scores}.items())
+        keys = [arch_key(a) for a in archs]  # once per arch
+        todo = list({k: a for k, a in zip(keys, archs) if k not in self.scores}.items())
         if todo:
             values = self.objective([a for _, a in todo])
             for (k, _), v in zip(todo, values):
                 self.scores[k] = float(v)
             self.scored += len(todo)
-        return np.array([self.scores[arch_key(a)] for a in archs], dtype=np.float64)
+        return np.array([self.scores[k] for k in keys], dtype=np.float64)
 
 
 @dataclass(frozen=True)
