@@ -75,6 +75,9 @@ class ZooResult:
     # network (LiteRT: a PAD into its VALID convolution; kernels.fused_mask); in ctx_sums too
     fused_sums: dict = field(default_factory=dict)
     dispatched: int = 0  # kernels the network runs (less the fused): the overhead's count
+    # (kernels' sum, kernels dispatched, MB of weights) as the overhead model reads them
+    # (api.overhead_terms; None: kinds never sampled carry its work)
+    terms: tuple | None = None
 
     @property
     def measured(self) -> float:
@@ -100,7 +103,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
     from hwnas.anymodel.kernels import fused_mask
     from hwnas.anymodel.model import load_model
     from hwnas.anymodel.predictor import weights_mb
-    from hwnas.anymodel.api import fit_predictor, kernel_paths
+    from hwnas.anymodel.api import fit_predictor, kernel_paths, overhead_terms
     from hwnas.anymodel.profile import (KernelTimer, kernel_entries, net_entries,
                                         profile_kernels, table_summary)
     from hwnas.home import export_cache
@@ -147,6 +150,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
             continue
         p = pred.predict(list(g.kernels), scale, allow_missing=True)
         r.predicted_units, r.covered_flops = p.latency_ms / scale, p.covered_flops
+        r.terms = overhead_terms(pred, list(g.kernels))
         results.append(r)
         graphs[name] = (mf, g)
     # measure whole networks (random order per pass) and every distinct kernel
@@ -227,7 +231,18 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
             "kernels_measured": len(units), "version": table.meta.get("runtime_version", "?"),
             "per_kind": per_kind, "drift": drift, "contexts": contexts,
             "kind_add": kind_add,
-            "n_sampled": len(kernel_entries(table)[0])}
+            "n_sampled": len(kernel_entries(table)[0]), **_own_fit_inputs(pred, table)}
+
+
+def _own_fit_inputs(pred, table) -> dict:
+    """What the leave-one-out row needs: the synthetic networks' overhead terms and measured
+    units, and the call overhead in reference units (as api.fit_predictor reads them)."""
+    from hwnas.anymodel.api import overhead_terms
+    from hwnas.anymodel.profile import net_entries
+
+    return {"net_terms": [(overhead_terms(pred, ks), u) for ks, u in net_entries(table)],
+            "call_units": float(table.meta.get("call_overhead_ms", 0.0))
+            / (table.reference_ms or 1.0)}
 
 
 DEVICES = {"home-cpu": ("local-cpu", "anymodel",
@@ -247,7 +262,7 @@ def rescore_device(keep: Path, home_dir: str, cache: Path) -> tuple[str, str, di
 
     from hwnas import api as core
     from hwnas.anymodel import zoo
-    from hwnas.anymodel.api import fit_predictor, kernel_paths
+    from hwnas.anymodel.api import fit_predictor, kernel_paths, overhead_terms
     from hwnas.anymodel.graph import detect, runtime_of
     from hwnas.anymodel.kernels import fused_mask
     from hwnas.anymodel.model import load_model
@@ -284,6 +299,7 @@ def rescore_device(keep: Path, home_dir: str, cache: Path) -> tuple[str, str, di
                       weight_mb=weights_mb(g.kernels), measured_units=list(measured))
         p = pred.predict(list(g.kernels), scale, allow_missing=True)
         r.predicted_units, r.covered_flops = p.latency_ms / scale, p.covered_flops
+        r.terms = overhead_terms(pred, list(g.kernels))
         kinds_ok = [k for k in g.kernels if k.view or k.kind in pred.kinds]
         predicted = dict(zip([id(k) for k in kinds_ok], pred.kernel_units(kinds_ok)))
         fused = {id(k) for k, f in zip(g.kernels, fused_mask(g.kernels)) if f}
@@ -320,6 +336,7 @@ def rescore_device(keep: Path, home_dir: str, cache: Path) -> tuple[str, str, di
            "version": table.meta.get("runtime_version", "?"), "per_kind": per_kind,
            "drift": o.get("drift", []), "contexts": contexts,
            "kind_add": kept["kind_additivity"], "n_sampled": len(kernel_entries(table)[0]),
+           **_own_fit_inputs(pred, table),
            "rescored": {"kept": str(keep), "measured": when.strftime("%Y-%m-%d %H:%M UTC"),
                         "argv": old.get("argv")}}
     return section, title, res
@@ -453,6 +470,8 @@ def evaluate(res: dict) -> dict:
         a, b = flops_fit(fl[m], true[m]) if m.sum() >= 2 else (math.nan, math.nan)
         loo.append(a * fl[i] + b)
     out["flops_loo"] = score(loo, true)
+    if res.get("net_terms"):
+        out["own_loo"] = score(own_loo(res, rs, true), true)
     out["ksum"] = score([r.kernel_sum_units for r in rs], true)
     table_ctx = (res.get("contexts") or ["hot"])[0]
     unfused = [r.kernel_sum_units - r.fused_sums.get(table_ctx, 0.0) for r in rs]
@@ -478,6 +497,28 @@ def evaluate(res: dict) -> dict:
         rest = ratio / np.median(ratio) - 1
         out["shared"] = (100 * (np.median(ratio) - 1), float(np.mean(np.abs(rest) <= 0.1)),
                          float(np.mean(np.abs(rest) <= 0.05)))
+    return out
+
+
+def own_loo(res: dict, rs: list, true) -> list[float]:
+    """Each zoo model predicted with the overhead model fitted as hwnas fits it on a device
+    whose user measured the other zoo models (api.fit_predictor with api.own_networks): the
+    synthetic networks and the other models, each network weighted alike. The regressors
+    are the same; only the overhead model sees the other models."""
+    from hwnas.anymodel.predictor import Overhead
+
+    syn = [(t, u) for t, u in res["net_terms"] if t is not None]
+    out = []
+    for i, r in enumerate(rs):
+        others = [(o.terms, true[j]) for j, o in enumerate(rs) if j != i and o.terms]
+        pool = syn + others
+        if r.terms is None or len(pool) < 4:
+            out.append(math.nan)
+            continue
+        over = Overhead.fit([t[0] for t, _ in pool], [t[1] for t, _ in pool],
+                            [u for _, u in pool], res["call_units"], [t[2] for t, _ in pool],
+                            len(others))
+        out.append(over.apply(*r.terms))
     return out
 
 
@@ -588,6 +629,9 @@ def render(args, runs: list[dict], title: str) -> str:
                   "| predictor (n models) | ±5% | ±10% | RMSPE | Kendall tau |",
                   "|---|---|---|---|---|"]
         for label, key in (("**kernels + overhead (hwnas)**", "kernels"),
+                           ("kernels + overhead, the other zoo models measured on the device "
+                            "(leave-one-out: `hwnas measure` adds them to the overhead fit)",
+                            "own_loo"),
                            ("FLOPs-linear, fitted on the synthetic networks", "flops_nets"),
                            ("FLOPs-linear, leave-one-out on the zoo (sees the zoo)",
                             "flops_loo"),

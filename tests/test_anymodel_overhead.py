@@ -30,6 +30,28 @@ def test_a_predictor_saved_before_the_weights_term_loads_as_fitted():
     assert Overhead.from_obj(ov.to_obj()) == ov
 
 
+def test_a_fit_that_gives_the_kernels_no_weight_refits_the_rest_with_them_as_they_are():
+    """Networks whose kernel sums say nothing about them (a tiny kernel table's regressors):
+    NNLS gives the sum no weight and puts the time in the other terms. The scale is then
+    held at 1 and the other terms fitted on what the sums leave; keeping them as they were
+    added every network's time twice over."""
+    sums = np.array([3.0, 2.5, 2.0, 0.5, 0.3])  # falling where the networks' time rises
+    counts = np.array([20, 30, 40, 50, 60])
+    wmb = np.array([5.0, 9.0, 3.0, 12.0, 6.0])
+    measured = 0.02 * counts
+    ov = Overhead.fit(sums, counts, measured, 0.0, wmb, n_own=1)
+    assert ov.scale == 1.0 and ov.n_networks == 5 and ov.n_own == 1
+    from scipy.optimize import nnls
+
+    w = 1.0 / measured
+    a = np.column_stack([counts, wmb, np.ones_like(sums)]) * w[:, None]
+    rest, _ = nnls(a, (measured - sums) * w)
+    assert (ov.per_kernel, ov.per_weight_mb, ov.per_call) == pytest.approx(tuple(rest))
+    assert "and 1 model measured on this device" in ov.fitted_on()
+    assert Overhead.from_obj(ov.to_obj()) == ov
+    assert Overhead.fit(sums[:3], counts[:3], measured[:3]).fitted_on().startswith("not fitted")
+
+
 def test_weight_bytes_count_constant_inputs_by_their_dtype():
     k = Kernel("onnxruntime", "conv", "Conv", (("group", 1),),
                (TensorSpec("x", "float32", (1, 8, 16, 16), False),
@@ -123,3 +145,14 @@ def test_a_fused_kernel_needs_no_regressor_of_its_kind():
     p = pred.predict([pad, conv], 1.0)
     assert [r.source for r in p.rows] == ["fused", "measured"] and p.complete
     assert missing_kinds(pred, [pad]) == ["PAD"]  # a PAD that runs needs one
+
+
+def test_a_grouped_tflite_convolution_reads_its_groups_from_the_filter():
+    """[cout, kh, kw, cin / groups]: RegNet's 16-wide groups over 64 channels are 4 groups."""
+    dense = _conv((1, 16, 16, 64))
+    grouped = Kernel("tflite", "1", "CONV_2D", dense.attrs,
+                     (_t("2", (1, 16, 16, 64)), _t("3", (64, 3, 3, 16), True)),
+                     (_t("5", (1, 7, 7, 64)),))
+    assert dense.features()["cin_per_group"] == 64
+    assert grouped.features()["cin_per_group"] == 16
+    assert grouped.flops == 2 * 7 * 7 * 64 * 3 * 3 * 16

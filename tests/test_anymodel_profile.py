@@ -192,6 +192,34 @@ def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
     p = hwnas("predict", "-d", "local-cpu", "--onnx", small_onnx, "--allow-missing",
               "--breakdown", home=hwnas_home)
     assert p.returncode == 0 and "per-call overhead" in p.stdout and "ms on local-cpu" in p.stdout
+    # a model the user measures on the device joins the overhead fit: the records that
+    # `measure` writes are read back by `predict` (the saved predictor is stale: refitted)
+    from hwnas import api as core
+    from hwnas.predictors.persist import load_predictor_file
+
+    before = load_predictor_file(rep.path.parent / "predictors" / "anymodel.pkl",
+                                 "local-cpu", api.PREDICTOR_SPACE)
+    assert before["holdout"]["own_models"] == []
+    got = api.measure("local-cpu", onnx=small_onnx, **FAST)
+    p = hwnas("predict", "-d", "local-cpu", "--onnx", small_onnx, "--allow-missing", "--json",
+              home=hwnas_home)
+    assert p.returncode == 0, p.stderr
+    after = load_predictor_file(rep.path.parent / "predictors" / "anymodel.pkl", "local-cpu",
+                                api.PREDICTOR_SPACE)
+    assert after["holdout"]["own_models"] == ["small.onnx"]
+    ctx = core.context("local-cpu")
+    own = api.own_networks(ctx, LatencyTable.load(rep.path))
+    assert [(name, units) for name, _, units in own] == \
+        [("small.onnx", got.passes[0].ratio.median)]
+    over = api.load_predictor(ctx)[0].overhead
+    fit = json.loads(p.stdout)["overhead_fit"]
+    assert (over.n_own == 1 and "and 1 model measured on this device" in fit) or \
+        (over.n_networks == 0 and fit.startswith("not fitted")), (over, fit)
+    # records timed under another protocol (here: two threads) do not share its units
+    recs = Records.load(got.records_path, "local-cpu")
+    recs.meta["protocol"] = dict(recs.meta["protocol"], threads=2)
+    recs.save(got.records_path)
+    assert api.own_networks(ctx, LatencyTable.load(rep.path)) == []
     # a fresh profile starts over
     fresh = api.profile_kernels("local-cpu", budget=5, nets=0, fresh=True, progress=False,
                                 **FAST)

@@ -72,6 +72,7 @@ def predict_any(device, onnx_file, tflite_file, model, input_shape, breakdown, a
         doc = {"device": device, "model": out.model.name, "sha256": out.model.sha256,
                "input_shape": list(out.model.input_shape), "predicted_ms": p.latency_ms,
                "kernels_ms": p.kernels_ms, "overhead_ms": p.overhead_ms,
+               "overhead_fit": out.overhead_fit,
                "predictor": f"any-model kernels ({out.runtime})",
                "covered_kernels": p.covered_kernels, "total_kernels": p.total_kernels,
                "covered_flops": p.covered_flops, "missing_kinds": list(p.missing_kinds)}
@@ -94,8 +95,8 @@ def predict_any(device, onnx_file, tflite_file, model, input_shape, breakdown, a
                f"(input {'x'.join(map(str, out.model.input_shape))}; {p.total_kernels} kernels, "
                f"{flops / 1e9:.2f} GFLOPs)")
     click.echo(f"predictor: any-model kernels ({out.runtime}): sum of kernels "
-               f"{fmt_ms(p.kernels_ms)} + per-network overhead {p.overhead_ms:+.3f} ms; "
-               f"{p.coverage_line()}")
+               f"{fmt_ms(p.kernels_ms)} + per-network overhead {p.overhead_ms:+.3f} ms "
+               f"({out.overhead_fit}); {p.coverage_line()}")
     if not p.complete:
         click.echo(f"warning: the prediction leaves out the kernels of kinds never measured "
                    f"on {device} ({100 * (1 - p.covered_flops):.1f}% of FLOPs)", err=True)
