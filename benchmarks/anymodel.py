@@ -17,6 +17,13 @@ local-tflite where the models convert):
    (onnxruntime's own profiler over the whole optimized graph).
 5. Baselines: a FLOPs-linear fit on the same synthetic networks the overhead model saw, and
    (optimistic, it sees the zoo) a leave-one-out FLOPs-linear fit on the zoo itself.
+6. What a user who measured their other models gets (``hwnas measure`` adds them to the
+   overhead fit, anymodel/api.py ``own_networks``): each zoo model predicted with the same
+   regressors and the overhead model fitted on the synthetic networks and the other zoo
+   models (leave-one-out).
+
+``--rescore KEEP --replicates KEEP2`` scores other kept runs beside it, in one table: how
+much a whole run (its kernel table, synthetic networks and zoo measurements) moves.
 
 Run from the repository root::
 
@@ -584,6 +591,30 @@ def _fmt(s: dict, key: str, pct: bool = True) -> str:
     return f"{100 * v:.0f}%" if pct else f"{v:.2f}"
 
 
+def replicates_lines(reps: list[dict]) -> list[str]:
+    """Whole runs of the benchmark (each its own kernel table, zoo measurements and fit),
+    scored by this code side by side: ±5% / ±10% / RMSPE / Kendall tau per predictor."""
+    def cell(sc):
+        return (f"{_fmt(sc, 'within5')} / {_fmt(sc, 'within10')} / {sc['rmspe']:.1f}% / "
+                f"{sc['kendall']:.3f}" if sc.get("n", 0) >= 3 else "n/a")
+
+    out = ["Whole runs side by side (each its own kernel table, synthetic networks and zoo "
+           "measurements, rescored by this code; the first is the one above). ±5% / ±10% / "
+           "RMSPE / Kendall tau:", "",
+           "| run (kept in) | measured | passes differ (median) | overhead scale | shared "
+           "shift | kernels + overhead (hwnas) | the other zoo models measured (LOO) |",
+           "|---|---|---|---|---|---|---|"]
+    for r in reps:
+        ev = evaluate(r)
+        noise = f"{100 * np.median(ev['noise']):.1f}%" if ev["noise"] else "n/a"
+        shift = f"{ev['shared'][0]:+.1f}%" if ev.get("shared") else "n/a"
+        kept = r.get("rescored") or {}
+        out.append(f"| `{kept.get('kept', '?')}` | {kept.get('measured', '?')} | {noise} | "
+                   f"{r['overhead'].scale:.3f} | {shift} | {cell(ev['kernels'])} | "
+                   f"{cell(ev.get('own_loo', {}))} |")
+    return out
+
+
 def render(args, runs: list[dict], title: str) -> str:
     mode = "QUICK SMOKE RUN (tiny budget, few models; not figures to quote)" if args.quick \
         else "full run"
@@ -666,6 +697,8 @@ def render(args, runs: list[dict], title: str) -> str:
                           f"With that one factor removed (an oracle; not a result), ±10% would "
                           f"be {100 * shared[1]:.0f}% and ±5% {100 * shared[2]:.0f}%: the rest is "
                           f"per-model error."]
+        if len(res.get("replicates", [])) > 1:
+            lines += ["", *replicates_lines(res["replicates"])]
         lines += ["", "Per family (kernels + overhead vs FLOPs leave-one-out; additivity = sum "
                       "of measured kernels / measured network - 1):", "",
                   "| family | n | ±10% (hwnas) | RMSPE (hwnas) | ±10% (FLOPs LOO) | "
@@ -797,11 +830,18 @@ def main(argv=None) -> None:
                     help="time nothing: refit the predictor with this code on a --keep "
                          "folder's kernel tables and score it against the zoo measurements kept "
                          "there (needs the run's --cache); the section says so, and when")
+    ap.add_argument("--replicates", default=None, metavar="KEEP[,KEEP]",
+                    help="with --rescore: other kept runs of the same benchmark, scored with "
+                         "this code beside it in one table (how much a whole run moves)")
     ap.add_argument("--cpu-clock", action="store_true",
                     help="DIAGNOSTIC: time with the thread's CPU clock instead of the wall "
                          "clock, to see through a busy neighbour's time slices on a shared "
                          "machine (not what hwnas measures; never written to BENCHMARKS.md)")
     args = ap.parse_args(argv)
+    args.replicates = [Path(k) for k in args.replicates.split(",") if k] \
+        if args.replicates else []
+    if args.replicates and not args.rescore:
+        ap.error("--replicates goes with --rescore (kept runs scored beside it)")
     bad = [c for c in args.contexts.split(",") if c not in ("hot", "network")]
     if bad:
         ap.error(f"--contexts: unknown context(s) {', '.join(bad)}; hot, network")
@@ -828,6 +868,9 @@ def main(argv=None) -> None:
                      f"{args.rescore}")
         for h in homes:
             section, title, res = rescore_device(args.rescore, h, args.cache)
+            res["replicates"] = [res] + [rescore_device(k, h, args.cache)[2]
+                                         for k in args.replicates
+                                         if (k / h / "zoo_measured.json").exists()]
             md = render(args, [res], title)
             print(md)
             if not args.no_write:

@@ -220,6 +220,13 @@ def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
     recs.meta["protocol"] = dict(recs.meta["protocol"], threads=2)
     recs.save(got.records_path)
     assert api.own_networks(ctx, LatencyTable.load(rep.path)) == []
+    # a corrupt records file is the records commands' error to report, not the prediction's
+    got.records_path.write_text("{not json")
+    assert api.own_networks(ctx, LatencyTable.load(rep.path)) == []
+    p = hwnas("predict", "-d", "local-cpu", "--onnx", small_onnx, "--allow-missing",
+              home=hwnas_home)
+    assert p.returncode == 0 and ("synthetic networks" in p.stdout
+                                  or "not fitted" in p.stdout), (p.stdout, p.stderr)
     # a fresh profile starts over
     fresh = api.profile_kernels("local-cpu", budget=5, nets=0, fresh=True, progress=False,
                                 **FAST)

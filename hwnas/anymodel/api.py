@@ -306,12 +306,14 @@ def fit_overhead(base, synthetic, own_kernels=(), own_units=(), call: float = 0.
 
 # Why the device's own measured models join the overhead fit: the overhead model maps a sum of
 # kernels to a whole network, and was fitted on synthetic networks only. Across two runs of the
-# LiteRT zoo the median model came out -6% and then +4% (the synthetic networks' bootstrap
-# moved it by ±2%): what a network does to its kernels on a machine at that time, which
-# random networks stand for imperfectly. Models the user measured on the device (hwnas
-# measure --onnx/--tflite/--model) are such networks measured there; each counts as one more
-# network in the fit. On the LiteRT zoo, each model predicted with the other 13 in the fit:
-# within ±10% 86% -> 93%, within ±5% 57% -> 64% (BENCHMARKS.md, "anymodel-tflite").
+# LiteRT zoo the median model came out +3.8% and then -4.9% (a bootstrap of one run's 20
+# synthetic networks moved it by about ±2%), on onnxruntime +6.1%: what a network does to its
+# kernels on that machine then, which random networks stand for imperfectly. Models the user
+# measured on the device (hwnas measure --onnx/--tflite/--model) are real networks measured
+# there; each counts as one more network in the fit, weighted as a synthetic one. Each zoo
+# model predicted with the other zoo models in the fit (BENCHMARKS.md, "The latency of any
+# model"): onnxruntime within ±5% 28% -> 76%, ±10% 88% -> 96%; LiteRT ±5% 57% -> 64% and
+# 43% -> 57%, ±10% 86% -> 93% and 93% -> 93% (two runs).
 def own_networks(ctx, table) -> list[tuple[str, list, float]]:
     """The device's own models measured end to end that can join the overhead fit: drift-free
     passes against the kernel table's reference and protocol, in the format the kernel table's
@@ -322,7 +324,6 @@ def own_networks(ctx, table) -> list[tuple[str, list, float]]:
     from hwnas.anymodel.graph import detect
     from hwnas.anymodel.model import RECORD_SPACE
     from hwnas.home import export_cache
-    from hwnas.latency.records import Records
     from hwnas.profilers.reference import same_reference
 
     records = _own_records(ctx)
