@@ -291,8 +291,9 @@ def fit_overhead(base, synthetic, own_kernels=(), own_units=(), call: float = 0.
     terms (sums, counts, MB, measured) for the residual."""
     from hwnas.anymodel.predictor import Overhead
 
+    synthetic = list(synthetic)
     sums, counts, wmbs, nets, n_own = [], [], [], [], 0
-    for i, (ks, units) in enumerate(list(synthetic) + list(zip(own_kernels, own_units))):
+    for i, (ks, units) in enumerate(synthetic + list(zip(own_kernels, own_units))):
         t = overhead_terms(base, ks)
         if t is None:
             continue
