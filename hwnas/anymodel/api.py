@@ -257,14 +257,16 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
         regs = KindRegressors(model).fit(kernels, units)
     measured = {k.signature: float(u) for k, u in zip(kernels, units)}
     base = AnyModelPredictor(regs, measured, Overhead(), table.meta["anymodel"]["runtime"])
-    own = own_networks(ctx, table)
+    records = _own_records(ctx)  # read once: the fit and the stamp
+    own = own_networks(ctx, table, records)
     call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)
     over, terms = fit_overhead(base, net_entries(table), [ks for _, ks, _ in own],
                                [u for _, _, u in own], call)
     pred = AnyModelPredictor(regs, measured, over, base.runtime)
     _, path = kernel_paths(ctx)
     save_predictor(path, kind=PREDICTOR_KIND, device=ctx.cfg.name, space=PREDICTOR_SPACE,
-                   resolutions=[], state=dict(pred.state(), stamp=_stamp(table, ctx)),
+                   resolutions=[], state=dict(pred.state(),
+                                              stamp=_stamp(table, ctx, records)),
                    trained_on=sorted(measured), model=model,
                    holdout={"nets_residual_rmspe": _rmspe(over, *terms),
                             "own_models": [name for name, _, _ in own]},
@@ -315,19 +317,20 @@ def fit_overhead(base, synthetic, own_kernels=(), own_units=(), call: float = 0.
 # model predicted with the other zoo models in the fit (BENCHMARKS.md, "The latency of any
 # model"): onnxruntime within ±5% 28% -> 76%, ±10% 88% -> 96%; LiteRT ±5% 57% -> 64% and
 # 43% -> 57%, ±10% 86% -> 93% and 93% -> 93% (two runs).
-def own_networks(ctx, table) -> list[tuple[str, list, float]]:
+def own_networks(ctx, table, records=None) -> list[tuple[str, list, float]]:
     """The device's own models measured end to end that can join the overhead fit: drift-free
     passes against the kernel table's reference and protocol, in the format the kernel table's
     runtime runs, the file still in the export cache (hwnas measure keeps it there). Returns
-    (name, kernels, reference units: the median of the passes) per model."""
+    (name, kernels, reference units: the median of the passes) per model. ``records``: the
+    device's records when already read (``_own_records``)."""
     import numpy as np
 
     from hwnas.anymodel.graph import detect
-    from hwnas.anymodel.model import RECORD_SPACE
+    from hwnas.anymodel.model import RECORD_SPACE, written_path
     from hwnas.home import export_cache
     from hwnas.profilers.reference import same_reference
 
-    records = _own_records(ctx)
+    records = _own_records(ctx) if records is None else records
     if records is None:
         return []
     runtime = table.meta["anymodel"]["runtime"]
@@ -345,9 +348,8 @@ def own_networks(ctx, table) -> list[tuple[str, list, float]]:
         if arch.get("space") != RECORD_SPACE or arch.get("format") != fmt:
             continue
         ratios = [p.ratio.median for p in rec.passes if p.ratio is not None]
-        shape = [int(d) for d in arch.get("input_shape", [])]
-        path = export_cache(ctx.home) / "models" / \
-            f"{arch['sha256'][:16]}-{'x'.join(map(str, shape))}.{fmt}"
+        path = written_path(export_cache(ctx.home) / "models", arch["sha256"],
+                            arch.get("input_shape", []), fmt)  # where measure wrote it
         if not ratios or not path.exists():
             continue
         name = names.get(arch["sha256"], {}).get("name", arch["sha256"][:16])
@@ -373,11 +375,10 @@ def _own_records(ctx):
         return None
 
 
-def _own_stamp(ctx) -> list:
+def _own_stamp(records) -> list:
     """What of the records the overhead fit read: each model-file record and its passes."""
     from hwnas.anymodel.model import RECORD_SPACE
 
-    records = _own_records(ctx)
     if records is None:
         return []
     return sorted([r.arch.get("sha256", ""), r.arch.get("format", ""), len(r.passes)]
@@ -394,11 +395,13 @@ def _rmspe(over, sums, counts, wmbs, nets) -> float | None:
     return float(100 * np.sqrt(np.mean(((p - m) / m) ** 2)))
 
 
-def _stamp(table, ctx=None) -> list:
+def _stamp(table, ctx=None, records=None) -> list:
     """When a saved predictor is stale: the kernel table, and the device's own measured models
-    (which join the overhead fit) when a context is given."""
-    return [len(table.entries), table.meta.get("updated")] + \
-        ([_own_stamp(ctx)] if ctx is not None else [])
+    (which join the overhead fit) when a context is given (``records``: already read)."""
+    if ctx is None:
+        return [len(table.entries), table.meta.get("updated")]
+    records = _own_records(ctx) if records is None else records
+    return [len(table.entries), table.meta.get("updated"), _own_stamp(records)]
 
 
 def load_predictor(ctx, table=None):

@@ -35,6 +35,12 @@ TFLITE_MAGIC = b"TFL3"
 MAX_PROTOBUF_BYTES = 2 * 1024 ** 3  # protobuf's limit for one ONNX message
 
 
+def written_path(folder: Path, sha256: str, input_shape, fmt: str) -> Path:
+    """Where ``ModelFile.write`` keeps a model in ``folder`` (named by its hash and shape)."""
+    shape = "x".join(str(int(d)) for d in input_shape)
+    return Path(folder) / f"{sha256[:16]}-{shape}.{fmt}"
+
+
 @dataclass(frozen=True)
 class ModelFile:
     """A validated model, ready for a runtime: ``data`` has every input dimension fixed."""
@@ -55,8 +61,7 @@ class ModelFile:
 
     def write(self, folder: Path) -> Path:
         """The fixed-shape model as a file (runtimes that take paths), named by its hash."""
-        shape = "x".join(str(d) for d in self.input_shape)
-        path = Path(folder) / f"{self.sha256[:16]}-{shape}.{self.format}"
+        path = written_path(folder, self.sha256, self.input_shape, self.format)
         if not path.exists():
             from hwnas.latency.safeio import atomic_write_bytes
 
