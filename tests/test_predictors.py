@@ -15,7 +15,7 @@ from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.predictors import metrics
 from hwnas.predictors.fitting import KINDS
-from hwnas.predictors.kernel import KernelModel, select_ops
+from hwnas.predictors.kernel import KernelModel, _coverage, select_ops
 from hwnas.predictors.lut import LUTPredictor
 from hwnas.spaces import get_space
 
@@ -163,3 +163,35 @@ def test_kernel_regressors_on_real_phone_tables(shared_data, phone):
     km = KernelModel("xgb").fit(tr, [table.entries[k].median_ms for k in tr])
     y = np.array([table.entries[k].median_ms for k in te])
     assert metrics.within(km.predict(te), y, 0.10) > 0.9
+
+
+def test_a_kind_whose_every_measured_op_is_flagged_still_learns(caplog):
+    """On a loaded CPU every tiny op of a kind can come out at the per-call overhead, kept at
+    the timer's floor and flagged (CI met it on fbnet at 32 px): the kind learns from those
+    rather than leave the first search with nothing to price it by."""
+    from hwnas.predictors.fitting import kernel_filled
+
+    space = get_space("fbnet", (32,))
+    ops = list({o.key: o for o in space.enumerate_ops(32)}.values())
+    rng = np.random.default_rng(0)
+    budget = _coverage(ops, 21)  # as the first search's 20% starts: every kind covered
+    table = LatencyTable({"device": "local-cpu"},
+                         {o.key: Stats.single(0.01 + o.macs() / 3e7 * rng.uniform(0.8, 1.2))
+                          for o in budget})
+    kinds = {o.kind for o in budget}
+    count = {k: sum(o.kind == k for o in budget) for k in kinds}
+    floored = "fbnetskip"  # the tiniest ops
+    for o in budget:
+        if o.kind == floored:
+            table.flags[o.key] = "kept at the timer's floor"
+    filled, km = kernel_filled(table, space, "rf")
+    assert len(filled.missing(o.key for o in ops)) == 0
+    assert floored in km.regressors_ and f"measured {floored} ops are flagged" in caplog.text
+    # a kind with enough clean ops leaves its flagged ones out, as before
+    clean_kind = max(kinds, key=count.get)
+    assert count[clean_kind] > 3
+    one = next(o.key for o in budget if o.kind == clean_kind)
+    table.flags[one] = "measured while throttling"
+    caplog.clear()
+    kernel_filled(table, space, "rf")
+    assert f"measured {clean_kind} ops" not in caplog.text

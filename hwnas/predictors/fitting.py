@@ -8,6 +8,7 @@ is stable across runs and machines, and a predictor file remembers which subnets
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from hwnas.predictors import metrics
 from hwnas.predictors.baselines import FlopsPredictor
 from hwnas.predictors.e2e import E2EPredictor
 from hwnas.ops import kind_of
-from hwnas.predictors.kernel import KernelModel
+from hwnas.predictors.kernel import MIN_PER_KIND, KernelModel
 from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
 from hwnas.predictors.persist import load_predictor_file, save_predictor
 
@@ -29,6 +30,8 @@ KINDS = ("flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e")
 # fitted from the device's records *and* other devices' (proxies): build/fit_and_save take them
 FEWSHOT = "fewshot"
 ALL_KINDS = KINDS + (FEWSHOT,)
+log = logging.getLogger(__name__)
+
 DEFAULT_MODEL = {"kernel": "rf", "e2e": "xgb"}
 
 
@@ -75,11 +78,34 @@ def kernel_filled(table: LatencyTable, space, model: str, seed: int = 0):
     The regressors learn from every measured op of the op kinds this space uses, at any
     resolution, not only the space's current ones: more shapes, better fills."""
     keys = [op.key for r in space.resolutions for op in space.enumerate_ops(r)]
-    kinds = {kind_of(k) for k in keys}
-    measured = [k for k in table.entries if k not in table.flags and kind_of(k) in kinds]
+    measured = _learnable(table, {kind_of(k) for k in keys})
     km = KernelModel(model, seed).fit(measured, [table.entries[k].median_ms for k in measured])
     km.reference_ms_ = table.reference_ms
     return km.fill(table, keys), km
+
+
+def _learnable(table: LatencyTable, kinds: set[str]) -> list[str]:
+    """The measured ops of ``kinds`` that kernel regressors learn from: the unflagged ones.
+
+    A kind with fewer than ``MIN_PER_KIND`` unflagged ops learns from its flagged ones too
+    (logged). On a loaded CPU every tiny op of a kind (fbnet's skips at 32 px) can come out at
+    the per-call overhead and be kept at the timer's floor, flagged; dropping them all left the
+    kind with nothing to learn from, and the first search failed (CI, stop 29). A floor is a
+    truer price of such an op than no price at all."""
+    by_kind: dict[str, list[str]] = {}
+    for k in table.entries:
+        if kind_of(k) in kinds:
+            by_kind.setdefault(kind_of(k), []).append(k)
+    out = []
+    for kind, members in by_kind.items():
+        clean = [k for k in members if k not in table.flags]
+        if len(clean) < MIN_PER_KIND and len(members) > len(clean):
+            log.warning("kernel regressors: %d of the %d measured %s ops are flagged (%s); "
+                        "learning from them too", len(members) - len(clean), len(members), kind,
+                        table.flags[next(k for k in members if k in table.flags)])
+            clean = members
+        out += clean
+    return out
 
 
 def build(kind: str, space, table: LatencyTable | None, train: Dataset, model: str | None,

@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from hwnas.ops import OpSpec
 
 KERNEL_FORMATS = ("onnx", "tflite")
+# Calls timed on a model that does nothing, for the per-call overhead subtracted from every
+# block: at least this many whatever the protocol's runs. A few microseconds each, so it costs
+# nothing; with --runs 2 the median of 2 calls took one scheduling spike on a loaded CI box
+# for the overhead, every block came out under it and was kept at the floor, flagged (stop 29).
+OVERHEAD_CALLS = 200
 # How a kernel is timed. "hot": an untimed call of the same kernel before each timed one
 # (everything it touches is cached). "network": as a network's kernel finds the machine, the
 # way blocks are timed in flush context: its weights evicted (a read bigger than the last-level

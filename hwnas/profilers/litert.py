@@ -28,6 +28,7 @@ from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
 from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.profilers.affinity import PinnedProcess
+from hwnas.profilers.base import OVERHEAD_CALLS
 from hwnas.profilers.drift import interleave, plan_of, protocol_reference
 from hwnas.profilers.export import (_native_stderr_to_log, export_tflite, tflite_for_op,
                                      tflite_overhead_model)
@@ -121,7 +122,8 @@ class LiteRTProfiler(Profiler):
         try:
             bench = _LiteBench(self._interpreter(tflite_overhead_model(self.cache_dir)))
             bench.time_calls(self.cfg.warmup)
-            self.call_overhead_ms = float(np.median(bench.time_calls(self.cfg.runs)))
+            self.call_overhead_ms = float(np.median(bench.time_calls(
+                max(self.cfg.runs, OVERHEAD_CALLS))))
             if self.plan is not None:
                 from hwnas.profilers.reference import reference_error, reference_tflite
 
@@ -218,7 +220,8 @@ class LiteRTProfiler(Profiler):
             b = _LiteBench(self._interpreter(model), self._interpreter(model),
                            self._kernel_flush, outputs=True)
             b.time_calls(self.cfg.warmup)
-            self._network_overhead_ms = float(np.median(b.time_calls(self.cfg.runs)))
+            self._network_overhead_ms = float(np.median(b.time_calls(
+                max(self.cfg.runs, OVERHEAD_CALLS))))
         return self._run(_LiteBench(self._interpreter(path), self._interpreter(path),
                                     self._kernel_flush, outputs=True),
                          self._network_overhead_ms)

@@ -36,6 +36,7 @@ from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
 from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.profilers.affinity import PinnedProcess
+from hwnas.profilers.base import OVERHEAD_CALLS
 from hwnas.profilers.drift import Interleaved, interleave, plan_of, protocol_reference
 from hwnas.profilers.export import export_onnx, onnx_for_op
 
@@ -234,7 +235,7 @@ class OrtProfiler(Profiler):
                                          providers=["CPUExecutionProvider"])
         bench = _OrtBench(sess, (1,))
         bench.time_calls(self.cfg.warmup)
-        return float(np.median(bench.time_calls(self.cfg.runs)))
+        return float(np.median(bench.time_calls(max(self.cfg.runs, OVERHEAD_CALLS))))
 
     # --- measuring ---------------------------------------------------------------------------
     def _run(self, bench: _OrtBench, overhead_ms: float, network: bool = False) -> Measurement:
@@ -296,7 +297,7 @@ class OrtProfiler(Profiler):
             b = bench(noop.SerializeToString(), {"input": np.ones(1, np.float32)})
             b.time_calls(self.cfg.warmup)
             self._kernel_overhead_ms[job.context] = float(np.median(b.time_calls(
-                self.cfg.runs)))
+                max(self.cfg.runs, OVERHEAD_CALLS))))
         return self._run(bench(job.model, dict(job.feeds)),
                          self._kernel_overhead_ms[job.context])
 
