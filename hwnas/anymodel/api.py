@@ -210,9 +210,9 @@ def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None 
     """Sample and measure kernels (and synthetic networks, and the reference ``models``:
     default ``REFERENCE_MODELS``) on ``device``, then fit and save the any-model predictor.
     Returns the ProfileReport."""
-    from hwnas.anymodel.profile import REFERENCE_MODELS
     from hwnas import api as core
     from hwnas.anymodel.graph import runtime_of
+    from hwnas.anymodel.profile import REFERENCE_MODELS
     from hwnas.anymodel.profile import profile_kernels as run
     from hwnas.home import export_cache
 
