@@ -464,6 +464,8 @@ def _measure_models(table, path, timer, runtime, names, progress: bool, threads:
     nets = table.meta["anymodel"]["nets"]
     todo = [n for n in names if f"{MODEL_PREFIX}{n}" not in table.entries
             and "error" not in nets.get(f"{MODEL_PREFIX}{n}", {})]
+    if not todo:  # no empty bar between the rounds
+        return
     for name in tqdm(todo, desc="reference models", unit="net", disable=not progress,
                      leave=False):
         key = f"{MODEL_PREFIX}{name}"
