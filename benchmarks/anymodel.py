@@ -242,15 +242,12 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
 
 
 def _own_fit_inputs(pred, table) -> dict:
-    """What the leave-one-out and synthetic-only rows need: the synthetic networks' and the
-    reference models' overhead terms and measured units, and the call overhead in reference
-    units (as api.fit_predictor reads them)."""
+    """What the leave-one-out row needs: the synthetic networks' overhead terms and measured
+    units, and the call overhead in reference units (as api.fit_predictor reads them)."""
     from hwnas.anymodel.api import overhead_terms
-    from hwnas.anymodel.profile import model_entries, net_entries
+    from hwnas.anymodel.profile import net_entries
 
     return {"net_terms": [(overhead_terms(pred, ks), u) for ks, u in net_entries(table)],
-            "model_terms": [(overhead_terms(pred, ks), u) for _, ks, u in model_entries(table)],
-            "reference_models": [name for name, _, _ in model_entries(table)],
             "call_units": float(table.meta.get("call_overhead_ms", 0.0))
             / (table.reference_ms or 1.0)}
 
@@ -465,10 +462,7 @@ def score(pred, true) -> dict:
 
 
 def evaluate(res: dict) -> dict:
-    # a reference model the kernel profile timed is in the overhead fit: not scored
-    fitted = set(res.get("reference_models", ()))
-    rs = [r for r in res["results"] if r.measured_units and np.isfinite(r.predicted_units)
-          and r.name not in fitted]
+    rs = [r for r in res["results"] if r.measured_units and np.isfinite(r.predicted_units)]
     true = np.array([r.measured for r in rs])
     fl = np.array([r.gflops for r in rs])
     out = {"rows": rs}
@@ -485,8 +479,6 @@ def evaluate(res: dict) -> dict:
     out["flops_loo"] = score(loo, true)
     if res.get("net_terms"):
         out["own_loo"] = score(own_loo(res, rs, true), true)
-        if res.get("model_terms"):  # hwnas before the reference models joined the fit
-            out["synthetic_only"] = score(refit(res, rs, [], models=False), true)
     out["ksum"] = score([r.kernel_sum_units for r in rs], true)
     table_ctx = (res.get("contexts") or ["hot"])[0]
     unfused = [r.kernel_sum_units - r.fused_sums.get(table_ctx, 0.0) for r in rs]
@@ -518,34 +510,23 @@ def evaluate(res: dict) -> dict:
 def own_loo(res: dict, rs: list, true) -> list[float]:
     """Each zoo model predicted with the overhead model fitted as hwnas fits it on a device
     whose user measured the other zoo models (api.fit_predictor with api.own_networks): the
-    synthetic networks, the reference models and the other models, weighted as
-    api.fit_overhead weights them. The regressors are the same; only the overhead model sees
-    the other models."""
-    out = []
-    for i, r in enumerate(rs):
-        others = [(o.terms, true[j]) for j, o in enumerate(rs) if j != i and o.terms]
-        out.append(refit(res, [r], others, models=True)[0])
-    return out
-
-
-def refit(res: dict, rs: list, own: list, models: bool) -> list[float]:
-    """``rs`` predicted by an overhead model fitted on the synthetic networks, the reference
-    models (``models``) and ``own`` networks ([(terms, units)]), the real ones weighted as
-    api.fit_overhead weights them."""
-    from hwnas.anymodel.api import real_weight
+    synthetic networks and the other models, each network weighted alike. The regressors
+    are the same; only the overhead model sees the other models."""
     from hwnas.anymodel.predictor import Overhead
 
     syn = [(t, u) for t, u in res["net_terms"] if t is not None]
-    real = ([(t, u) for t, u in res.get("model_terms", []) if t is not None] if models
-            else []) + list(own)
-    pool = syn + real
-    if len(pool) < 4:
-        return [math.nan] * len(rs)
-    w = real_weight(len(syn), len(real))
-    over = Overhead.fit([t[0] for t, _ in pool], [t[1] for t, _ in pool],
-                        [u for _, u in pool], res["call_units"], [t[2] for t, _ in pool],
-                        weights=[1.0] * len(syn) + [w] * len(real))
-    return [over.apply(*r.terms) if r.terms is not None else math.nan for r in rs]
+    out = []
+    for i, r in enumerate(rs):
+        others = [(o.terms, true[j]) for j, o in enumerate(rs) if j != i and o.terms]
+        pool = syn + others
+        if r.terms is None or len(pool) < 4:
+            out.append(math.nan)
+            continue
+        over = Overhead.fit([t[0] for t, _ in pool], [t[1] for t, _ in pool],
+                            [u for _, u in pool], res["call_units"], [t[2] for t, _ in pool],
+                            len(others))
+        out.append(over.apply(*r.terms))
+    return out
 
 
 def goal5_line(noise) -> str:
@@ -634,12 +615,6 @@ def replicates_lines(reps: list[dict]) -> list[str]:
     return out
 
 
-def _models_note(res: dict) -> str:
-    names = res.get("reference_models") or []
-    return (f": {', '.join(names)}, timed by the kernel profile and so not scored below"
-            if names else "")
-
-
 def render(args, runs: list[dict], title: str) -> str:
     mode = "QUICK SMOKE RUN (tiny budget, few models; not figures to quote)" if args.quick \
         else "full run"
@@ -681,12 +656,10 @@ def render(args, runs: list[dict], title: str) -> str:
                   f"{res['overhead'].scale:.3f} x kernels + {res['overhead'].per_kernel * res['scale'] * 1e3:.1f} us "
                   f"x kernels + {res['overhead'].per_weight_mb * res['scale']:.3f} ms x MB of "
                   f"weights + {res['overhead'].per_call * res['scale']:.3f} ms "
-                  f"({res['overhead'].fitted_on()}{_models_note(res)}).", "",
+                  f"(fitted on {res['overhead'].n_networks} synthetic networks).", "",
                   "| predictor (n models) | ±5% | ±10% | RMSPE | Kendall tau |",
                   "|---|---|---|---|---|"]
         for label, key in (("**kernels + overhead (hwnas)**", "kernels"),
-                           ("kernels + overhead fitted on the synthetic networks alone (hwnas "
-                            "before the reference models joined the fit)", "synthetic_only"),
                            ("kernels + overhead, the other zoo models measured on the device "
                             "(leave-one-out: `hwnas measure` adds them to the overhead fit)",
                             "own_loo"),
@@ -742,11 +715,6 @@ def render(args, runs: list[dict], title: str) -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         sc = res["scale"]
         for r in res["results"]:
-            if r.name in set(res.get("reference_models", ())) and r.measured_units:
-                lines.append(f"| {r.name} | {r.family} | {r.gflops:.2f} | {r.kernels} | "
-                             f"{r.measured * sc:.2f} | {r.predicted_units * sc:.2f} | "
-                             f"(in the overhead fit: not scored) | | |")
-                continue
             if r.error or not r.measured_units:
                 lines.append(f"| {r.name} | {r.family} | | | | | | | "
                              f"{r.error or 'not measured'} |")

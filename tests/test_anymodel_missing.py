@@ -65,8 +65,7 @@ def tiny_table(tmp_path_factory, cropped_onnx):
     mp.setenv("HWNAS_HOME", str(home))
     mp.setattr(missing, "SAMPLES", 2)
     try:
-        rep = api.profile_kernels("local-cpu", budget=6, nets=0, progress=False, models=(),
-                                  **FAST)
+        rep = api.profile_kernels("local-cpu", budget=6, nets=0, progress=False, **FAST)
         api.predict("local-cpu", onnx=cropped_onnx, **FAST)
     finally:
         mp.undo()

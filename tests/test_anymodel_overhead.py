@@ -156,27 +156,3 @@ def test_a_grouped_tflite_convolution_reads_its_groups_from_the_filter():
     assert dense.features()["cin_per_group"] == 64
     assert grouped.features()["cin_per_group"] == 16
     assert grouped.flops == 2 * 7 * 7 * 64 * 3 * 3 * 16
-
-
-def test_real_networks_weigh_as_much_as_the_synthetic_ones():
-    """api.fit_overhead's weights: the reference models and the device's own together weigh
-    as much as the synthetic networks, each never less than one synthetic network."""
-    from hwnas.anymodel.api import real_weight
-
-    assert real_weight(20, 3) == pytest.approx(20 / 3)
-    assert real_weight(20, 0) == 1.0 and real_weight(3, 10) == 1.0
-
-
-def test_a_heavier_network_pulls_the_fit_its_way():
-    """Overhead.fit's ``weights``: 4 networks measured at exactly 1.0 x their kernels and one
-    at 1.3 x; the more that one weighs, the nearer the fitted scale comes to it."""
-    sums = np.array([1.0, 2.0, 3.0, 4.0, 2.5])
-    measured = sums * np.array([1.0, 1.0, 1.0, 1.0, 1.3])
-    counts, wmb = np.zeros(5), np.zeros(5)
-    plain = Overhead.fit(sums, counts, measured, 0.0, wmb)
-    heavy = Overhead.fit(sums, counts, measured, 0.0, wmb, weights=[1, 1, 1, 1, 7],
-                         n_models=1)
-    assert 1.0 < plain.scale < heavy.scale < 1.3
-    assert heavy.n_models == 1 and "4 synthetic networks and 1 reference model" in \
-        heavy.fitted_on()
-    assert Overhead.from_obj(heavy.to_obj()) == heavy

@@ -17,7 +17,6 @@ import torch
 from hwnas.anymodel import api, zoo
 from hwnas.anymodel.graph import export_onnx_bytes
 from hwnas.anymodel.model import RECORD_SPACE
-from hwnas.anymodel.profile import model_entries, net_entries, table_summary
 from hwnas.errors import ModelError, ProfileError
 from hwnas.latency.records import Records
 from hwnas.latency.table import LatencyTable
@@ -165,14 +164,9 @@ def test_zoo_models_build_offline_at_their_published_sizes(monkeypatch):
 # --- kernel profiling and prediction ---------------------------------------------------------
 @pytest.mark.slow
 def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
-    rep = api.profile_kernels("local-cpu", budget=30, nets=3, progress=False,
-                              models=("mobilenetv2",), **FAST)
-    assert rep.kernels == 30 and rep.nets == 3 and rep.measured_now == 30 and rep.models == 1
+    rep = api.profile_kernels("local-cpu", budget=30, nets=3, progress=False, **FAST)
+    assert rep.kernels == 30 and rep.nets == 3 and rep.measured_now == 30
     table = LatencyTable.load(rep.path)
-    # the reference model is a network of the table, timed end to end, not a synthetic one
-    [(name, kernels, units)] = model_entries(table)
-    assert name == "mobilenetv2" and len(kernels) > 50 and units > 0
-    assert len(net_entries(table)) == 3 and table_summary(table)["models"] == 1
     assert table.reference_ms > 0 and len(table.meta["anymodel"]["samples"]) > 0
     assert all(r.median > 0 for r in table.ratios.values())
     # the synthetic networks are timed between the kernel rounds, not after them all, so that
@@ -181,8 +175,7 @@ def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
     first_net = min(i for i, k in enumerate(order) if k.startswith("net:"))
     assert any(not k.startswith("net:") for k in order[first_net:]), order
     # resumable: the same budget again measures nothing new
-    again = api.profile_kernels("local-cpu", budget=30, nets=3, progress=False,
-                                models=("mobilenetv2",), **FAST)
+    again = api.profile_kernels("local-cpu", budget=30, nets=3, progress=False, **FAST)
     assert again.measured_now == 0
     # a CLI prediction with the breakdown as CSV and as JSON
     p = hwnas("predict", "-d", "local-cpu", "--onnx", small_onnx, "--allow-missing",
@@ -236,7 +229,7 @@ def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
                                   or "not fitted" in p.stdout), (p.stdout, p.stderr)
     # a fresh profile starts over
     fresh = api.profile_kernels("local-cpu", budget=5, nets=0, fresh=True, progress=False,
-                                models=(), **FAST)
+                                **FAST)
     assert fresh.kernels == 5
 
 

@@ -206,13 +206,11 @@ def _kernel_table_or_none(ctx):
 def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None = None,
                     seed: int = 0, fresh: bool = False, home: Path | None = None,
                     progress: bool = True, model: str = "rf", serials: tuple[str, ...] = (),
-                    models: tuple[str, ...] | None = None, **overrides):
-    """Sample and measure kernels (and synthetic networks, and the reference ``models``:
-    default ``REFERENCE_MODELS``) on ``device``, then fit and save the any-model predictor.
-    Returns the ProfileReport."""
+                    **overrides):
+    """Sample and measure kernels (and synthetic networks) on ``device``, then fit and save
+    the any-model predictor. Returns the ProfileReport."""
     from hwnas import api as core
     from hwnas.anymodel.graph import runtime_of
-    from hwnas.anymodel.profile import REFERENCE_MODELS
     from hwnas.anymodel.profile import profile_kernels as run
     from hwnas.home import export_cache
 
@@ -227,8 +225,7 @@ def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None 
         table_path.unlink(missing_ok=True)
     with core._profiler(ctx, serials) as prof:
         report = run(prof, runtime, table_path, export_cache(home), budget, nets=nets,
-                     seed=seed, progress=progress, threads=ctx.cfg.threads,
-                     models=REFERENCE_MODELS if models is None else tuple(models))
+                     seed=seed, progress=progress, threads=ctx.cfg.threads)
     fit_predictor(ctx, report.table, model)
     return report
 
@@ -244,7 +241,7 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
     the synthetic networks and the device's own measured models (``own_networks``)."""
 
     from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors, Overhead
-    from hwnas.anymodel.profile import kernel_entries, model_entries, net_entries
+    from hwnas.anymodel.profile import kernel_entries, net_entries
     from hwnas.predictors.persist import save_predictor
 
     kernels, units = kernel_entries(table)
@@ -263,9 +260,8 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
     records = _own_records(ctx)  # read once: the fit and the stamp
     own = own_networks(ctx, table, records)
     call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)
-    refs = model_entries(table)
     over, terms = fit_overhead(base, net_entries(table), [ks for _, ks, _ in own],
-                               [u for _, _, u in own], call, refs)
+                               [u for _, _, u in own], call)
     pred = AnyModelPredictor(regs, measured, over, base.runtime)
     _, path = kernel_paths(ctx)
     save_predictor(path, kind=PREDICTOR_KIND, device=ctx.cfg.name, space=PREDICTOR_SPACE,
@@ -273,8 +269,7 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
                                               stamp=_stamp(table, ctx, records)),
                    trained_on=sorted(measured), model=model,
                    holdout={"nets_residual_rmspe": _rmspe(over, *terms),
-                            "own_models": [name for name, _, _ in own],
-                            "reference_models": [name for name, _, _ in refs]},
+                            "own_models": [name for name, _, _ in own]},
                    protocol=table.meta.get("protocol"))
     return pred
 
@@ -292,22 +287,15 @@ def overhead_terms(base, kernels) -> tuple[float, int, float] | None:
     return p.kernels_ms, p.dispatched_kernels, p.weight_mb
 
 
-def fit_overhead(base, synthetic, own_kernels=(), own_units=(), call: float = 0.0,
-                 models=()):
-    """The overhead model on the synthetic networks ([(kernels, units)]), the device's own
-    measured models (their kernels, units) and the reference models the kernel profile timed
-    ([(name, kernels, units)]); returns it and its terms (sums, counts, MB, measured, weights)
-    for the residual.
-
-    Real networks (the reference models and the device's own) together weigh as much as the
-    synthetic ones, and never less than one synthetic network each: 20 synthetic networks
-    and the 3 reference models give each model a weight of 6.7."""
+def fit_overhead(base, synthetic, own_kernels=(), own_units=(), call: float = 0.0):
+    """The overhead model on the synthetic networks ([(kernels, units)]) and the device's own
+    measured models (their kernels, units), each network weighted alike; returns it and its
+    terms (sums, counts, MB, measured) for the residual."""
     from hwnas.anymodel.predictor import Overhead
 
     synthetic = list(synthetic)
-    real = [(ks, u) for _, ks, u in models] + list(zip(own_kernels, own_units))
-    sums, counts, wmbs, nets, kinds = [], [], [], [], []
-    for i, (ks, units) in enumerate(synthetic + real):
+    sums, counts, wmbs, nets, n_own = [], [], [], [], 0
+    for i, (ks, units) in enumerate(synthetic + list(zip(own_kernels, own_units))):
         t = overhead_terms(base, ks)
         if t is None:
             continue
@@ -315,25 +303,8 @@ def fit_overhead(base, synthetic, own_kernels=(), own_units=(), call: float = 0.
         counts.append(t[1])
         wmbs.append(t[2])
         nets.append(units)
-        kinds.append("synthetic" if i < len(synthetic) else
-                     "model" if i < len(synthetic) + len(models) else "own")
-    w_real = real_weight(kinds.count("synthetic"), len(kinds) - kinds.count("synthetic"))
-    weights = [1.0 if k == "synthetic" else w_real for k in kinds]
-    over = Overhead.fit(sums, counts, nets, call, wmbs, kinds.count("own"), weights,
-                        kinds.count("model"))
-    return over, (sums, counts, wmbs, nets, weights)
-
-
-def real_weight(n_synthetic: int, n_real: int) -> float:
-    """The overhead fit's weight of one real network (a reference model or the device's own),
-    a synthetic one's being 1: together they weigh as much as the synthetic networks.
-
-    Why: the synthetic networks stand in for real ones, and real networks measured on the
-    device say what the device does to a network better (BENCHMARKS.md, "The latency of any
-    model"). Half the fit on each keeps the synthetic networks' spread of shapes, which the
-    few real ones lack; a probe on three earlier kept runs found the gain growing with the
-    reference models' weight up to about this one (x7 each for 3 beside 20)."""
-    return max(1.0, n_synthetic / n_real) if n_real else 1.0
+        n_own += i >= len(synthetic)
+    return Overhead.fit(sums, counts, nets, call, wmbs, n_own), (sums, counts, wmbs, nets)
 
 
 # Why the device's own measured models join the overhead fit: the overhead model maps a sum of
@@ -414,8 +385,7 @@ def _own_stamp(records) -> list:
                   for r in records.records if r.arch.get("space") == RECORD_SPACE)
 
 
-def _rmspe(over, sums, counts, wmbs, nets, weights=None) -> float | None:
-    """The fit's residual, every network alike (``weights``, the fit's, are not applied)."""
+def _rmspe(over, sums, counts, wmbs, nets) -> float | None:
     import numpy as np
 
     if not nets:

@@ -178,7 +178,6 @@ class Overhead:
     n_networks: int = 0  # how many networks it was fitted on (0: not fitted)
     per_weight_mb: float = 0.0  # reference units per MB of weights (streamed from memory)
     n_own: int = 0  # of those, the device's own models measured end to end (api.own_networks)
-    n_models: int = 0  # of those, hwnas's own models the kernel profile measured (profile.py)
 
     def apply(self, kernel_sum: float, n_kernels: int, weight_mb: float = 0.0) -> float:
         return (self.scale * kernel_sum + self.per_kernel * n_kernels
@@ -186,20 +185,17 @@ class Overhead:
 
     @classmethod
     def fit(cls, kernel_sums, n_kernels, measured, call_overhead: float = 0.0,
-            weight_mb=None, n_own: int = 0, weights=None, n_models: int = 0) -> "Overhead":
+            weight_mb=None, n_own: int = 0) -> "Overhead":
         """Non-negative least squares, weighted so that every network counts by its relative
-        error (a big network must not decide alone), times ``weights`` (per network; 1 when
-        None). ``n_own``, ``n_models``: how many of the networks are the device's own models
-        and hwnas's models measured by the kernel profile (said in the output)."""
+        error (a big network must not decide alone). ``n_own``: how many of the networks are
+        the device's own models (said in the output, fitted alike)."""
         from scipy.optimize import nnls
 
         s, n, m = (np.asarray(v, dtype=float) for v in (kernel_sums, n_kernels, measured))
         wmb = np.zeros_like(s) if weight_mb is None else np.asarray(weight_mb, dtype=float)
         if len(m) < 4:
             return cls(1.0, 0.0, call_overhead, 0)
-        # least squares weights the squared residual: sqrt puts ``weights`` on its square
-        w = np.sqrt(np.ones_like(m) if weights is None
-                    else np.asarray(weights, dtype=float)) / m
+        w = 1.0 / m
         a = np.column_stack([s, n, wmb, np.ones_like(s)]) * w[:, None]
         coef, _ = nnls(a, m * w)
         if coef[0] <= 0:  # degenerate: keep the kernels' sum as it is, and fit the other
@@ -208,34 +204,29 @@ class Overhead:
             rest, _ = nnls(a[:, 1:], (m - s) * w)
             coef = np.concatenate([[1.0], rest])
         return cls(float(coef[0]), float(coef[1]), float(coef[3]), int(len(m)),
-                   float(coef[2]), int(n_own), int(n_models))
+                   float(coef[2]), int(n_own))
 
     def to_obj(self) -> dict:
         return {"scale": self.scale, "per_kernel": self.per_kernel, "per_call": self.per_call,
                 "n_networks": self.n_networks, "per_weight_mb": self.per_weight_mb,
-                "n_own": self.n_own, "n_models": self.n_models}
+                "n_own": self.n_own}
 
     @classmethod
     def from_obj(cls, obj: dict) -> "Overhead":
         # predictors saved before the weights term have none (0: as they were fitted), and
-        # before the device's own models (or hwnas's) joined the fit, none of those
+        # before the device's own models joined the fit, none of those
         return cls(float(obj["scale"]), float(obj["per_kernel"]), float(obj["per_call"]),
                    int(obj["n_networks"]), float(obj.get("per_weight_mb", 0.0)),
-                   int(obj.get("n_own", 0)), int(obj.get("n_models", 0)))
+                   int(obj.get("n_own", 0)))
 
     def fitted_on(self) -> str:
         """What it was fitted on, in words."""
         if not self.n_networks:
             return "not fitted (fewer than 4 networks)"
-        synthetic = self.n_networks - self.n_own - self.n_models
-        parts = [f"{synthetic} synthetic networks"]
-        if self.n_models:
-            parts.append(f"{self.n_models} reference model{'s' if self.n_models != 1 else ''}")
-        if self.n_own:
-            parts.append(f"{self.n_own} model{'s' if self.n_own != 1 else ''} measured on "
-                         f"this device")
-        return "fitted on " + (", ".join(parts[:-1]) + " and " + parts[-1]
-                               if len(parts) > 1 else parts[0])
+        synthetic = self.n_networks - self.n_own
+        own = (f" and {self.n_own} model{'s' if self.n_own != 1 else ''} measured on this "
+               f"device" if self.n_own else "")
+        return f"fitted on {synthetic} synthetic networks{own}"
 
 
 @dataclass(frozen=True)

@@ -60,13 +60,6 @@ SAVE_EVERY = 20
 NET_PREFIX = "net:"
 ROUND_SHARES = (0.5, 0.2, 0.15, 0.15)  # of the budget: broad, then three uncertainty rounds
 TFLITE_PACK = 10  # blocks per litert-torch conversion
-# hwnas's own reference models (hwnas.models: torch only, always at hand) that the profile times
-# end to end beside the synthetic networks, as real networks for the overhead model: one of
-# each family the zoo holds (a convnet, a ViT, a hybrid). Why: the overhead model's level
-# moved by about +-5% between whole profiles here, with synthetic networks alone; real
-# networks of the device hold it (see api.fit_overhead).
-REFERENCE_MODELS = ("mobilenetv2", "deit-tiny", "edgevit-xxs")
-MODEL_PREFIX = f"{NET_PREFIX}model:"  # a reference model's entry: a network, not synthetic
 
 
 def _now() -> str:
@@ -175,20 +168,10 @@ def net_entries(table: LatencyTable) -> list[tuple[list[Kernel], float]]:
     pool = meta["kernels"]
     out = []
     for key, info in meta["nets"].items():
-        if key in table.ratios and "model" not in info:
+        if key in table.ratios:
             out.append(([Kernel.from_obj(pool[s]) for s in info["kernels"]],
                         table.ratios[key].median))
     return out
-
-
-def model_entries(table: LatencyTable) -> list[tuple[str, list[Kernel], float]]:
-    """The reference models the profile timed: (name, their kernels, measured reference
-    units)."""
-    meta = table.meta["anymodel"]
-    pool = meta["kernels"]
-    return [(info["model"], [Kernel.from_obj(pool[s]) for s in info["kernels"]],
-             table.ratios[key].median)
-            for key, info in meta["nets"].items() if key in table.ratios and "model" in info]
 
 
 @dataclass
@@ -199,7 +182,6 @@ class ProfileReport:
     kernels: int
     nets: int
     seconds: float
-    models: int = 0  # reference models timed end to end (REFERENCE_MODELS)
 
 
 # --- the sampler -----------------------------------------------------------------------------
@@ -265,11 +247,10 @@ class Sampler:
 def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int,
                     nets: int | None = None, seed: int = 0, fresh: bool = False,
                     progress: bool = True, threads: int = 1,
-                    context: str = "hot",
-                    models: tuple[str, ...] = REFERENCE_MODELS) -> ProfileReport:
+                    context: str = "hot") -> ProfileReport:
     """Measure kernels until the table holds ``budget`` of them, and ``nets`` synthetic
-    networks and the reference ``models`` spread over the rounds; returns the saved table.
-    Resumable (see the module docstring)."""
+    networks spread over the rounds; returns the saved table. Resumable (see the module
+    docstring)."""
     from tqdm import tqdm
 
     if budget < 1:
@@ -304,25 +285,14 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
             # kernels, the networks see the same mix.
             _measure_nets(table, path, timer, runtime, int(round(n_nets * cumulative)),
                           progress, threads)
-            _measure_models(table, path, timer, runtime,
-                            models[:int(round(len(models) * cumulative))], progress, threads)
     except (KeyboardInterrupt, HwnasError):
         _save(table, path, t0)
         raise
     finally:
         bar.close()
     _save(table, path, t0)
-    n_nets, n_models = _n_networks(table)
     return ProfileReport(table, path, _n_kernels(table) - before, _n_kernels(table),
-                         n_nets, time.perf_counter() - t0, n_models)
-
-
-def _n_networks(table: LatencyTable) -> tuple[int, int]:
-    """(synthetic networks, reference models) the table holds measured."""
-    nets = [info for key, info in table.meta["anymodel"]["nets"].items()
-            if key in table.entries]
-    models = sum("model" in info for info in nets)
-    return len(nets) - models, models
+                         len(meta["nets"]), time.perf_counter() - t0)
 
 
 def _n_kernels(table: LatencyTable) -> int:
@@ -446,57 +416,24 @@ def _measure_configs(table, path, timer, runtime, configs, target, bar, threads,
 def _measure_nets(table, path, timer, runtime, n: int, progress: bool, threads: int) -> None:
     from tqdm import tqdm
 
+    meta = table.meta["anymodel"]
     for seed in tqdm(range(n), desc="synthetic networks", unit="net", disable=not progress,
                      leave=False):
         key = f"{NET_PREFIX}{seed}"
         if key in table.entries:
             continue
         module, shape, what = tpl.synthetic_net(seed)
-        _measure_net(table, path, timer, runtime, key, module, shape, threads, {"what": what})
-
-
-def _measure_models(table, path, timer, runtime, names, progress: bool, threads: int) -> None:
-    """hwnas's reference models (REFERENCE_MODELS), end to end, as the synthetic networks."""
-    from tqdm import tqdm
-
-    from hwnas.models import named_model
-
-    nets = table.meta["anymodel"]["nets"]
-    todo = [n for n in names if f"{MODEL_PREFIX}{n}" not in table.entries
-            and "error" not in nets.get(f"{MODEL_PREFIX}{n}", {})]
-    if not todo:  # no empty bar between the rounds
-        return
-    for name in tqdm(todo, desc="reference models", unit="net", disable=not progress,
-                     leave=False):
-        key = f"{MODEL_PREFIX}{name}"
-        nm = named_model(name)
-        try:
-            _measure_net(table, path, timer, runtime, key, nm.space.build_model(nm.arch),
-                         nm.space.input_shape(nm.arch), threads,
-                         {"what": f"hwnas reference model {name}", "model": name})
-        except (ModelError, CapabilityError) as e:
-            # one model the runtime or its converter cannot take is a network fewer for the
-            # overhead fit, not a lost profile; noted in the table, so not tried again
-            log.warning("reference model %s not timed on %s: %s", name, table.device, e)
-            nets[key] = {"what": f"hwnas reference model {name}", "model": name,
-                         "error": str(e)[:200]}
-            _save(table, path)
-
-
-def _measure_net(table, path, timer, runtime, key: str, module, shape, threads: int,
-                 info: dict) -> None:
-    data = (export_onnx_bytes(module, [shape]) if runtime == "onnxruntime"
-            else export_tflite_bytes(module, [shape]))
-    net_shape = shape if runtime == "onnxruntime" else None
-    g = detect(runtime, data, net_shape, threads)
-    m = timer.network(data, shape)
-    meta = table.meta["anymodel"]
-    for k in g.kernels:
-        meta["kernels"].setdefault(k.signature, k.to_obj())
-    meta["nets"][key] = {**info, "kernels": [k.signature for k in g.kernels],
-                         "flops": float(sum(k.flops for k in g.kernels))}
-    _store(table, key, m)
-    _save(table, path)
+        data = (export_onnx_bytes(module, [shape]) if runtime == "onnxruntime"
+                else export_tflite_bytes(module, [shape]))
+        net_shape = shape if runtime == "onnxruntime" else None
+        g = detect(runtime, data, net_shape, threads)
+        m = timer.network(data, shape)
+        for k in g.kernels:
+            meta["kernels"].setdefault(k.signature, k.to_obj())
+        meta["nets"][key] = {"what": what, "kernels": [k.signature for k in g.kernels],
+                             "flops": float(sum(k.flops for k in g.kernels))}
+        _store(table, key, m)
+        _save(table, path)
 
 
 def table_summary(table: LatencyTable) -> dict:
@@ -505,7 +442,6 @@ def table_summary(table: LatencyTable) -> dict:
     for k, obj in meta["kernels"].items():
         if k in table.entries:
             kinds[Kernel.from_obj(obj).kind] = kinds.get(Kernel.from_obj(obj).kind, 0) + 1
-    n_nets, n_models = _n_networks(table)
-    return {"kernels": _n_kernels(table), "nets": n_nets, "models": n_models, "kinds": kinds,
+    return {"kernels": _n_kernels(table), "nets": len(meta["nets"]), "kinds": kinds,
             "minutes": round(float(meta.get("seconds", 0.0)) / 60, 2),
             "reference_ms": table.reference_ms, "host": platform.node()}

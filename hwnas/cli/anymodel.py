@@ -160,10 +160,9 @@ def profile_kernels(device, budget, fresh, seed=0, serials=(), **overrides) -> N
     report = api.profile_kernels(device, int(budget), fresh=fresh, seed=seed,
                                  serials=serials, **overrides)
     s = table_summary(report.table)
-    models = f" and {s['models']} reference models" if s["models"] else ""
-    click.echo(f"{device}: {s['kernels']} kernels of {len(s['kinds'])} kinds, {s['nets']} "
-               f"synthetic networks{models} in {report.path} ({report.measured_now} measured "
-               f"now, {report.seconds / 60:.1f} min)")
+    click.echo(f"{device}: {s['kernels']} kernels of {len(s['kinds'])} kinds and {s['nets']} "
+               f"synthetic networks in {report.path} ({report.measured_now} measured now, "
+               f"{report.seconds / 60:.1f} min)")
     click.echo("kinds: " + ", ".join(f"{k} {n}" for k, n in sorted(s["kinds"].items(),
                                                                     key=lambda kv: -kv[1])))
 
