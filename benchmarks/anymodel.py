@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import tempfile
 import time
@@ -630,6 +631,8 @@ def render(args, runs: list[dict], title: str) -> str:
         mode = ("RESCORED from kept measurements: no device timed by this invocation; the "
                 "predictor refitted with this code on the kept kernel table and scored against "
                 "the zoo's kept measurements")
+    if getattr(args, "note", None):  # what the kept run was, beyond its command line
+        mode += f". {args.note.rstrip('.')}"
     lines = [f"## {title}", "",
              when, "",
              f"_`python -m benchmarks.anymodel {' '.join(sys.argv[1:])}`: {mode}. Regressors "
@@ -830,6 +833,11 @@ def main(argv=None) -> None:
                     help="time nothing: refit the predictor with this code on a --keep "
                          "folder's kernel tables and score it against the zoo measurements kept "
                          "there (needs the run's --cache); the section says so, and when")
+    ap.add_argument("--section-suffix", default=None, metavar="NAME",
+                    help="with --rescore: write the device's section as SECTION-NAME, beside "
+                         "the device's own (another run kept side by side in BENCHMARKS.md)")
+    ap.add_argument("--note", default=None, metavar="TEXT",
+                    help="with --rescore: what the kept run was, said in the section")
     ap.add_argument("--replicates", default=None, metavar="KEEP[,KEEP]",
                     help="with --rescore: other kept runs of the same benchmark, scored with "
                          "this code beside it in one table (how much a whole run moves)")
@@ -842,6 +850,12 @@ def main(argv=None) -> None:
         if args.replicates else []
     if args.replicates and not args.rescore:
         ap.error("--replicates goes with --rescore (kept runs scored beside it)")
+    if args.note is not None and not args.rescore:
+        ap.error("--note goes with --rescore")
+    if args.section_suffix is not None and (not args.rescore or not re.fullmatch(
+            r"[a-z0-9][a-z0-9-]*", args.section_suffix)):
+        ap.error("--section-suffix goes with --rescore, and is lowercase letters, digits and "
+                 "dashes")
     bad = [c for c in args.contexts.split(",") if c not in ("hot", "network")]
     if bad:
         ap.error(f"--contexts: unknown context(s) {', '.join(bad)}; hot, network")
@@ -871,6 +885,9 @@ def main(argv=None) -> None:
             res["replicates"] = [res] + [rescore_device(k, h, args.cache)[2]
                                          for k in args.replicates
                                          if (k / h / "zoo_measured.json").exists()]
+            if args.section_suffix:  # another run, beside the device's section
+                section += f"-{args.section_suffix}"
+                title += f" ({args.section_suffix})"
             md = render(args, [res], title)
             print(md)
             if not args.no_write:
