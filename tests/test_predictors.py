@@ -187,6 +187,12 @@ def test_a_kind_whose_every_measured_op_is_flagged_still_learns(caplog):
     filled, km = kernel_filled(table, space, "rf")
     assert len(filled.missing(o.key for o in ops)) == 0
     assert floored in km.regressors_ and f"measured {floored} ops are flagged" in caplog.text
+    # a flagged op timed at or under 0 ms (no reference to floor it) is never learned from
+    skips = [o.key for o in budget if o.kind == floored]
+    for k in skips[1:]:
+        table.entries[k] = Stats.single(-0.001)
+    _, km = kernel_filled(table, space, "rf")
+    assert km.regressors_[floored]["ms_per_mac"] > 0
     # a kind with enough clean ops leaves its flagged ones out, as before
     clean_kind = max(kinds, key=count.get)
     assert count[clean_kind] > 3

@@ -26,12 +26,12 @@ from hwnas.predictors.kernel import MIN_PER_KIND, KernelModel
 from hwnas.predictors.lut import MIN_CALIBRATION, LUTPredictor
 from hwnas.predictors.persist import load_predictor_file, save_predictor
 
+log = logging.getLogger(__name__)
+
 KINDS = ("flops", "flops+blocks", "lut-raw", "lut", "kernel", "e2e")
 # fitted from the device's records *and* other devices' (proxies): build/fit_and_save take them
 FEWSHOT = "fewshot"
 ALL_KINDS = KINDS + (FEWSHOT,)
-log = logging.getLogger(__name__)
-
 DEFAULT_MODEL = {"kernel": "rf", "e2e": "xgb"}
 
 
@@ -88,10 +88,10 @@ def _learnable(table: LatencyTable, kinds: set[str]) -> list[str]:
     """The measured ops of ``kinds`` that kernel regressors learn from: the unflagged ones.
 
     A kind with fewer than ``MIN_PER_KIND`` unflagged ops learns from its flagged ones too
-    (logged). On a loaded CPU every tiny op of a kind (fbnet's skips at 32 px) can come out at
-    the per-call overhead and be kept at the timer's floor, flagged; dropping them all left the
-    kind with nothing to learn from, and the first search failed (CI, stop 29). A floor is a
-    truer price of such an op than no price at all."""
+    (logged), those with a positive time. On a loaded CPU every tiny op of a kind (fbnet's
+    skips at 32 px) can come out at the per-call overhead and be kept at the timer's floor,
+    flagged; dropping them all left the kind with nothing to learn from, and the first search
+    failed (CI, 2026-12-07). A floor is a truer price of such an op than no price at all."""
     by_kind: dict[str, list[str]] = {}
     for k in table.entries:
         if kind_of(k) in kinds:
@@ -99,11 +99,13 @@ def _learnable(table: LatencyTable, kinds: set[str]) -> list[str]:
     out = []
     for kind, members in by_kind.items():
         clean = [k for k in members if k not in table.flags]
-        if len(clean) < MIN_PER_KIND and len(members) > len(clean):
+        flagged = [k for k in members if k in table.flags
+                   and 0 < table.entries[k].median_ms < float("inf")]
+        if len(clean) < MIN_PER_KIND and flagged:
             log.warning("kernel regressors: %d of the %d measured %s ops are flagged (%s); "
                         "learning from them too", len(members) - len(clean), len(members), kind,
-                        table.flags[next(k for k in members if k in table.flags)])
-            clean = members
+                        table.flags[flagged[0]])
+            clean += flagged
         out += clean
     return out
 
