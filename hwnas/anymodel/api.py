@@ -260,8 +260,7 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
     records = _own_records(ctx)  # read once: the fit and the stamp
     own = own_networks(ctx, table, records)
     call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)
-    over, terms = fit_overhead(base, net_entries(table), [ks for _, ks, _ in own],
-                               [u for _, _, u in own], call)
+    over, terms = fit_overhead(base, net_entries(table), [(ks, u) for _, ks, u in own], call)
     pred = AnyModelPredictor(regs, measured, over, base.runtime)
     _, path = kernel_paths(ctx)
     save_predictor(path, kind=PREDICTOR_KIND, device=ctx.cfg.name, space=PREDICTOR_SPACE,
@@ -287,15 +286,15 @@ def overhead_terms(base, kernels) -> tuple[float, int, float] | None:
     return p.kernels_ms, p.dispatched_kernels, p.weight_mb
 
 
-def fit_overhead(base, synthetic, own_kernels=(), own_units=(), call: float = 0.0):
-    """The overhead model on the synthetic networks ([(kernels, units)]) and the device's own
-    measured models (their kernels, units), each network weighted alike; returns it and its
-    terms (sums, counts, MB, measured) for the residual."""
+def fit_overhead(base, synthetic, own=(), call: float = 0.0):
+    """The overhead model on the synthetic networks and the device's own measured models
+    (each [(kernels, units)]), each network weighted alike; returns it and its terms (sums,
+    counts, MB, measured) for the residual."""
     from hwnas.anymodel.predictor import Overhead
 
     synthetic = list(synthetic)
     sums, counts, wmbs, nets, n_own = [], [], [], [], 0
-    for i, (ks, units) in enumerate(synthetic + list(zip(own_kernels, own_units))):
+    for i, (ks, units) in enumerate(synthetic + list(own)):
         t = overhead_terms(base, ks)
         if t is None:
             continue
@@ -316,7 +315,8 @@ def fit_overhead(base, synthetic, own_kernels=(), own_units=(), call: float = 0.
 # there; each counts as one more network in the fit, weighted as a synthetic one. Each zoo
 # model predicted with the other zoo models in the fit (BENCHMARKS.md, "The latency of any
 # model"): onnxruntime within ±5% 28% -> 76%, ±10% 88% -> 96%; LiteRT ±5% 57% -> 64% and
-# 43% -> 57%, ±10% 86% -> 93% and 93% -> 93% (two runs).
+# 43% -> 57%, ±10% 86% -> 93% and 93% -> 93% (two runs). A third run ("... (run3)") gained
+# nothing (onnxruntime ±10% 84% -> 84%, LiteRT 93% -> 86%): a help on some runs, not on all.
 def own_networks(ctx, table, records=None) -> list[tuple[str, list, float]]:
     """The device's own models measured end to end that can join the overhead fit: drift-free
     passes against the kernel table's reference and protocol, in the format the kernel table's
