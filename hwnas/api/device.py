@@ -121,6 +121,20 @@ class Session:
         self._prof = None
         self._table: tuple | None = None  # (the file's (mtime_ns, size), the table)
         self.opened = 0
+        # subnets exported to ONNX in this session, by arch key: the landing measures a
+        # candidate again to confirm it, and the final check measures the pick again, so each
+        # is exported once (2-3 s each of torch.onnx.export) for the whole command
+        self.exported: dict[str, Path] = {}
+        self._exports: str | None = None
+
+    def export_path(self, key: str) -> Path:
+        """Where the subnet of arch key ``key`` is (or is to be) exported in this session."""
+        if self._exports is None:
+            import tempfile
+
+            self._exports = self._stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="hwnas-subnets-"))
+        return self.exported.setdefault(key, Path(self._exports) / f"{len(self.exported)}.onnx")
 
     def profiler(self):
         if self._prof is None:
@@ -139,6 +153,7 @@ class Session:
     def close(self) -> None:
         self._prof = None
         self._stack.close()
+        self.exported, self._exports = {}, None
 
 
 @contextlib.contextmanager

@@ -94,40 +94,47 @@ def _measure_pass(prof, space: SearchSpace, arch) -> Pass:
 
 
 @contextlib.contextmanager
-def _exported_once(prof, space: SearchSpace, passes: int):
-    """``arch -> Pass``, exporting each subnet once for all its passes where the profiler
-    times an ONNX file exactly as it times the module it would export (onnxruntime on this
-    CPU). The export, not the timing, is most of a pass there (2-3 s of torch.onnx.export for
-    a 15 ms ElasticViT subnet on 2 cores), and the landing and the final check measure every
-    subnet 2 or 3 times. Each pass still opens its own session: the passes stay independent."""
+def _exported_once(ctx: Context, prof, passes: int):
+    """``(timer, arch) -> Pass``, exporting each subnet once for all its passes where the
+    profiler times an ONNX file exactly as it times the module it would export (onnxruntime on
+    this CPU). The export, not the timing, is most of a pass there (2-3 s of torch.onnx.export
+    for a 15 ms ElasticViT subnet on 2 cores), and the landing and the final check measure
+    every subnet 2 or 3 times: in a session (``api.session``) once for the whole command, else
+    once for this call. ``timer`` is the profiler or the pass's fresh process
+    (``Profiler.fresh_process``); each pass still opens its own session."""
     from hwnas.profilers.onnxrt import OrtProfiler
 
-    if passes < 2 or type(prof) is not OrtProfiler:
-        yield lambda arch: _measure_pass(prof, space, arch)
+    space = ctx.space
+    if type(prof) is not OrtProfiler or (passes < 2 and ctx.session is None):
+        yield lambda timer, arch: _measure_pass(timer, space, arch)
+        return
+    if ctx.session is not None:
+        yield lambda timer, arch: _measure_pass(
+            _FromFile(timer, ctx.session.export_path(arch_key(arch))), space, arch)
         return
     with tempfile.TemporaryDirectory(prefix="hwnas-subnets-") as tmp:
         files: dict[str, Path] = {}
 
-        def one_pass(arch) -> Pass:
-            key = arch_key(arch)
-            path = files.setdefault(key, Path(tmp) / f"{len(files)}.onnx")
-            return _measure_pass(_FromFile(prof, path), space, arch)
+        def one_pass(timer, arch) -> Pass:
+            path = files.setdefault(arch_key(arch), Path(tmp) / f"{len(files)}.onnx")
+            return _measure_pass(_FromFile(timer, path), space, arch)
 
         yield one_pass
 
 
 class _FromFile:
-    """The profiler, timing a module from ``path``: exported there by its first pass."""
+    """A timer (the profiler, or its fresh process), timing a module from ``path``: exported
+    there by its first pass."""
 
-    def __init__(self, prof, path: Path):
-        self.prof, self.path = prof, path
+    def __init__(self, timer, path: Path):
+        self.timer, self.path = timer, path
 
     def measure_model_full(self, module, input_shape):
         from hwnas.profilers.export import export_onnx
 
         if not self.path.exists():
             export_onnx(module, input_shape, self.path)
-        return self.prof.measure_file_full(self.path, "onnx", input_shape)
+        return self.timer.measure_file_full(self.path, "onnx", input_shape)
 
 
 def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes: int = 1,
@@ -164,15 +171,20 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
             records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
             check_records_reference(records, ctx.paths.records)
             records.meta.update(prof.meta(), protocol=prof.protocol())
-            for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
-                                disable=not progress, leave=False):
-                rec = records.find(arch.to_dict())
-                if rec is not None and len(rec.passes) > p:
-                    continue  # measured by an earlier, interrupted run
-                records.add(arch.to_dict(), _measure_pass(prof, ctx.space, arch))
-                with sigint_deferred():  # a Ctrl-C after the file is written is counted
-                    records.save(ctx.paths.records)  # merges what others saved meanwhile
-                    done += 1
+            with contextlib.ExitStack() as stack:
+                opened, timer = -1, prof
+                for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",
+                                    disable=not progress, leave=False):
+                    rec = records.find(arch.to_dict())
+                    if rec is not None and len(rec.passes) > p:
+                        continue  # measured by an earlier, interrupted run
+                    if p != opened:  # each pass in a process of its own (fresh_process)
+                        stack.close()
+                        timer, opened = stack.enter_context(prof.fresh_process()), p
+                    records.add(arch.to_dict(), _measure_pass(timer, ctx.space, arch))
+                    with sigint_deferred():  # a Ctrl-C after the file is written is counted
+                        records.save(ctx.paths.records)  # merges what others saved meanwhile
+                        done += 1
     except KeyboardInterrupt:  # also while waiting for the CPU, or opening the profiler
         raise Interrupted(
             f"the {done} subnet measurement(s) made by this run are saved in "
@@ -242,10 +254,11 @@ def _measure_passes(ctx: Context, archs: Sequence, passes: int,
 
     kept: int | None = None  # passes saved by the last keep(): a second would add them twice
     try:
-        with _profiler(ctx) as prof, _exported_once(prof, ctx.space, passes) as one_pass:
+        with _profiler(ctx) as prof, _exported_once(ctx, prof, passes) as one_pass:
             for _ in range(passes):
-                for i in rng.permutation(len(archs)):
-                    got[i].append(one_pass(archs[i]))
+                with prof.fresh_process() as timer:  # each pass its own process's draw
+                    for i in rng.permutation(len(archs)):
+                        got[i].append(one_pass(timer, archs[i]))
         with sigint_deferred():  # a Ctrl-C during the save comes after it, and is counted
             kept = keep()
     except KeyboardInterrupt:  # the passes finished before Ctrl-C are not thrown away

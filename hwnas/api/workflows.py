@@ -331,10 +331,11 @@ def _search(ctx: Context, target_ms: float, seed: int, remeasure: bool, progress
         if remeasure and ctx.live:
             with phases.timed("remeasure"):
                 fresh = measure_passes(ctx, [result.best.arch], passes=3)[0]
-            # One pass of a subnet differs from the next by about 1% (SD) on local-cpu, and
-            # more over minutes, so the pick's latency pools every pass made of it in this run:
-            # the landing's 2-4 and these 3 fresh ones (the output says how many). A new
-            # process draws another offset of about 2% (BENCHMARKS.md, "The main job").
+            # One pass of a subnet differs from the next by 1-2% (SD) on local-cpu, most of it
+            # the process's own draw (each pass is timed in a process of its own where the
+            # profiler can: Profiler.fresh_process), so the pick's latency pools every pass
+            # made of it in this run: the landing's 2-4 and these 3 fresh ones (the output
+            # says how many).
             measured = Stats.from_samples(made.get(arch_key(result.best.arch), []) + fresh)
             remeasured = Stats.from_samples(fresh)
             if landed is not None:  # the pooled figure has the last word on the landing

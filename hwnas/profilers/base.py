@@ -23,6 +23,7 @@ Each returns a Measurement; ``measure_op``/``measure_model`` are its Stats.
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -182,6 +183,15 @@ class Profiler(abc.ABC):
         each timed one; network: weights evicted, scratch warm, input hot), every input fed,
         the per-call overhead of such a call subtracted."""
         raise self.cannot("time single kernels")
+
+    def fresh_process(self):
+        """A context manager giving what times whole networks (``measure_model_full``,
+        ``measure_file_full``) in a new process of its own, where this profiler can
+        (onnxruntime: local_runner.py); a pass over several networks opens one, so that its
+        figures carry a process draw independent of the other passes'. Elsewhere (a phone, a
+        board, a GPU: already a process per run or a process that is the device's own), this
+        profiler itself."""
+        return contextlib.nullcontext(self)
 
     def measure_op(self, op: "OpSpec") -> Stats:
         return self.measure_op_full(op).stats

@@ -146,6 +146,7 @@ class OrtProfiler(Profiler):
         self.call_overhead_ms = 0.0
         self.plan = plan_of(cfg)
         self._reference: _OrtBench | None = None
+        self._reference_file: tuple[Path, tuple] | None = None  # (ONNX, input shape)
         # per kernel context, measured on the first kernel timed in it
         self._kernel_overhead_ms: dict[str, float] = {}
         self._kernel_flush: np.ndarray | None = None  # network context's eviction read
@@ -172,8 +173,8 @@ class OrtProfiler(Profiler):
         from hwnas.profilers.reference import reference_error, reference_model, reference_onnx
 
         try:
-            bench = _OrtBench(self._session(reference_onnx(self.cache_dir)),
-                              reference_model()[1])
+            self._reference_file = (reference_onnx(self.cache_dir), reference_model()[1])
+            bench = _OrtBench(self._session(self._reference_file[0]), self._reference_file[1])
             bench.time_calls(1)
         except Exception as e:  # a corrupt cached file, a runtime that cannot run it
             raise reference_error(self.cfg.name, e) from None
@@ -236,6 +237,17 @@ class OrtProfiler(Profiler):
         bench = _OrtBench(sess, (1,))
         bench.time_calls(self.cfg.warmup)
         return float(np.median(bench.time_calls(max(self.cfg.runs, OVERHEAD_CALLS))))
+
+    def fresh_process(self):
+        """Whole networks timed in a new onnxruntime process of their own, beside the same
+        reference network (local_runner.py: why). Without the drift-free protocol, here."""
+        import contextlib
+
+        from hwnas.profilers.local_runner import LocalRunner
+
+        if self._reference is None:
+            return contextlib.nullcontext(self)
+        return LocalRunner(self.cfg, self.plan, self._reference_file)
 
     # --- measuring ---------------------------------------------------------------------------
     def _run(self, bench: _OrtBench, overhead_ms: float, network: bool = False) -> Measurement:

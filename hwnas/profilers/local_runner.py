@@ -1,0 +1,140 @@
+"""Whole networks timed in a fresh process of their own, on this machine.
+
+Why: a drift-free figure (a network's time over the reference network's, drift.py) carries
+its process. Each process draws its own memory layout and allocator state, and the small
+reference network and a big subnet do not feel them alike. On local-cpu the same subnet's
+drift-free median moves by 1.5-2% (SD) from process to process, while passes within one
+process agree to ~1%. The main job made every pass of every subnet in its one long-lived
+process, so a whole landing carried that process's draw, and an independent check in new
+processes read its pick 1-2 points faster. A pass in a process of its own is an independent
+draw: pooling passes then averages the draws away, and the process is a plain onnxruntime
+one, as a deployed model's is (no torch, no search state in it).
+
+The process is hwnas's timing runner (ssh_runner.py: the standard library, numpy and the
+runtime; the drift-free protocol ported), started here with this interpreter instead of on a
+board over SSH. It inherits the profiler's pinning, so it times on the device's core. Starting
+one costs ~0.3 s (the runtime's import and the reference's session), so callers open one per
+pass over their subnets, not one per subnet.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.errors import ModelError, ProfileError
+from hwnas.profilers.base import Measurement
+from hwnas.profilers.drift import Interleaved
+
+RUNNER = Path(__file__).with_name("ssh_runner.py")
+
+
+class LocalRunner:
+    """One fresh runner process; a context manager. ``measure_file_full`` and
+    ``measure_model_full`` time whole networks in it, drift-free as the profiler would."""
+
+    runtime = "onnxruntime"  # the runner also runs LiteRT; local-tflite does not use it yet
+
+    def __init__(self, cfg, plan, reference: tuple[Path, tuple]):
+        self.cfg, self.plan = cfg, plan
+        self.reference = reference  # (file, input shape) of the reference network
+        self.proc: subprocess.Popen | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> "LocalRunner":
+        self._tmp = tempfile.TemporaryDirectory(prefix="hwnas-runner-")
+        c = self.cfg
+        settings = {
+            "workdir": self._tmp.name, "runtime": self.runtime, "threads": c.threads,
+            "affinity": "none",  # the profiler pinned this process already; the child inherits
+            "context": c.context, "flush_mb": c.flush_mb, "use_xnnpack": c.use_xnnpack,
+            "benchmark_bin": "", "thermal_zones": "", "thermal_limit_c": 1e9,  # never waits
+            "cool_poll_s": 1.0, "cool_max_s": 0.0, "lock_timeout_s": 0.0}
+        self._err = open(Path(self._tmp.name) / "stderr", "w+")
+        # a session of its own: a Ctrl-C reaches hwnas, which says what it kept and ends this
+        self.proc = subprocess.Popen([sys.executable, str(RUNNER), "serve", json.dumps(settings)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._err, text=True, start_new_session=True)
+        try:
+            hello = self._answer("start")
+            if "hello" not in hello:
+                raise ProfileError(f"the timing runner did not start: {hello}")
+            path, shape = self.reference
+            self._request({"op": "reference", "path": str(path), "shape": list(shape)},
+                          "the reference network")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()  # EOF: the runner ends
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if self._tmp is not None:
+            self._err.close()
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _answer(self, what: str) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self._err.seek(0)
+            tail = " | ".join(self._err.read().strip().splitlines()[-3:])
+            raise ProfileError(f"the timing process for {what} ended (exit "
+                               f"{self.proc.poll()}): {tail or 'no output'}")
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            raise ProfileError(f"the timing process answered {line.strip()[:120]!r}, not "
+                               f"JSON") from None
+
+    def _request(self, req: dict, what: str) -> dict:
+        if self.proc is None:
+            raise ProfileError("LocalRunner used outside its 'with' block")
+        try:
+            self.proc.stdin.write(json.dumps(req) + "\n")
+            self.proc.stdin.flush()
+        except OSError:  # it ended: _answer reads nothing, and says why
+            pass
+        msg = self._answer(what)
+        if "error" in msg:
+            raise ModelError(f"{self.runtime} cannot run {what}: {msg['error']}")
+        return msg
+
+    def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
+        """A model file end to end, as the profiler's ``measure_file_full`` (networks: the
+        reference beside every call, more batches while the ratio is imprecise)."""
+        if fmt != "onnx":
+            raise ProfileError(f"the timing process runs onnx files, not {fmt}")
+        plan = self.plan.for_networks(self.cfg.runs, self.cfg.reference_batches)
+        msg = self._request({
+            "op": "measure", "path": str(path), "mode": "isolated",
+            "shape": None if input_shape is None else list(input_shape),
+            "warmup": self.cfg.warmup, "runs": self.cfg.runs, "feeds": None,
+            "plan": {"rounds": plan.rounds, "reference_runs": plan.reference_runs,
+                     "reference_warmup": plan.reference_warmup, "precision": plan.precision,
+                     "max_batches": plan.max_batches}}, Path(path).name)
+        timing = Interleaved(np.asarray(msg["samples_ms"], dtype=float),
+                             np.asarray(msg["local_reference_ms"], dtype=float),
+                             float(msg["reference_ms"]))
+        return Measurement(timing.stats(), ratio=timing.ratio(),
+                           reference_ms=timing.reference_ms)
+
+    def measure_model_full(self, module, input_shape) -> Measurement:
+        """A torch module: exported here (this process has torch), timed there."""
+        from hwnas.profilers.export import export_onnx
+
+        with tempfile.TemporaryDirectory(prefix="hwnas-net-") as tmp:
+            path = export_onnx(module, input_shape, Path(tmp) / "model.onnx")
+            return self.measure_file_full(path, "onnx", input_shape)
