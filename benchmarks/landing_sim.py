@@ -116,13 +116,18 @@ def main(argv=None) -> None:
                          "and the device's per-op deviation from the predictor (0.12: ~2.7%% "
                          "per subnet)")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--policies", default="", help="comma-separated policy names (default: all)")
     args = ap.parse_args(argv)
 
     space = get_space("elasticvit", [160])
     rng = np.random.default_rng(2026)
     policies = {"the best few (hwnas)": LandingConfig(),
                 "a ladder 0.75% apart": LandingConfig(ladder_step=0.0075),
-                "failed rounds keep the best under T": LandingConfig(prefer_promise=False)}
+                "failed rounds keep the best under T": LandingConfig(prefer_promise=False),
+                "2 a round, 8 rounds": LandingConfig(per_round=2, rounds=8, correct_over=4),
+                "1 a round, 16 rounds": LandingConfig(per_round=1, rounds=16, correct_over=4)}
+    if args.policies:
+        policies = {k: v for k, v in policies.items() if k in args.policies.split(",")}
     rows = ["| per-pass noise | predictor's per-subnet error | policy | searches | landed "
             "(measured in the window) | true latency within [-3%, 0%] | true gap median "
             "(IQR) | rounds median (max) | measurements median (max) |",

@@ -40,7 +40,11 @@ from benchmarks._report import machine_line, write_section  # noqa: E402
 # measured in 1 / 2 passes each. The runs in mainjob_runs_landing_passes.json were made at
 # commit 55e7938, whose default was 1 pass; 2 is the default again since, as before that commit
 PATH_ARGS = {"default": [], "full": ["--full"], "landing-1": ["--landing-passes", "1"],
-             "landing-2": ["--landing-passes", "2"]}
+             "landing-2": ["--landing-passes", "2"], "before": []}
+# "before": the default path run by another hwnas, on PYTHONPATH=--before DIR (a snapshot of
+# an earlier commit); the check stays this run's own, so that both paths' picks are checked
+# alike
+OTHERS = ("full", "landing-1", "landing-2", "before")
 PATHS = tuple(PATH_ARGS)
 PHASES = ("profile", "calibration", "fit", "search", "landing", "remeasure")
 GOAL_S = 120.0
@@ -59,15 +63,17 @@ def hwnas_bin() -> str:
     return str(here) if here.exists() else "hwnas"
 
 
-def one_run(path: str, target_ms: float, device: str) -> dict:
+def one_run(path: str, target_ms: float, device: str, before: str | None = None) -> dict:
     home = Path(tempfile.mkdtemp(prefix="hwnas-mainjob-"))
     cmd = [hwnas_bin(), "search", "--device", device, "--target-latency", f"{target_ms:g}",
            "--json"] + PATH_ARGS[path]
     env = dict(os.environ, HWNAS_HOME=str(home))
+    # PYTHONPATH comes before the installed hwnas: the search runs the snapshot's
+    run_env = dict(env, PYTHONPATH=before) if path == "before" else env
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        p = subprocess.run(cmd, env=run_env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         check = _check_pick(home, p.stdout, env) if p.returncode == 0 else None
     finally:
@@ -156,6 +162,9 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
              + "".join(f"; **{p}** adds `--landing-passes {p[-1]}`, the landing's candidates "
                        f"measured in {p[-1]} pass(es) each" for p in ("landing-1", "landing-2")
                        if any(r["path"] == p for r in rows))
+             + ("; **before** is the default path run by an earlier hwnas (a snapshot on "
+                "PYTHONPATH, named below), its pick checked by this one"
+                if any(r["path"] == "before" for r in rows) else "")
              + f". {homes} fresh homes "
              f"per path and target, all {len(rows)} runs in one random order (shuffled within each "
              f"round of homes). Phases are the "
@@ -191,10 +200,10 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
             cells = " | ".join(f"{x:.0f}" if x == x else "-" for x in ph + [other])
             lines.append(f"| {t:g} ms | {path} | {len(got)} | {median(w):.0f} "
                          f"({min(w):.0f}-{max(w):.0f}) | {cells} | {picks} | {landed}/{len(got)} |")
-        for other in ("full", "landing-1", "landing-2"):
+        for other in OTHERS:
             if "default" in walls and other in walls:
                 ratios.append((other, t, walls["default"] / walls[other]))
-    for other in ("full", "landing-1", "landing-2"):
+    for other in OTHERS:
         if any(o == other for o, _, _ in ratios):
             lines += ["", f"Wall-time ratio default / {other} (medians): " + ", ".join(
                 f"{t:g} ms {r:.2f}" for o, t, r in ratios if o == other) + "."]
@@ -224,9 +233,10 @@ def report(rows: list[dict], targets: list[float], homes: int, cmd: str) -> str:
                       f"{100 * median(gaps):+.1f} points ({100 * min(gaps):+.1f} to "
                       f"{100 * max(gaps):+.1f})."]
         if between:
-            lines += [f"Noise floor of the check ({path}): the {CHECK_PROCESSES} processes' "
+            lines += [f"Noise floor of the check ({path}): the {CHECK_PROCESSES} check runs' "
                       f"medians of a pick differ by {100 * median(between):.1f}% (median SD), "
-                      f"passes within a process by {100 * median(in_process):.1f}%; the check's "
+                      f"passes within a run by {100 * median(in_process):.1f}% (each pass in "
+                      f"a timing process of its own since commit e27842b); the check's "
                       f"pooled figure carries about "
                       f"{100 * median(between) / CHECK_PROCESSES ** 0.5:.1f}%."]
     dflt = [r for r in rows if r["path"] == "default"]
@@ -257,6 +267,9 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true",
                     help="Write the section from the runs saved in --results, running none "
                          "(an interrupted benchmark: says how many runs it has).")
+    ap.add_argument("--before", default=None,
+                    help="PYTHONPATH of the hwnas that the 'before' path runs (a snapshot of an "
+                         "earlier commit)")
     ap.add_argument("--code", default=None,
                     help="What hwnas the runs ran, for the report (e.g. 'commit abc1234, a "
                          "snapshot on PYTHONPATH'): the runs import hwnas as the subprocess "
@@ -279,7 +292,9 @@ def main() -> None:
     for i, (path, t, h) in enumerate(jobs):
         if (path, t, h) in done or args.report_only:
             continue
-        row = dict(one_run(path, t, args.device), home=h, order=i)
+        if path == "before" and not args.before:
+            ap.error("the 'before' path needs --before DIR")
+        row = dict(one_run(path, t, args.device, args.before), home=h, order=i)
         rows.append(row)
         save_rows(args.results, rows)  # kept as it goes: an interrupted run resumes here
         print(json.dumps({k: row.get(k) for k in ("order", "path", "target_ms", "wall_s",

@@ -63,6 +63,9 @@ class LandingConfig:
     accept_high: float = 0.0075  # ... and up to T(1 - this)
     per_round: int = 4
     rounds: int = 4
+    # step 3's k: the median over this many candidates measured nearest the target (0: over
+    # ``per_round``, as many as a round measures)
+    correct_over: int = 0
     # Drift-free passes per candidate measurement (hwnas.api.workflows' measure_fn; the CLI's
     # --landing-passes). One pass was tried (benchmarks/mainjob.py, section "mainjob-landing-
     # passes"): the same wall time at 10 and 15 ms, and at 25 ms 0 of 3 searches landed
@@ -208,7 +211,7 @@ def land(space, latency_fn, target_ms: float, seed: int, measure: MeasureFn,
             again = float(measure([hit.candidate.arch])[0])
             checked[key] = Checked(hit.candidate, float(np.sqrt(hit.measured_ms * again)))
             confirmed.add(key)
-        k = _correction(list(checked.values()), target_ms, cfg.per_round)
+        k = _correction(list(checked.values()), target_ms, cfg.correct_over or cfg.per_round)
         log.info("landing round %d: aimed at %.3f ms predicted; measured %s; correction %.3f; "
                  "%d kept", round_, aim,
                  ", ".join(f"{c.measured_ms:.3f}" for c in checked.values()), k, len(kept))
