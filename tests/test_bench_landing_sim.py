@@ -13,6 +13,7 @@ def test_the_simulated_device_errs_per_subnet_as_asked():
 def test_one_search_per_policy_reports_both(capsys):
     main(["--searches", "1", "--worlds", "0.01:0.12", "--no-write"])
     out = capsys.readouterr().out
-    assert "| the best few (hwnas) | 1 |" in out and "| a ladder 0.75% apart | 1 |" in out
+    assert "| 2 a round, up to 8 (hwnas) | 1 |" in out and "| 4 a round, up to 4 (before) | 1 |" in out
+    assert "| 4 a round as a ladder 0.75% apart | 1 |" in out
     assert "| failed rounds keep the best under T | 1 |" in out
     assert "a SIMULATION (nothing timed" in out

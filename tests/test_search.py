@@ -229,7 +229,7 @@ def test_the_landing_measures_a_ladder_around_the_aim(setup):
     # scores rise with latency (more capacity costs time), as on a real front
     lat = np.linspace(9.5, 10.3, len(archs))
     feasible = [Candidate(a, float(t), float(t)) for a, t in zip(archs, lat)]
-    cfg = LandingConfig(ladder_step=0.0075)
+    cfg = LandingConfig(ladder_step=0.0075, per_round=4)
     picks = _ladder(feasible, aim, cfg, set())
     got = [c.latency_ms for c in picks]
     # rungs (10.15, 10.3], (10.075, 10.15], (10.0, 10.075], (9.925, 10.0]: the top of each
@@ -237,7 +237,7 @@ def test_the_landing_measures_a_ladder_around_the_aim(setup):
     assert len(picks) == 4 and got == sorted(got, reverse=True)
     for t, hi in zip(got, edges):
         assert hi - aim * cfg.ladder_step < t <= hi
-    twins = _ladder(feasible, aim, LandingConfig(), set())
+    twins = _ladder(feasible, aim, LandingConfig(per_round=4), set())
     assert [c.latency_ms for c in twins] == sorted(lat, reverse=True)[:4]
     # measured ones are skipped; empty rungs are filled with the best left under the top
     skip = {arch_key(c.arch) for c in feasible if c.latency_ms > 9.9}
