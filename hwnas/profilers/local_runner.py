@@ -2,13 +2,14 @@
 
 Why: a drift-free figure (a network's time over the reference network's, drift.py) carries
 its process. Each process draws its own memory layout and allocator state, and the small
-reference network and a big subnet do not feel them alike. On local-cpu the same subnet's
-drift-free median moves by 1.5-2% (SD) from process to process, while passes within one
-process agree to ~1%. The main job made every pass of every subnet in its one long-lived
-process, so a whole landing carried that process's draw, and an independent check in new
-processes read its pick 1-2 points faster. A pass in a process of its own is an independent
-draw: pooling passes then averages the draws away, and the process is a plain onnxruntime
-one, as a deployed model's is (no torch, no search state in it).
+reference network and a big subnet do not feel them alike: on local-cpu the same subnet's
+drift-free median moves by 1.5-2% (SD) from process to process, more than between passes of
+one process. The main job made every pass of every subnet in its one long-lived process, so a
+whole landing carried that process's draw. A pass in a process of its own is an independent
+draw: pooling passes then averages the draws away. And the process is a plain onnxruntime one
+that runs the network in a session with its own arena, as a deployed model runs: the search's
+process ran it in the arena it shares with the blocks' sessions, which read 1.9-2.8% faster
+(docs/ARCHITECTURE.md, "A process per pass").
 
 The process is hwnas's timing runner (ssh_runner.py: the standard library, numpy and the
 runtime; the drift-free protocol ported), started here with this interpreter instead of on a
@@ -68,13 +69,15 @@ class LocalRunner:
             self._request({"op": "reference", "path": str(path), "shape": list(shape)},
                           "the reference network")
         except BaseException:
-            self.__exit__()
+            self.__exit__(*sys.exc_info())
             raise
         return self
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None:
             try:
+                if exc and exc[0] is not None:  # a Ctrl-C or an error: no reason to let it
+                    raise OSError  # finish the network it is timing
                 self.proc.stdin.close()  # EOF: the runner ends
                 self.proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):

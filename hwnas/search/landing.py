@@ -8,9 +8,10 @@ predictor that is unbiased on random subnets is biased on the picks: on local-cp
 1. evolve under the target scaled by ``1 - aim`` and by the local correction ``k`` (1 at first);
 2. measure the ``per_round`` best candidates not measured yet (drift-free, several passes;
    ``ladder_step`` spreads them over predicted latency instead);
-3. set ``k`` to the median of measured / predicted over the ``per_round`` candidates measured
-   closest to the target so far: these are candidates near the target, picked the way the
-   final pick is, so ``k`` carries the winner's curse as well as the predictor's local bias;
+3. set ``k`` to the median of measured / predicted over the ``correct_over`` candidates
+   measured closest to the target so far: these are candidates near the target, picked the
+   way the final pick is, so ``k`` carries the winner's curse as well as the predictor's
+   local bias;
 4. stop when a measured candidate lies in the window ``[T(1 - window_low), T(1 - window_high)]``
    and keep the best-scoring one in it; else go round again.
 5. but first confirm it: measured once among several, the one that falls in a narrow window is
