@@ -151,7 +151,7 @@ def main(argv=None) -> None:
                 f"{np.median(r):.0f} ({r.max()}) | {np.median(m):.0f} ({m.max()}) |")
     wall = time.perf_counter() - t0
     md = "\n".join([
-        "## The landing's candidates: the best few against a ladder, and its fallback (simulated)",
+        "## The landing's candidates: how many a round, a ladder, and its fallback (simulated)",
         "",
         f"_`python -m benchmarks.landing_sim --searches {args.searches} --worlds "
         f"{args.worlds}`: a SIMULATION (nothing timed; {wall:.0f} s). In each world the same "
@@ -164,13 +164,20 @@ def main(argv=None) -> None:
         *rows,
         "",
         "A landed pick's *measured* figure is in the window by construction; the column that "
-        "matters to a user is the true one. The ladder was tried because a real 10 ms search "
-        "measured 3 of its 4 rounds of near-twins all near -5%; here the two differ by no "
-        "more than the simulation's own spread (a share over 40 searches carries about 7 "
-        "points), so `LandingConfig.ladder_step` stays 0. The third policy is the rule "
-        "before `LandingConfig.prefer_promise`: when every round fails, the best-scoring "
-        "candidate measured under T, not the best one measured within [-3%, 0%]; it differs "
-        "only in the searches whose rounds all fail. Real searches: \"The main job\" above.",
+        "matters to a user is the true one. hwnas measures 2 candidates a round since "
+        "2026-12-07 (`LandingConfig`: up to 8 rounds, its correction over the 4 measured "
+        "nearest the target): near-twin candidates hit or miss the window together, so a "
+        "round of 4 measured about twice the subnets for a landing no better. One a round "
+        "measured fewer still and landed as well here, in more rounds (on a device each is "
+        "an evolution and a timing process per pass); it is not the default until a real "
+        "run says so. The ladder was tried because a real 10 ms search measured 3 of its 4 "
+        "rounds of near-twins all near -5%; it did no better, so `LandingConfig.ladder_step` "
+        "stays 0. The last policy is the rule before `LandingConfig.prefer_promise`: when "
+        "every round fails, the best-scoring candidate measured under T, not the best one "
+        "measured within [-3%, 0%]; it differs only in the searches whose rounds all fail. A "
+        "share over 40 searches carries about 7 points, and the second world's searches "
+        "change with the set of policies run (they are drawn after the first world's "
+        "order). Real searches: \"The main job\" above.",
     ])
     print(md)
     if not args.no_write:

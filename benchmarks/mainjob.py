@@ -280,6 +280,8 @@ def main() -> None:
     if not set(paths) <= set(PATHS):
         ap.error(f"--paths: {', '.join(sorted(set(paths) - set(PATHS)))} is not one of "
                  f"{', '.join(PATHS)}")
+    if "before" in paths and not args.before and not args.report_only:
+        ap.error("the 'before' path needs --before DIR (a snapshot of the earlier hwnas)")
     # random order within each round of homes (every path and target once per round), so
     # that a benchmark stopped early has the same number of runs in every cell, give or take 1
     jobs, rng = [], random.Random(args.seed)
@@ -292,8 +294,6 @@ def main() -> None:
     for i, (path, t, h) in enumerate(jobs):
         if (path, t, h) in done or args.report_only:
             continue
-        if path == "before" and not args.before:
-            ap.error("the 'before' path needs --before DIR")
         row = dict(one_run(path, t, args.device, args.before), home=h, order=i)
         rows.append(row)
         save_rows(args.results, rows)  # kept as it goes: an interrupted run resumes here

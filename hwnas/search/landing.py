@@ -65,10 +65,12 @@ class LandingConfig:
     # Two candidates a round, up to 8 rounds, k over the 4 measured nearest the target: near-
     # twin candidates hit or miss the window together (the correction is what moves them), so
     # a round of 4 bought little over a round of 2. Simulated (benchmarks/landing_sim.py, 40
-    # searches a world): measurements per search, median 9 -> 5, true latency within
-    # [-3%, 0%] 85% -> 95% (1% per pass) and 88% -> 82% (2% per pass; a share over 40
-    # searches carries about 7 points). One a round did no better and ran twice the rounds
-    # (an evolution and a timing process per pass each) in the noisy world.
+    # searches a world, 4 a round -> 2): measurements per search, median 9 -> 5 and 11 -> 8;
+    # true latency within [-3%, 0%] 85% -> 95% (1% per pass) and 60% -> 82% (2% per pass; a
+    # share over 40 searches carries about 7 points). Measured (BENCHMARKS.md, "The main job
+    # on a fresh home: default, before"): 25 ms searches took 75 s in the median, not 142 s.
+    # One a round measured fewer still in simulation (4 and 5), in more rounds (a median 4 in
+    # the noisy world: an evolution and a timing process per pass each); not tried for real.
     per_round: int = 2
     rounds: int = 8
     # step 3's k: the median over this many candidates measured nearest the target (0: over
