@@ -98,3 +98,14 @@ def test_a_process_that_died_is_one_profile_error(hwnas_home, tmp_path):
             runner.proc.wait()
             with pytest.raises(ProfileError, match="timing process"):
                 runner.measure_file_full(tmp_path / "x.onnx", "onnx", (1, 3, 8, 8))
+
+
+def test_an_error_inside_ends_the_process_and_its_pipes(hwnas_home):
+    ctx = context("local-cpu", "elasticvit", home=hwnas_home)
+    with session(ctx) as ctx:
+        with pytest.raises(RuntimeError, match="stop"):
+            with ctx.session.profiler().fresh_process() as runner:
+                proc = runner.proc
+                raise RuntimeError("stop")
+        assert runner.proc is None
+    assert proc.poll() is not None and proc.stdout.closed and proc.stdin.closed

@@ -75,14 +75,21 @@ class LocalRunner:
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None:
-            try:
-                if exc and exc[0] is not None:  # a Ctrl-C or an error: no reason to let it
-                    raise OSError  # finish the network it is timing
-                self.proc.stdin.close()  # EOF: the runner ends
-                self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
+            # after a Ctrl-C or an error, no reason to let it finish the network it is timing
+            if not (exc and exc[0] is not None):
+                try:
+                    self.proc.stdin.close()  # EOF: the runner ends
+                    self.proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                try:
+                    pipe.close()
+                except OSError:  # unsent bytes to a process that has gone
+                    pass
             self.proc = None
         if self._tmp is not None:
             self._err.close()
