@@ -108,18 +108,15 @@ def _exported_once(ctx: Context, prof, passes: int):
     if type(prof) is not OrtProfiler or (passes < 2 and ctx.session is None):
         yield lambda timer, arch: _measure_pass(timer, space, arch)
         return
-    if ctx.session is not None:
-        yield lambda timer, arch: _measure_pass(
-            _FromFile(timer, ctx.session.export_path(arch_key(arch))), space, arch)
-        return
-    with tempfile.TemporaryDirectory(prefix="hwnas-subnets-") as tmp:
-        files: dict[str, Path] = {}
-
-        def one_pass(timer, arch) -> Pass:
-            path = files.setdefault(arch_key(arch), Path(tmp) / f"{len(files)}.onnx")
-            return _measure_pass(_FromFile(timer, path), space, arch)
-
-        yield one_pass
+    with contextlib.ExitStack() as stack:
+        if ctx.session is not None:
+            path_of = ctx.session.export_path
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hwnas-subnets-")))
+            files: dict[str, Path] = {}
+            path_of = lambda key: files.setdefault(key, tmp / f"{len(files)}.onnx")  # noqa: E731
+        yield lambda timer, arch: _measure_pass(_FromFile(timer, path_of(arch_key(arch))),
+                                                space, arch)
 
 
 class _FromFile:

@@ -66,6 +66,21 @@ class Interleaved:
     def ratio(self, overhead_ms: float = 0.0) -> RatioStats:
         return RatioStats.from_samples((self.samples_ms - overhead_ms) / self.local_reference_ms)
 
+    @classmethod
+    def from_runner(cls, msg: dict) -> "Interleaved":
+        """From the answer of hwnas's timing runner (ssh_runner.py, on a board or here)."""
+        return cls(np.asarray(msg["samples_ms"], dtype=float),
+                   np.asarray(msg["local_reference_ms"], dtype=float),
+                   float(msg["reference_ms"]))
+
+
+def runner_plan(plan: "ReferencePlan | None") -> dict | None:
+    """A plan as hwnas's timing runner takes it (ssh_runner.py cannot import this module)."""
+    return None if plan is None else {
+        "rounds": plan.rounds, "reference_runs": plan.reference_runs,
+        "reference_warmup": plan.reference_warmup, "precision": plan.precision,
+        "max_batches": plan.max_batches}
+
 
 def plan_of(cfg) -> ReferencePlan | None:
     """The device config's plan, or None when it switches the reference off."""

@@ -26,11 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from hwnas.errors import ModelError, ProfileError
 from hwnas.profilers.base import Measurement
-from hwnas.profilers.drift import Interleaved
+from hwnas.profilers.drift import Interleaved, runner_plan
 
 RUNNER = Path(__file__).with_name("ssh_runner.py")
 
@@ -132,12 +130,8 @@ class LocalRunner:
             "op": "measure", "path": str(path), "mode": "isolated",
             "shape": None if input_shape is None else list(input_shape),
             "warmup": self.cfg.warmup, "runs": self.cfg.runs, "feeds": None,
-            "plan": {"rounds": plan.rounds, "reference_runs": plan.reference_runs,
-                     "reference_warmup": plan.reference_warmup, "precision": plan.precision,
-                     "max_batches": plan.max_batches}}, Path(path).name)
-        timing = Interleaved(np.asarray(msg["samples_ms"], dtype=float),
-                             np.asarray(msg["local_reference_ms"], dtype=float),
-                             float(msg["reference_ms"]))
+            "plan": runner_plan(plan)}, Path(path).name)
+        timing = Interleaved.from_runner(msg)
         return Measurement(timing.stats(), ratio=timing.ratio(),
                            reference_ms=timing.reference_ms)
 

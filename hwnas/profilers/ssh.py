@@ -36,7 +36,7 @@ from hwnas.errors import DeviceError, ProfileError
 from hwnas.latency.stats import RatioStats, Stats
 from hwnas.ops import OpSpec
 from hwnas.profilers import KernelJob, Measurement, Profiler
-from hwnas.profilers.drift import Interleaved, plan_of, protocol_reference
+from hwnas.profilers.drift import Interleaved, plan_of, protocol_reference, runner_plan
 from hwnas.profilers.ssh_conn import SshLink, Target
 
 log = logging.getLogger(__name__)
@@ -349,10 +349,7 @@ class SshProfiler(Profiler):
                "shape": list(shape) if shape is not None else None,
                "warmup": self.cfg.warmup, "runs": self.cfg.runs,
                "feeds": self._remote_model(feeds) if feeds is not None else None,
-               "plan": None if plan is None else {
-                   "rounds": plan.rounds, "reference_runs": plan.reference_runs,
-                   "reference_warmup": plan.reference_warmup, "precision": plan.precision,
-                   "max_batches": plan.max_batches}}
+               "plan": runner_plan(plan)}
         msg = self._request(req, Path(path).name)
         flag = self._thermal(msg.get("thermal"))
         if self.cfg.runtime == "benchmark_model":
@@ -362,8 +359,7 @@ class SshProfiler(Profiler):
         samples = np.asarray(msg["samples_ms"], dtype=float)
         if "local_reference_ms" not in msg:
             return Measurement(Stats.from_samples(samples - overhead_ms), flag=flag)
-        timing = Interleaved(samples, np.asarray(msg["local_reference_ms"], dtype=float),
-                             float(msg["reference_ms"]))
+        timing = Interleaved.from_runner(msg)
         return Measurement(timing.stats(overhead_ms), flag=flag,
                            ratio=timing.ratio(overhead_ms), reference_ms=timing.reference_ms)
 
