@@ -8,8 +8,8 @@ one process. The main job made every pass of every subnet in its one long-lived 
 whole landing carried that process's draw. A pass in a process of its own is an independent
 draw: pooling passes then averages the draws away. And the process is a plain onnxruntime one
 that runs the network in a session with its own arena, as a deployed model runs: the search's
-process ran it in the arena it shares with the blocks' sessions, which read 1.9-2.8% faster
-(docs/ARCHITECTURE.md, "A process per pass").
+process ran it in the arena it shares with the blocks' sessions, which read 0.1-2.8% faster
+over three runs (docs/ARCHITECTURE.md, "A process per pass"; benchmarks/process_protocol.py).
 
 The process is hwnas's timing runner (ssh_runner.py: the standard library, numpy and the
 runtime; the drift-free protocol ported), started here with this interpreter instead of on a
