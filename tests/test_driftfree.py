@@ -133,3 +133,63 @@ def test_reference_off_measures_without_ratios(tmp_path):
         m = prof.measure_op_full(FFN(8, 64, 3))
         assert prof.protocol()["reference"] == "none"
     assert m.ratio is None and m.reference_ms is None and m.stats.median_ms > 0
+
+
+class ColdAfterReference:
+    """A network that runs slower on its first calls after anything else ran (caches, branch
+    predictors and prefetchers the reference retrained), as small networks do on this
+    machine: +30%, +10%, +4%, then its steady time. Checks the arithmetic of the rounds."""
+
+    def __init__(self):
+        self.since_other = 0
+
+    def network(self, work_ms):
+        machine = self
+
+        class Bench:
+            def time_calls(self, n):
+                out = []
+                for _ in range(n):
+                    cold = (1.30, 1.10, 1.04)
+                    f = cold[machine.since_other] if machine.since_other < 3 else 1.0
+                    machine.since_other += 1
+                    out.append(work_ms * f)
+                return np.array(out)
+
+        return Bench()
+
+    def reference(self, work_ms):
+        machine = self
+
+        class Bench:
+            def time_calls(self, n):
+                machine.since_other = 0
+                return np.full(n, work_ms)
+
+        return Bench()
+
+
+def test_networks_are_timed_settled_not_cold_after_the_reference():
+    m = ColdAfterReference()
+    net, ref = m.network(1.5), m.reference(3.5)
+    every_call = interleave(net, ref, runs=30, warmup=5,
+                            plan=ReferencePlan(rounds=30, reference_runs=1))
+    assert every_call.stats().median_ms == pytest.approx(1.5 * 1.30)  # the old protocol's bias
+    settled = interleave(net, ref, runs=30, warmup=5,
+                         plan=ReferencePlan(reference_runs=1).for_networks(30, 1))
+    assert len(settled.samples_ms) == 30
+    assert settled.stats().median_ms == pytest.approx(1.5, rel=0.01)
+    assert settled.ratio().median == pytest.approx(1.5 / 3.5, rel=0.01)
+
+
+def test_the_timing_runner_settles_networks_as_hwnas_does():
+    """ssh_runner.py's port of the protocol (boards, and whole networks on local-cpu) reads the
+    plan's settle calls from the wire."""
+    from hwnas.profilers import ssh_runner
+    from hwnas.profilers.drift import runner_plan
+
+    m = ColdAfterReference()
+    plan = ReferencePlan(reference_runs=1).for_networks(30, 1)
+    got = ssh_runner.interleave(np, m.network(1.5), m.reference(3.5), 30, 5, runner_plan(plan))
+    assert len(got["samples_ms"]) == 30
+    assert np.median(got["samples_ms"]) == pytest.approx(1.5, rel=0.01)

@@ -365,6 +365,8 @@ def interleave(np, item, reference, runs: int, warmup: int, plan: dict) -> dict:
     samples, local = [], []
     for _ in range(max(1, plan["max_batches"])):
         for size in sizes:
+            if plan.get("settle"):  # untimed: the item out of the reference's cold start
+                item.time_calls(plan["settle"])
             s = item.time_calls(int(size))
             refs.append(reference_ms(np, reference, plan["reference_runs"]))
             samples.append(s)

@@ -1,0 +1,174 @@
+"""How a whole network is timed beside the reference: one call a round, or settled rounds.
+
+``python -m benchmarks.network_protocol`` (under the timing lock) exports NETS ElasticViT
+subnets spread from the space's smallest to its largest MACs once, for each runtime at hand
+(onnxruntime always; LiteRT when ``ai-edge-litert`` and ``litert-torch`` are installed), then
+times each file ROUNDS times three ways, in a random order within each round:
+
+* **back to back**: warm-up, then the timed calls one after another, no reference: how
+  ``benchmark_model`` and ``onnxruntime_perf_test`` time a model, and how a deployed model runs;
+* **one call a round**: the drift-free protocol as hwnas ran it for whole networks before
+  2026-12-07: one call of the network beside every reference call;
+* **settled rounds**: the protocol now (``ReferencePlan.for_networks``): rounds of
+  ``NETWORK_ROUND`` calls between reference runs, the first ``NETWORK_SETTLE`` untimed.
+
+Each way's median ms of one round is divided by back to back's in the same round (the machine's
+speed of that minute cancels), and the table gives the median over rounds and, in brackets,
+the SD of that ratio over rounds: the comparison's noise floor. Writes ``network-protocol``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+WAYS = ("back to back", "one call a round", "settled rounds")
+
+
+def _files(space, picks, tmp: Path, runtimes, zoo_names, cache: Path) -> list[dict]:
+    from hwnas.profilers.export import export_onnx, export_tflite
+
+    out = []
+    for i, arch in enumerate(picks):
+        model, shape = space.build_model(arch).eval(), space.input_shape(arch)
+        row = {"i": i, "name": f"subnet {i}", "mmacs": space.macs(arch) / 1e6}
+        if "onnxruntime" in runtimes:
+            row["onnxruntime"] = export_onnx(model, shape, tmp / f"net{i}.onnx")
+        if "litert" in runtimes:
+            row["litert"] = export_tflite(model, shape, tmp / f"net{i}.tflite",
+                                          channels_last=True)
+        out.append(row)
+    for name in zoo_names:  # a zoo model as hwnas's any-model benchmark exports it
+        from hwnas.anymodel import zoo
+
+        row = {"i": len(out), "name": name, "mmacs": None}
+        for runtime in runtimes:
+            row[runtime] = zoo.export(name, "onnx" if runtime == "onnxruntime" else "tflite",
+                                      cache)
+        out.append(row)
+    return out
+
+
+def _benches(runtime: str, prof, row):
+    """A fresh bench of the file, as its profiler times a whole network (own arena)."""
+    if runtime == "onnxruntime":
+        from hwnas.profilers.onnxrt import _OrtBench
+
+        ort = prof.ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = prof.cfg.threads, 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(str(row[runtime]), so, providers=["CPUExecutionProvider"])
+        return _OrtBench(sess, sess.get_inputs()[0].shape)
+    from hwnas.profilers.litert import _LiteBench
+
+    return _LiteBench(prof._interpreter(row[runtime]))
+
+
+def _time(way: str, bench, prof) -> float:
+    """One way's median ms over the config's runs (the network warmed up first)."""
+    from hwnas.profilers.drift import ReferencePlan, interleave
+
+    cfg = prof.cfg
+    if way == "back to back":
+        bench.time_calls(cfg.warmup)
+        return float(np.median(bench.time_calls(cfg.runs)))
+    plan = ReferencePlan(reference_runs=prof.plan.reference_runs)
+    plan = (plan.for_networks(cfg.runs, 1) if way == "settled rounds"
+            else ReferencePlan(rounds=cfg.runs, reference_runs=prof.plan.reference_runs))
+    return interleave(bench, prof._reference, cfg.runs, cfg.warmup, plan).stats().median_ms
+
+
+def runtimes_at_hand() -> list[str]:
+    import importlib.util
+
+    have = ["onnxruntime"]
+    if all(importlib.util.find_spec(m) for m in ("ai_edge_litert", "litert_torch")):
+        have.append("litert")
+    return have
+
+
+def main(argv=None) -> None:
+    from benchmarks._report import machine_line, write_section
+    from hwnas.api.device import context, session
+    from hwnas.profilers.drift import NETWORK_ROUND, NETWORK_SETTLE
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nets", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--runtimes", default=",".join(runtimes_at_hand()))
+    ap.add_argument("--zoo", default="", help="zoo models to add, comma-separated (needs "
+                    "hwnas[zoo])")
+    ap.add_argument("--cache", default=None, help="the zoo's export cache (default: a "
+                    "temporary one)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    runtimes = args.runtimes.split(",")
+    devices = {"onnxruntime": "local-cpu", "litert": "local-tflite"}
+
+    got: dict[tuple, list] = {}
+    with tempfile.TemporaryDirectory(prefix="hwnas-netproto-") as tmp:
+        ctx = context("local-cpu", "elasticvit", home=Path(tmp) / "home")
+        space, rng = ctx.space, np.random.default_rng(args.seed)
+        pool = [space.sample(rng) for _ in range(300)]
+        order = np.argsort([space.macs(a) for a in pool])
+        picks = [pool[order[int(q)]] for q in np.linspace(0, len(pool) - 1, args.nets)]
+        rows = _files(space, picks, Path(tmp), runtimes,
+                      [z for z in args.zoo.split(",") if z], Path(args.cache or tmp))
+        for runtime in runtimes:
+            rctx = context(devices[runtime], "elasticvit", home=Path(tmp) / "home")
+            with session(rctx) as rctx:
+                prof = rctx.session.profiler()
+                for r in range(args.rounds):
+                    for row in rows:
+                        bench = _benches(runtime, prof, row)
+                        ms = {}
+                        for w in np.random.default_rng([args.seed, r, row["i"]]).permutation(
+                                WAYS):
+                            ms[w] = _time(str(w), bench, prof)
+                        for w in WAYS:
+                            got.setdefault((runtime, row["i"]), []).append(
+                                (ms["back to back"], ms[w] / ms["back to back"]))
+    lines = ["| runtime | network | MMACs | back to back, ms | "
+             + " | ".join(f"{w} / back to back (SD)" for w in WAYS[1:]) + " |",
+             "|---|---|---|---|" + "---|" * (len(WAYS) - 1)]
+    for runtime in runtimes:
+        for row in rows:
+            vals = got[(runtime, row["i"])]
+            b2b = float(np.median([v[0] for v in vals[::len(WAYS)]]))
+            cells = []
+            for j, w in enumerate(WAYS[1:], start=1):
+                ratios = [v[1] for v in vals[j::len(WAYS)]]
+                cells.append(f"{100 * (np.median(ratios) - 1):+.1f}% "
+                             f"({100 * np.std(ratios, ddof=1):.1f}%)")
+            mmacs = "-" if row["mmacs"] is None else f"{row['mmacs']:.0f}"
+            lines.append(f"| {runtime} | {row['name']} | {mmacs} | {b2b:.2f} | "
+                         + " | ".join(cells) + " |")
+    md = "\n".join([
+        "## How a whole network is timed beside the reference (`benchmarks/network_protocol.py`)",
+        "", machine_line(), "",
+        f"`flock /tmp/hwnas-timing.lock .venv/bin/python -m benchmarks.network_protocol "
+        f"--nets {args.nets} --rounds {args.rounds} --seed {args.seed} --runtimes "
+        f"{args.runtimes}" + (f" --zoo {args.zoo}" if args.zoo else "") + "`: "
+        f"{args.nets} ElasticViT subnets from the space's smallest to its largest MACs"
+        + (f" and {len(rows) - args.nets} zoo models (random weights)" if args.zoo else "")
+        + f", each exported once per runtime and timed {args.rounds} times three "
+        f"ways, in a random order within each round: back to back (no reference; how "
+        f"benchmark_model and onnxruntime_perf_test time a model), one network call beside "
+        f"every reference call (hwnas's protocol for whole networks before 2026-12-07), and "
+        f"settled rounds ({NETWORK_ROUND} calls between reference runs, the first "
+        f"{NETWORK_SETTLE} untimed; the protocol now). Each way's median ms over back to "
+        f"back's in the same round, the median over rounds; in brackets that ratio's SD over "
+        f"rounds, the comparison's noise floor.", "", *lines])
+    print(md)
+    if not args.no_write:
+        write_section("network-protocol", md)
+
+
+if __name__ == "__main__":
+    main()
