@@ -292,7 +292,10 @@ def rescore_device(keep: Path, home_dir: str, cache: Path) -> tuple[str, str, di
     table = LatencyTable.load(kernel_paths(ctx)[0])
     pred = fit_predictor(ctx, table)
     scale = table.reference_ms
-    by_ctx = kept["kernel_units_by_context"]
+    # keyed by what was timed (a signature's hash: op, attributes and shapes), not by its kind
+    # prefix: a kind this code splits (LiteRT's large depthwise convolutions) is the same kernel
+    by_ctx = {c: {sig.split(":", 1)[-1]: u for sig, u in got.items()}
+              for c, got in kept["kernel_units_by_context"].items()}
     contexts = list(by_ctx)  # the kernel table's context first, as run_device wrote them
     call = kept["call_overhead_units"]
     results, per_kind = [], {}
@@ -315,7 +318,8 @@ def rescore_device(keep: Path, home_dir: str, cache: Path) -> tuple[str, str, di
         for c in contexts:
             total, untimed, r.fused_sums[c] = 0.0, 0, 0.0
             for k in g.kernels:
-                u = by_ctx[c].get(k.signature, math.nan) if not k.view else 0.0
+                u = by_ctx[c].get(k.signature.split(":", 1)[-1], math.nan) if not k.view \
+                    else 0.0
                 if k.view:
                     continue
                 if not np.isfinite(u):

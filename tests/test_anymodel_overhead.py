@@ -156,3 +156,21 @@ def test_a_grouped_tflite_convolution_reads_its_groups_from_the_filter():
     assert dense.features()["cin_per_group"] == 64
     assert grouped.features()["cin_per_group"] == 16
     assert grouped.flops == 2 * 7 * 7 * 64 * 3 * 3 * 16
+
+
+def test_a_tflite_depthwise_convolution_of_more_than_25_taps_is_its_own_kind():
+    """LiteRT runs 7x7 depthwise convolutions ~10x slower per MAC than 3x3 and 5x5 ones (another
+    code path); one regressor over both overpredicted the 5x5 ones 2.4x. The kind says which."""
+    from hwnas.anymodel import templates as tpl
+
+    def dw(k):
+        return Kernel("tflite", "1", "DEPTHWISE_CONV_2D", (("padding", 0),),
+                      (_t("0", (1, 16, 16, 32)), _t("1", (1, k, k, 32), True)),
+                      (_t("2", (1, 16, 16, 32)),))
+
+    assert [dw(k).kind for k in (3, 5, 7, 9)] == ["DEPTHWISE_CONV_2D"] * 2 + \
+        ["DEPTHWISE_CONV_2D/LARGE"] * 2
+    assert dw(7).signature.split(":")[1] != dw(5).signature.split(":")[1]
+    assert dw(7).signature.startswith("DEPTHWISE_CONV_2D/LARGE:")
+    # a missing kind is timed from templates that make it (anymodel/missing.py)
+    assert tpl.SOURCES["DEPTHWISE_CONV_2D/LARGE"] == (("dwconv", {"k": 7}),)

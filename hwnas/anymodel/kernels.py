@@ -44,6 +44,14 @@ DATA_MOVE_OPS = frozenset({"Concat", "Split", "Slice", "Pad", "Gather", "Tile", 
 TRANSPOSE_OPS = frozenset({"Transpose", "TRANSPOSE", "nchwc.ReorderInput",
                            "nchwc.ReorderOutput"})
 
+# LiteRT's depthwise convolutions of up to 25 taps (3x3, 5x5) ran at 15-22 GMAC/s here, 7x7
+# and 9x9 at 2.2-2.4 GMAC/s, at the same sizes (64x64x64 and 32x32x256): another code path.
+# One regressor over both, a ridge in log features with trees on its residuals, drew a line
+# through kernel size and overpredicted 5x5 kernels 2.4x (0.54 ms for a measured 0.22 ms);
+# the synthetic CNNs, made of 3x3 and 5x5 ones, then read 0.70-0.83 of their predicted
+# kernels and took the overhead model's scale down to 0.875 for every network. Two kinds.
+TFLITE_DW_FAST_TAPS = 25
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -126,6 +134,10 @@ class Kernel:
             # Q.K^T, A.V) packs both at every call. Timed apart, the first ran 1.4-3x what
             # a regressor trained on the second predicted for it.
             return f"{self.op}/w"
+        if self.op == "DEPTHWISE_CONV_2D" and len(self.inputs) > 1:
+            w = self.inputs[1].shape  # [1, kh, kw, C * multiplier]
+            if len(w) == 4 and w[1] * w[2] > TFLITE_DW_FAST_TAPS:
+                return f"{self.op}/LARGE"
         return self.op
 
     @property

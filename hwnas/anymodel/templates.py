@@ -705,6 +705,7 @@ SOURCES: dict[str, tuple[tuple[str, dict], ...]] = {
     "SELECT_V2": (_m("where"), _m("mask")),
     "GREATER": (_m("where"),),
     "TRANSPOSE": (("transpose", {}),),
+    "DEPTHWISE_CONV_2D/LARGE": (("dwconv", {"k": 7}),),
     "RESIZE_BILINEAR": (("resize", {"mode": "bilinear"}),),
     "RESIZE_NEAREST_NEIGHBOR": (("resize", {"mode": "nearest"}),),
 }
