@@ -3,11 +3,9 @@
 It shares nothing with hwnas's profilers but the model definitions (``space.build_model``, the
 ONNX export) and the reference network (the unit every drift-free number is expressed in). The
 loop is written out here on purpose: plain onnxruntime sessions, one thread pinned to the last
-allowed core, the reference called before every round of the subnet's calls, each call divided
-by the mean of the reference calls around its round, the median of those ratios; passes in
-fresh sessions, in a random order. A round's first calls are untimed: a small network right
-after the reference runs cold for a few calls (benchmarks/network_protocol.py), and a
-deployed model runs back to back. Each timed reference call follows an untimed one, as in hwnas's protocol:
+allowed core, the reference called before every call of the subnet, each call divided by the
+mean of the reference calls around it, the median of those ratios; passes in fresh sessions,
+in a random order. Each timed reference call follows an untimed one, as in hwnas's protocol:
 the reference's speed depends on what ran before it, and a ratio is only comparable to another
 taken to a reference in the same state. Milliseconds are that ratio times a reference speed the caller passes (the
 device table's), so the figures are comparable to hwnas's predictions.
@@ -48,9 +46,8 @@ def _caller(sess, shape):
 
 
 def time_ratios(space, archs, passes: int = 3, runs: int = 40, warmup: int = 5,
-                seed: int = 0, settle: int = 2, per_round: int = 6) -> np.ndarray:
-    """passes x subnets array of median ratios (subnet time / reference time): rounds of
-    ``settle`` untimed and ``per_round`` timed calls of the subnet between reference runs."""
+                seed: int = 0) -> np.ndarray:
+    """passes x subnets array of median ratios (subnet time / reference time)."""
     from hwnas.home import export_cache
     from hwnas.profilers.export import export_onnx
     from hwnas.profilers.reference import reference_model, reference_onnx
@@ -73,13 +70,11 @@ def time_ratios(space, archs, passes: int = 3, runs: int = 40, warmup: int = 5,
                         item()
                     ref()
                     before, ratios = ref(), []
-                    while len(ratios) < runs:
-                        for _ in range(settle):  # untimed: out of the reference's cold start
-                            item()
-                        ts = [item() for _ in range(min(per_round, runs - len(ratios)))]
+                    for _ in range(runs):
+                        t = item()
                         ref()  # untimed: the reference back in its steady state
                         after = ref()
-                        ratios += [t / (0.5 * (before + after)) for t in ts]
+                        ratios.append(t / (0.5 * (before + after)))
                         before = after
                     out[p, i] = np.median(ratios)
     finally:

@@ -253,7 +253,7 @@ def search_md(args, predictor, s_rows, errs, own) -> list[str]:
         f"predictor {predictor}; evolution, then the best candidates measured drift-free until "
         f"one lands in [-3%, -0.5%]; the pick re-measured by hwnas, 3 passes; then timed "
         f"**independently** by `benchmarks/_independent.py` (its own ORT loop, 3 fresh passes, "
-        f"settled rounds between reference calls) at the table's reference speed):",
+        f"the reference beside every call) at the table's reference speed):",
         "",
         "| target ms | predicted ms | hwnas re-measured ms | independent ms | vs target | "
         "MMACs | candidates measured | measured / predicted | search time |",

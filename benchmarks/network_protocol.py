@@ -7,10 +7,10 @@ times each file ROUNDS times three ways, in a random order within each round:
 
 * **back to back**: warm-up, then the timed calls one after another, no reference: how
   ``benchmark_model`` and ``onnxruntime_perf_test`` time a model, and how a deployed model runs;
-* **one call a round**: the drift-free protocol as hwnas ran it for whole networks before
-  2026-12-07: one call of the network beside every reference call;
-* **settled rounds**: the protocol now (``ReferencePlan.for_networks``): rounds of
-  ``NETWORK_ROUND`` calls between reference runs, the first ``NETWORK_SETTLE`` untimed.
+* **one call a round**: the drift-free protocol as hwnas runs it for whole networks
+  (``ReferencePlan.for_networks``): one call of the network beside every reference call;
+* **settled rounds** (``ReferencePlan.settled``): rounds of ``SETTLED_ROUND`` calls between
+  reference runs, the first ``SETTLED_SKIP`` untimed.
 
 Each way's median ms of one round is divided by back to back's in the same round (the machine's
 speed of that minute cancels), and the table gives the median over rounds and, in brackets,
@@ -78,7 +78,7 @@ def _time(way: str, bench, prof) -> float:
         bench.time_calls(cfg.warmup)
         return float(np.median(bench.time_calls(cfg.runs)))
     plan = ReferencePlan(reference_runs=prof.plan.reference_runs)
-    plan = (plan.for_networks(cfg.runs, 1) if way == "settled rounds"
+    plan = (plan.settled(cfg.runs, 1) if way == "settled rounds"
             else ReferencePlan(rounds=cfg.runs, reference_runs=prof.plan.reference_runs))
     return interleave(bench, prof._reference, cfg.runs, cfg.warmup, plan).stats().median_ms
 
@@ -95,7 +95,7 @@ def runtimes_at_hand() -> list[str]:
 def main(argv=None) -> None:
     from benchmarks._report import machine_line, write_section
     from hwnas.api.device import context, session
-    from hwnas.profilers.drift import NETWORK_ROUND, NETWORK_SETTLE
+    from hwnas.profilers.drift import SETTLED_ROUND, SETTLED_SKIP
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", type=int, default=5)
@@ -160,9 +160,9 @@ def main(argv=None) -> None:
         + f", each exported once per runtime and timed {args.rounds} times three "
         f"ways, in a random order within each round: back to back (no reference; how "
         f"benchmark_model and onnxruntime_perf_test time a model), one network call beside "
-        f"every reference call (hwnas's protocol for whole networks before 2026-12-07), and "
-        f"settled rounds ({NETWORK_ROUND} calls between reference runs, the first "
-        f"{NETWORK_SETTLE} untimed; the protocol now). Each way's median ms over back to "
+        f"every reference call (hwnas's protocol for whole networks), and "
+        f"settled rounds ({SETTLED_ROUND} calls between reference runs, the first "
+        f"{SETTLED_SKIP} untimed). Each way's median ms over back to "
         f"back's in the same round, the median over rounds; in brackets that ratio's SD over "
         f"rounds, the comparison's noise floor.", "", *lines])
     print(md)

@@ -169,27 +169,27 @@ class ColdAfterReference:
         return Bench()
 
 
-def test_networks_are_timed_settled_not_cold_after_the_reference():
+def test_settled_rounds_time_a_network_out_of_its_cold_start_after_the_reference():
     m = ColdAfterReference()
     net, ref = m.network(1.5), m.reference(3.5)
     every_call = interleave(net, ref, runs=30, warmup=5,
-                            plan=ReferencePlan(rounds=30, reference_runs=1))
-    assert every_call.stats().median_ms == pytest.approx(1.5 * 1.30)  # the old protocol's bias
+                            plan=ReferencePlan(reference_runs=1).for_networks(30, 1))
+    assert every_call.stats().median_ms == pytest.approx(1.5 * 1.30)  # hwnas's known bias
     settled = interleave(net, ref, runs=30, warmup=5,
-                         plan=ReferencePlan(reference_runs=1).for_networks(30, 1))
+                         plan=ReferencePlan(reference_runs=1).settled(30, 1))
     assert len(settled.samples_ms) == 30
     assert settled.stats().median_ms == pytest.approx(1.5, rel=0.01)
     assert settled.ratio().median == pytest.approx(1.5 / 3.5, rel=0.01)
 
 
-def test_the_timing_runner_settles_networks_as_hwnas_does():
+def test_the_timing_runner_settles_networks_as_hwnas_would():
     """ssh_runner.py's port of the protocol (boards, and whole networks on local-cpu) reads the
     plan's settle calls from the wire."""
     from hwnas.profilers import ssh_runner
     from hwnas.profilers.drift import runner_plan
 
     m = ColdAfterReference()
-    plan = ReferencePlan(reference_runs=1).for_networks(30, 1)
+    plan = ReferencePlan(reference_runs=1).settled(30, 1)
     got = ssh_runner.interleave(np, m.network(1.5), m.reference(3.5), 30, 5, runner_plan(plan))
     assert len(got["samples_ms"]) == 30
     assert np.median(got["samples_ms"]) == pytest.approx(1.5, rel=0.01)

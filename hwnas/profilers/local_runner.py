@@ -121,8 +121,8 @@ class LocalRunner:
         return msg
 
     def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
-        """A model file end to end, as the profiler's ``measure_file_full`` (networks: settled
-        rounds between reference runs, more batches while the ratio is imprecise)."""
+        """A model file end to end, as the profiler's ``measure_file_full`` (networks: the
+        reference beside every call, more batches while the ratio is imprecise)."""
         if fmt != "onnx":
             raise ProfileError(f"the timing process runs onnx files, not {fmt}")
         plan = self.plan.for_networks(self.cfg.runs, self.cfg.reference_batches)
