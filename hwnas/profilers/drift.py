@@ -154,7 +154,7 @@ def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
     samples, local = [], []
     for batch in range(max(1, plan.max_batches)):
         for size in sizes:
-            if plan.settle:  # the item out of the reference's cold start (for_networks)
+            if plan.settle:  # the item out of the reference's cold start (settled)
                 item.time_calls(plan.settle)
             s = item.time_calls(int(size))
             refs.append(_reference_ms(reference, plan.reference_runs))
