@@ -109,3 +109,33 @@ def test_an_error_inside_ends_the_process_and_its_pipes(hwnas_home):
                 raise RuntimeError("stop")
         assert runner.proc is None
     assert proc.poll() is not None and proc.stdout.closed and proc.stdin.closed
+
+
+def test_folders_of_runners_killed_hard_are_swept_and_live_ones_kept(tmp_path):
+    """A SIGKILLed timing process leaves its folder: the next runner removes it, never the
+    folder of a live runner (its lock is held) nor one still starting (too young)."""
+    import fcntl
+    import os
+
+    from hwnas.profilers.local_runner import PREFIX, STALE_S, sweep_stale
+
+    def folder(name, age_s):
+        d = tmp_path / f"{PREFIX}{name}"
+        d.mkdir()
+        (d / "runner.lock").write_text("hwnas runner pid 1")
+        (d / "stderr").write_text("")
+        old = os.path.getmtime(d / "runner.lock") - age_s
+        os.utime(d / "runner.lock", (old, old))
+        return d
+
+    dead, live, young = folder("dead", STALE_S + 5), folder("live", STALE_S + 5), \
+        folder("young", 0)
+    (tmp_path / f"{PREFIX}nolock").mkdir()  # a runner before it wrote its lock
+    held = open(live / "runner.lock")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        assert sweep_stale(str(tmp_path)) == 1
+    finally:
+        held.close()
+    assert not dead.exists() and live.exists() and young.exists()
+    assert (tmp_path / f"{PREFIX}nolock").exists()

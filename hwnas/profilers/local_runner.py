@@ -15,15 +15,19 @@ The process is hwnas's timing runner (ssh_runner.py: the standard library, numpy
 runtime; the drift-free protocol ported), started here with this interpreter instead of on a
 board over SSH. It inherits the profiler's pinning, so it times on the device's core. Starting
 one costs ~0.3 s (the runtime's import and the reference's session), so callers open one per
-pass over their subnets, not one per subnet.
+pass over their subnets, not one per subnet. A runner killed hard (SIGKILL) leaves its temporary
+folder; the next one removes such folders (``sweep_stale``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from hwnas.errors import ModelError, ProfileError
@@ -31,6 +35,37 @@ from hwnas.profilers.base import Measurement
 from hwnas.profilers.drift import Interleaved, runner_plan
 
 RUNNER = Path(__file__).with_name("ssh_runner.py")
+PREFIX = "hwnas-runner-"
+STALE_S = 60.0  # a folder younger than this may belong to a runner still starting
+
+
+def sweep_stale(tmp_root: str | None = None) -> int:
+    """Remove the folders of timing processes that were killed hard (SIGKILL, an OOM kill: no
+    exit handler ran, so their folder stayed). A live runner holds ``runner.lock`` for its
+    whole life; a folder whose lock can be taken, and that is older than STALE_S, has none.
+    Returns how many were removed."""
+    import fcntl
+
+    removed = 0
+    for d in Path(tmp_root or tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        lock = d / "runner.lock"
+        try:
+            if time.time() - lock.stat().st_mtime < STALE_S:
+                continue
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:  # no lock yet (starting), or not ours to open
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a live runner holds it
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 class LocalRunner:
@@ -46,7 +81,8 @@ class LocalRunner:
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     def __enter__(self) -> "LocalRunner":
-        self._tmp = tempfile.TemporaryDirectory(prefix="hwnas-runner-")
+        sweep_stale()
+        self._tmp = tempfile.TemporaryDirectory(prefix=PREFIX)
         c = self.cfg
         settings = {
             "workdir": self._tmp.name, "runtime": self.runtime, "threads": c.threads,
