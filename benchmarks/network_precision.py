@@ -41,8 +41,8 @@ def main(argv=None) -> None:
     from benchmarks._report import machine_line, write_section
     from hwnas.api.device import context, session
     from hwnas.profilers.drift import SETTLED_ROUND, SETTLED_SKIP, interleave
+    from benchmarks._networks import own_arena_bench, spread_subnets
     from hwnas.profilers.export import export_onnx
-    from hwnas.profilers.onnxrt import _OrtBench
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", type=int, default=4)
@@ -53,10 +53,8 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="hwnas-netprec-") as tmp:
         ctx = context("local-cpu", "elasticvit", home=Path(tmp) / "home")
-        space, rng = ctx.space, np.random.default_rng(args.seed)
-        pool = [space.sample(rng) for _ in range(300)]
-        order = np.argsort([space.macs(a) for a in pool])
-        picks = [pool[order[int(q)]] for q in np.linspace(0, len(pool) - 1, args.nets)]
+        space = ctx.space
+        picks = spread_subnets(space, args.nets, args.seed)
         files = []
         for i, arch in enumerate(picks):
             path = export_onnx(space.build_model(arch).eval(), space.input_shape(arch),
@@ -67,12 +65,7 @@ def main(argv=None) -> None:
             ways = _ways(prof.plan, prof.cfg)
             got = {w: [[] for _ in files] for w in ways}
             secs = {w: [] for w in ways}
-            ort = prof.ort
-            so = ort.SessionOptions()
-            so.intra_op_num_threads, so.inter_op_num_threads = prof.cfg.threads, 1
-            sessions = [ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
-                        for p, _ in files]
-            benches = [_OrtBench(sess, sess.get_inputs()[0].shape) for sess in sessions]
+            benches = [own_arena_bench(prof, p) for p, _ in files]
             for r in range(args.repeats):
                 for i in np.random.default_rng([args.seed, r]).permutation(len(files)):
                     for w in np.random.default_rng([args.seed, r, i]).permutation(list(ways)):

@@ -55,15 +55,9 @@ def _files(space, picks, tmp: Path, runtimes, zoo_names, cache: Path) -> list[di
 def _benches(runtime: str, prof, row):
     """A fresh bench of the file, as its profiler times a whole network (own arena)."""
     if runtime == "onnxruntime":
-        from hwnas.profilers.onnxrt import _OrtBench
+        from benchmarks._networks import own_arena_bench
 
-        ort = prof.ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = prof.cfg.threads, 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(str(row[runtime]), so, providers=["CPUExecutionProvider"])
-        return _OrtBench(sess, sess.get_inputs()[0].shape)
+        return own_arena_bench(prof, row[runtime])
     from hwnas.profilers.litert import _LiteBench
 
     return _LiteBench(prof._interpreter(row[runtime]))
@@ -93,6 +87,7 @@ def runtimes_at_hand() -> list[str]:
 
 
 def main(argv=None) -> None:
+    from benchmarks._networks import spread_subnets
     from benchmarks._report import machine_line, write_section
     from hwnas.api.device import context, session
     from hwnas.profilers.drift import SETTLED_ROUND, SETTLED_SKIP
@@ -114,10 +109,8 @@ def main(argv=None) -> None:
     got: dict[tuple, list] = {}
     with tempfile.TemporaryDirectory(prefix="hwnas-netproto-") as tmp:
         ctx = context("local-cpu", "elasticvit", home=Path(tmp) / "home")
-        space, rng = ctx.space, np.random.default_rng(args.seed)
-        pool = [space.sample(rng) for _ in range(300)]
-        order = np.argsort([space.macs(a) for a in pool])
-        picks = [pool[order[int(q)]] for q in np.linspace(0, len(pool) - 1, args.nets)]
+        space = ctx.space
+        picks = spread_subnets(space, args.nets, args.seed)
         rows = _files(space, picks, Path(tmp), runtimes,
                       [z for z in args.zoo.split(",") if z], Path(args.cache or tmp))
         for runtime in runtimes:

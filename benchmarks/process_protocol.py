@@ -29,8 +29,8 @@ WAYS = ("shared arena", "own arena", "fresh process")
 def main(argv=None) -> None:
     from benchmarks._report import machine_line, write_section
     from hwnas.api.device import context, session
+    from benchmarks._networks import own_arena_bench, spread_subnets
     from hwnas.profilers.export import export_onnx
-    from hwnas.profilers.onnxrt import _OrtBench
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subnets", type=int, default=4)
@@ -41,10 +41,8 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="hwnas-protocol-") as tmp:
         ctx = context("local-cpu", "elasticvit", home=Path(tmp) / "home")
-        space, rng = ctx.space, np.random.default_rng(args.seed)
-        pool = [space.sample(rng) for _ in range(200)]
-        order = np.argsort([space.macs(a) for a in pool])
-        picks = [pool[order[int(q)]] for q in np.linspace(60, 180, args.subnets)]
+        space = ctx.space
+        picks = spread_subnets(space, args.subnets, args.seed, pool=200, first=60, last=180)
         files = []
         for i, arch in enumerate(picks):
             path = Path(tmp) / f"net{i}.onnx"
@@ -55,13 +53,7 @@ def main(argv=None) -> None:
             prof = ctx.session.profiler()
 
             def own_arena(path, shape):
-                ort = prof.ort
-                so = ort.SessionOptions()
-                so.intra_op_num_threads, so.inter_op_num_threads = prof.cfg.threads, 1
-                so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-                return prof._run(_OrtBench(sess, shape), 0.0, network=True)
+                return prof._run(own_arena_bench(prof, path), 0.0, network=True)
 
             for r in range(args.rounds):
                 for w in np.random.default_rng([args.seed, r]).permutation(WAYS):
