@@ -44,8 +44,9 @@ DATA_MOVE_OPS = frozenset({"Concat", "Split", "Slice", "Pad", "Gather", "Tile", 
 TRANSPOSE_OPS = frozenset({"Transpose", "TRANSPOSE", "nchwc.ReorderInput",
                            "nchwc.ReorderOutput"})
 
-# LiteRT's depthwise convolutions of up to 25 taps (3x3, 5x5) ran at 15-22 GMAC/s here, 7x7
-# and 9x9 at 2.2-2.4 GMAC/s, at the same sizes (64x64x64 and 32x32x256): another code path.
+# LiteRT's depthwise convolutions of up to 25 taps (3x3, 5x5) ran at 12-22 GMAC/s here, 7x7
+# and 9x9 at 2.1-2.4 GMAC/s, at the same sizes (64x64x64 and 32x32x256; BENCHMARKS.md,
+# benchmarks/litert_dw_taps.py): another code path.
 # One regressor over both, a ridge in log features with trees on its residuals, drew a line
 # through kernel size and overpredicted 5x5 kernels 2.4x (0.54 ms for a measured 0.22 ms);
 # the synthetic CNNs, made of 3x3 and 5x5 ones, read well under their predicted kernels and
