@@ -172,14 +172,44 @@ class ColdAfterReference:
 def test_settled_rounds_time_a_network_out_of_its_cold_start_after_the_reference():
     m = ColdAfterReference()
     net, ref = m.network(1.5), m.reference(3.5)
-    every_call = interleave(net, ref, runs=30, warmup=5,
-                            plan=ReferencePlan(reference_runs=1).for_networks(30, 1))
-    assert every_call.stats().median_ms == pytest.approx(1.5 * 1.30)  # hwnas's known bias
+    bare = interleave(net, ref, runs=30, warmup=5, plan=ReferencePlan(reference_runs=1,
+                                                                     rounds=30))
+    assert bare.stats().median_ms == pytest.approx(1.5 * 1.30)  # the cold start, unsettled
     settled = interleave(net, ref, runs=30, warmup=5,
                          plan=ReferencePlan(reference_runs=1).settled(30, 1))
     assert len(settled.samples_ms) == 30
     assert settled.stats().median_ms == pytest.approx(1.5, rel=0.01)
     assert settled.ratio().median == pytest.approx(1.5 / 3.5, rel=0.01)
+
+
+@pytest.mark.parametrize("work_ms, untimed", [(1.5, 5), (2.5, 3), (5.0, 1), (8.0, 0),
+                                              (20.0, 0), (0.1, 8)])
+def test_whole_networks_settle_by_their_own_time(work_ms, untimed):
+    """hwnas's plan for networks: a small network is called untimed until 8 ms of it ran, so
+    its timed call is out of the cold start; from 8 ms none, and never more than 8 calls."""
+    from hwnas.profilers.drift import NETWORK_SETTLE_MS, settle_calls
+
+    assert settle_calls(work_ms, NETWORK_SETTLE_MS) == untimed
+    m = ColdAfterReference()
+    calls = []
+    net = m.network(work_ms)
+    counted = type("Counted", (), {"time_calls": lambda self, n: (calls.append(n),
+                                                                  net.time_calls(n))[1]})()
+    got = interleave(counted, m.reference(3.5), runs=30, warmup=5,
+                     plan=ReferencePlan(reference_runs=1).for_networks(30, 1))
+    assert len(got.samples_ms) == 30
+    assert calls[0] == 5 and calls[1:] == ([untimed, 1] if untimed else [1]) * 30
+    # the timed call is out of the cold start once two calls ran before it
+    cold = {0: 1.30, 1: 1.10, 2: 1.04}.get(untimed, 1.0)
+    assert got.stats().median_ms == pytest.approx(work_ms * cold)
+
+
+def test_settle_calls_refuse_nonsense():
+    from hwnas.profilers.drift import settle_calls
+
+    assert settle_calls(float("nan"), 8.0) == 0
+    assert settle_calls(0.0, 8.0) == 0
+    assert settle_calls(2.0, 0.0) == 0
 
 
 def test_the_timing_runner_settles_networks_as_hwnas_would():
@@ -193,3 +223,10 @@ def test_the_timing_runner_settles_networks_as_hwnas_would():
     got = ssh_runner.interleave(np, m.network(1.5), m.reference(3.5), 30, 5, runner_plan(plan))
     assert len(got["samples_ms"]) == 30
     assert np.median(got["samples_ms"]) == pytest.approx(1.5, rel=0.01)
+
+    small = ssh_runner.interleave(np, m.network(1.5), m.reference(3.5), 30, 5,
+                                  runner_plan(ReferencePlan(reference_runs=1).for_networks(30, 1)))
+    assert np.median(small["samples_ms"]) == pytest.approx(1.5, rel=0.01)
+    big = ssh_runner.interleave(np, m.network(20.0), m.reference(3.5), 30, 5,
+                                runner_plan(ReferencePlan(reference_runs=1).for_networks(30, 1)))
+    assert np.median(big["samples_ms"]) == pytest.approx(20.0 * 1.30)  # no untimed calls

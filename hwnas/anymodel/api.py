@@ -90,6 +90,7 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
     from hwnas import api as core
     from hwnas.home import export_cache
     from hwnas.latency.records import Pass, Records
+    from hwnas.profilers.drift import network_meta
     from hwnas.profilers.reference import REFERENCE_KEY, check_records_reference
 
     if passes < 1:
@@ -107,7 +108,7 @@ def measure(device: str, onnx=None, tflite=None, model=None, input_shape=None,
         for _ in range(passes):
             m = _measure_file(prof, ctx.cfg, mf, path, model, onnx or tflite or model)
             got.append(Pass(m.stats, m.ratio, m.reference_ms))
-        meta = prof.meta()
+        meta = dict(prof.meta(), **network_meta(prof.plan))
         protocol = prof.protocol()
     records = Records.load_or_new(ctx.paths.records, device)
     records.meta.update(meta, protocol=protocol)

@@ -20,6 +20,7 @@ from hwnas.latency.sampling import stratified_sample
 from hwnas.latency.stats import Stats
 from hwnas.latency.table import LatencyTable
 from hwnas.predictors.lut import LUTPredictor
+from hwnas.profilers.drift import network_meta
 from hwnas.profilers.reference import REFERENCE_KEY, check_records_reference
 from hwnas.spaces import SearchSpace
 
@@ -167,7 +168,8 @@ def measure(ctx: Context, archs: Sequence | None = None, sample: int = 0, passes
             # read now, under the measuring lock: what a process that held it before measured
             records = Records.load_or_new(ctx.paths.records, ctx.cfg.name)
             check_records_reference(records, ctx.paths.records)
-            records.meta.update(prof.meta(), protocol=prof.protocol())
+            records.meta.update(prof.meta(), protocol=prof.protocol(),
+                                **network_meta(prof.plan))
             with contextlib.ExitStack() as stack:
                 opened, timer = -1, prof
                 for p, arch in tqdm(jobs, desc=f"measuring on {ctx.cfg.name}", unit="net",

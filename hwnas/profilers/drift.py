@@ -42,21 +42,25 @@ class ReferencePlan:
     precision: float = 0.004
     max_batches: int = 1
     settle: int = 0  # untimed calls of the item at the start of each round
+    # or, with settle 0: as many untimed calls as make up this much of the item's own time
+    # (its warm-up median), at most SETTLE_MAX_CALLS; a network of this much or more gets none
+    settle_ms: float = 0.0
 
     def for_networks(self, runs: int, max_batches: int) -> "ReferencePlan":
-        """Whole networks: one reference call beside every call of the network (their calls
-        are long enough for the machine's speed to change within a round), and more batches
-        while the ratio is imprecise. Ops get one batch: a table sums ~30 of them, so their
-        errors average out, and a 20 µs op never reaches 0.4% on a busy box.
+        """Whole networks: one timed call of the network beside every reference call (their
+        calls are long enough for the machine's speed to change within a round), and more
+        batches while the ratio is imprecise. Ops get one batch: a table sums ~30 of them, so
+        their errors average out, and a 20 µs op never reaches 0.4% on a busy box.
 
-        A known bias, measured and not yet changed (docs/ARCHITECTURE.md, "A network right
-        after the reference runs cold"): each call follows a reference call, and a small
-        network runs cold on its first call after it (+20-30% at 1.5 ms, +4-5% at 5 ms, within
-        ~±2% from ~8 ms). ``settled`` times it out of that cold start; it is not hwnas's
-        protocol yet because the reference's own state moves with it."""
+        A network shorter than NETWORK_SETTLE_MS is first called untimed until that much of its
+        time has run (``settle_ms``): right after the reference a small network runs cold, +20%
+        (LiteRT) and +31% (onnxruntime) at 1.4 ms, +13% at 2.3-2.8 ms, +4-5% at 5 ms, within
+        ~±2% from ~8 ms (docs/ARCHITECTURE.md, "A network right after the reference runs
+        cold"). A network of 8 ms or more is timed as before, so the reference after it is too."""
         from dataclasses import replace
 
-        return replace(self, rounds=runs, max_batches=max_batches)
+        return replace(self, rounds=runs, max_batches=max_batches, settle=0,
+                       settle_ms=NETWORK_SETTLE_MS)
 
     def settled(self, runs: int, max_batches: int) -> "ReferencePlan":
         """Whole networks in rounds of SETTLED_ROUND calls between reference runs, the first
@@ -66,6 +70,27 @@ class ReferencePlan:
         timed = SETTLED_ROUND - SETTLED_SKIP
         return replace(self, rounds=max(1, -(-runs // timed)), max_batches=max_batches,
                        settle=SETTLED_SKIP)
+
+
+# Untimed calls of a small network before each timed one: until this much of its time ran
+# (from ~8 ms a network's first call after the reference was within ~±2% of back to back),
+# at most SETTLE_MAX_CALLS (a 1 ms network: 7).
+NETWORK_SETTLE_MS = 8.0
+SETTLE_MAX_CALLS = 8
+
+
+def network_meta(plan: "ReferencePlan | None") -> dict:
+    """What a records file says of how its whole networks were timed (descriptive: records of
+    the protocol before, one call a round, read as before; a network under 8 ms read up to
+    20-30% slower that way)."""
+    return {} if plan is None else {"network_settle_ms": NETWORK_SETTLE_MS}
+
+
+def settle_calls(item_ms: float, settle_ms: float) -> int:
+    """Untimed calls that make up ``settle_ms`` of an item of ``item_ms`` with the timed call."""
+    if settle_ms <= 0 or not np.isfinite(item_ms) or item_ms <= 0:
+        return 0
+    return int(min(SETTLE_MAX_CALLS, max(0, np.ceil(settle_ms / item_ms) - 1)))
 
 
 # A settled round: this many network calls between reference runs, the first SETTLED_SKIP
@@ -102,7 +127,7 @@ def runner_plan(plan: "ReferencePlan | None") -> dict | None:
     return None if plan is None else {
         "rounds": plan.rounds, "reference_runs": plan.reference_runs,
         "reference_warmup": plan.reference_warmup, "precision": plan.precision,
-        "max_batches": plan.max_batches, "settle": plan.settle}
+        "max_batches": plan.max_batches, "settle": plan.settle, "settle_ms": plan.settle_ms}
 
 
 def plan_of(cfg) -> ReferencePlan | None:
@@ -145,8 +170,10 @@ def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
                plan: ReferencePlan) -> Interleaved:
     """Warm both up, then time ``runs`` calls of ``item`` in rounds between reference runs;
     more batches of ``runs`` while the ratio is not yet precise (see ReferencePlan)."""
-    if warmup:
-        item.time_calls(warmup)
+    warm = item.time_calls(max(warmup, 1 if plan.settle_ms else 0)) if warmup or \
+        plan.settle_ms else np.empty(0)
+    settle = plan.settle or (settle_calls(float(np.median(warm)), plan.settle_ms)
+                             if len(warm) else 0)
     reference.time_calls(plan.reference_warmup)
     rounds = max(1, min(plan.rounds, runs))
     sizes = np.diff(np.linspace(0, runs, rounds + 1).round().astype(int))
@@ -154,8 +181,8 @@ def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
     samples, local = [], []
     for batch in range(max(1, plan.max_batches)):
         for size in sizes:
-            if plan.settle:  # the item out of the reference's cold start (settled)
-                item.time_calls(plan.settle)
+            if settle:  # the item out of the reference's cold start
+                item.time_calls(settle)
             s = item.time_calls(int(size))
             refs.append(_reference_ms(reference, plan.reference_runs))
             samples.append(s)

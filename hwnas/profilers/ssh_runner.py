@@ -355,9 +355,21 @@ def reference_ms(np, reference, runs: int) -> float:
     return float(np.median(reference.time_calls(1 + runs)[1:]))
 
 
+def settle_calls(np, item_ms: float, settle_ms: float) -> int:
+    """drift.settle_calls: untimed calls that make up ``settle_ms`` of the item's time."""
+    if settle_ms <= 0 or not np.isfinite(item_ms) or item_ms <= 0:
+        return 0
+    return int(min(SETTLE_MAX_CALLS, max(0, np.ceil(settle_ms / item_ms) - 1)))
+
+
+SETTLE_MAX_CALLS = 8  # drift.SETTLE_MAX_CALLS (this file cannot import hwnas)
+
+
 def interleave(np, item, reference, runs: int, warmup: int, plan: dict) -> dict:
-    if warmup:
-        item.time_calls(warmup)
+    settle_ms = float(plan.get("settle_ms") or 0.0)
+    warm = item.time_calls(max(warmup, 1 if settle_ms else 0)) if warmup or settle_ms else []
+    settle = plan.get("settle") or (settle_calls(np, float(np.median(warm)), settle_ms)
+                                    if len(warm) else 0)
     reference.time_calls(plan["reference_warmup"])
     rounds = max(1, min(plan["rounds"], runs))
     sizes = np.diff(np.linspace(0, runs, rounds + 1).round().astype(int))
@@ -365,8 +377,8 @@ def interleave(np, item, reference, runs: int, warmup: int, plan: dict) -> dict:
     samples, local = [], []
     for _ in range(max(1, plan["max_batches"])):
         for size in sizes:
-            if plan.get("settle"):  # untimed: the item out of the reference's cold start
-                item.time_calls(plan["settle"])
+            if settle:  # untimed: the item out of the reference's cold start
+                item.time_calls(settle)
             s = item.time_calls(int(size))
             refs.append(reference_ms(np, reference, plan["reference_runs"]))
             samples.append(s)
