@@ -217,6 +217,8 @@ def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
         (over.n_networks == 0 and fit.startswith("not fitted")), (over, fit)
     # records timed under another protocol (here: two threads) do not share its units
     recs = Records.load(got.records_path, "local-cpu")
+    # how its whole networks were timed: small ones settled to 8 ms (drift.for_networks)
+    assert recs.meta["network_settle_ms"] == 8.0
     recs.meta["protocol"] = dict(recs.meta["protocol"], threads=2)
     recs.save(got.records_path)
     assert api.own_networks(ctx, LatencyTable.load(rep.path)) == []

@@ -170,8 +170,8 @@ def interleave(item: Bench, reference: Bench, runs: int, warmup: int,
                plan: ReferencePlan) -> Interleaved:
     """Warm both up, then time ``runs`` calls of ``item`` in rounds between reference runs;
     more batches of ``runs`` while the ratio is not yet precise (see ReferencePlan)."""
-    warm = item.time_calls(max(warmup, 1 if plan.settle_ms else 0)) if warmup or \
-        plan.settle_ms else np.empty(0)
+    # the warm-up's median says how long the item runs, so how many calls settle it
+    warm = item.time_calls(max(warmup, 1)) if warmup or plan.settle_ms else np.empty(0)
     settle = plan.settle or (settle_calls(float(np.median(warm)), plan.settle_ms)
                              if len(warm) else 0)
     reference.time_calls(plan.reference_warmup)

@@ -367,7 +367,7 @@ SETTLE_MAX_CALLS = 8  # drift.SETTLE_MAX_CALLS (this file cannot import hwnas)
 
 def interleave(np, item, reference, runs: int, warmup: int, plan: dict) -> dict:
     settle_ms = float(plan.get("settle_ms") or 0.0)
-    warm = item.time_calls(max(warmup, 1 if settle_ms else 0)) if warmup or settle_ms else []
+    warm = item.time_calls(max(warmup, 1)) if warmup or settle_ms else []
     settle = plan.get("settle") or (settle_calls(np, float(np.median(warm)), settle_ms)
                                     if len(warm) else 0)
     reference.time_calls(plan["reference_warmup"])
