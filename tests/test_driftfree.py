@@ -193,8 +193,13 @@ def test_whole_networks_settle_by_their_own_time(work_ms, untimed):
     m = ColdAfterReference()
     calls = []
     net = m.network(work_ms)
-    counted = type("Counted", (), {"time_calls": lambda self, n: (calls.append(n),
-                                                                  net.time_calls(n))[1]})()
+
+    class Counted:  # the network, with each time_calls(n) it got
+        def time_calls(self, n):
+            calls.append(n)
+            return net.time_calls(n)
+
+    counted = Counted()
     got = interleave(counted, m.reference(3.5), runs=30, warmup=5,
                      plan=ReferencePlan(reference_runs=1).for_networks(30, 1))
     assert len(got.samples_ms) == 30
