@@ -12,7 +12,8 @@ local-tflite where the models convert):
 4. **The additivity ceiling**: every distinct kernel of every zoo model cut out and timed with
    the same protocol as the sampled ones; their sum against the whole network, per family.
    The kernels are timed in each of ``--contexts`` (hot, network: weights evicted, scratch
-   warm, input hot), and additivity is reported per context, per family and per kind; on
+   warm, input hot; network@MB: network context after a read of MB instead of the runtime's
+   default read), in random order per model, and additivity is reported per context, per family and per kind; on
    onnxruntime each kind's kernels alone are set against the same kernels inside the network
    (onnxruntime's own profiler over the whole optimized graph).
 5. Baselines: a FLOPs-linear fit on the same synthetic networks the overhead model saw, and
@@ -174,7 +175,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
     # own profiler; None on LiteRT, whose XNNPACK delegate runs the graph as one node)]
     kind_add: dict[str, dict[str, list]] = {c: {} for c in contexts}
     with make_profiler(cfg, cache) as prof:
-        timers = {c: KernelTimer(prof, runtime, c) for c in contexts}
+        timers = {c: KernelTimer(prof, runtime, *context_of(c)) for c in contexts}
         timer = timers[table_ctx]
         for _ in range(args.passes):
             for i in rng.permutation(len(ok)):
@@ -183,6 +184,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
                 m = timer.network(mf.data, mf.input_shape)
                 r.measured_units.append(m.ratio.median)
         per_kind: dict[str, list] = {}
+        order = np.random.default_rng(1)  # contexts in random order per model: none always first
         for r in ok:
             mf, g = graphs[r.name]
             innet = node_ms(g, mf.input_shape, ctx.cfg.threads) if runtime == "onnxruntime" \
@@ -191,7 +193,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
             predicted = dict(zip([id(k) for k in kinds_ok], pred.kernel_units(kinds_ok)))
             fused = {id(k) for k, f in zip(g.kernels, fused_mask(g.kernels)) if f}
             r.dispatched = len(g.kernels) - len(fused)
-            for c in contexts:
+            for c in (contexts[i] for i in order.permutation(len(contexts))):
                 total, untimed, got = 0.0, 0, by_ctx[c]
                 r.fused_sums[c] = 0.0
                 for k in g.kernels:
@@ -755,6 +757,21 @@ def render(args, runs: list[dict], title: str) -> str:
     return "\n".join(lines)
 
 
+CONTEXT_RE = r"hot|network(@\d+(\.\d+)?)?"  # --contexts: network@MB, a read of MB
+
+
+def context_of(label: str) -> tuple[str, int | None]:
+    """(kernel context, eviction read in bytes or None: the runtime's default) of a
+    --contexts label: hot, network, or network@MB (network context after a read of MB)."""
+    base, _, mb = label.partition("@")
+    return base, (int(float(mb) * (1 << 20)) if mb else None)
+
+
+def context_label(label: str) -> str:
+    base, read = context_of(label)
+    return label if read is None else f"{base}, read {label.partition('@')[2]} MB"
+
+
 def additivity_lines(res: dict, rows) -> list[str]:
     """Additivity in each kernel context: per family (sum of a model's kernels timed alone
     over its network measured, - 1) and per kind (the zoo's kernels of the kind timed alone
@@ -763,8 +780,9 @@ def additivity_lines(res: dict, rows) -> list[str]:
     if not contexts:
         return []
     lines = ["", "Additivity by kernel context (hot: an untimed call before each timed one; "
-                 "network: weights evicted, a twin run to warm code and scratch, inputs "
-                 "touched). Sum of the model's kernels timed alone, plus one call overhead, "
+                 "network: weights evicted by a read (onnxruntime: the device's flush_mb; "
+                 "LiteRT: twice the L2), a twin run to warm code and scratch, inputs "
+                 "touched; network, read N MB: the same after a read of N MB). Sum of the model's kernels timed alone, plus one call overhead, "
                  "over the network measured, - 1; share of models within ±10%, then min / "
                  "median / max per family:", "",
              "| context | n | within ±10% | " + " | ".join(
@@ -783,17 +801,18 @@ def additivity_lines(res: dict, rows) -> list[str]:
         errs = {r.name: r.ctx_sums[c] / r.measured - 1 for r in rows if c in r.ctx_sums}
         if not errs:
             continue
-        lines.append(row(c, errs))
+        lines.append(row(context_label(c), errs))
         if any(r.fused_sums.get(c, 0.0) > 0 for r in rows):
-            lines.append(row(f"{c}, less the fused",
+            lines.append(row(f"{context_label(c)}, less the fused",
                              {r.name: (r.ctx_sums[c] - r.fused_sums.get(c, 0.0)) / r.measured - 1
                               for r in rows if c in r.ctx_sums}))
     kinds = res["kind_add"][contexts[0]]
     top = sorted(kinds, key=lambda k: -kinds[k][1])[:18]
     innet = any(kinds[k][2] > 0 for k in top)
-    head = "| kind | kernels | " + " | ".join(f"ms alone ({c})" for c in contexts)
+    head = "| kind | kernels | " + " | ".join(f"ms alone ({context_label(c)})" for c in contexts)
     if innet:
-        head += " | ms in the network | " + " | ".join(f"{c} / in network" for c in contexts)
+        head += " | ms in the network | " + " | ".join(f"{context_label(c)} / in network"
+                                                      for c in contexts)
     lines += ["", "Per kind, summed over the zoo (every kernel of every model, ms as timed" +
               ("; in the network: onnxruntime's profiler over the whole optimized graph, "
                "median of 20 calls" if innet else "; LiteRT runs the graph as one XNNPACK "
@@ -828,7 +847,8 @@ def main(argv=None) -> None:
                     help="how the kernel table's kernels are timed (profile --kernels)")
     ap.add_argument("--contexts", default="hot,network",
                     help="the contexts the zoo's kernels are timed in for the additivity "
-                         "check, comma-separated (hot, network)")
+                         "check, comma-separated (hot, network, network@MB: network "
+                         "context after a read of MB)")
     ap.add_argument("--cache", type=Path, default=None, help="reuse an export cache")
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the devices' kernel tables and records in this folder")
@@ -860,9 +880,10 @@ def main(argv=None) -> None:
             r"[a-z0-9][a-z0-9-]*", args.section_suffix)):
         ap.error("--section-suffix goes with --rescore, and is lowercase letters, digits and "
                  "dashes")
-    bad = [c for c in args.contexts.split(",") if c not in ("hot", "network")]
+    bad = [c for c in args.contexts.split(",") if not re.fullmatch(CONTEXT_RE, c)]
     if bad:
-        ap.error(f"--contexts: unknown context(s) {', '.join(bad)}; hot, network")
+        ap.error(f"--contexts: unknown context(s) {', '.join(bad)}; hot, network, or "
+                 f"network@MB (network context after a read of MB)")
     if args.cpu_clock:
         import time as _time
 

@@ -289,3 +289,25 @@ def test_a_kernel_in_network_context_reads_its_weights_from_memory(tmp_path):
               for c in ("hot", "network")}
     assert 0 < ms["hot"] < ms["network"], ms
     assert np.isfinite(ms["network"]) and ms["network"] < 1000 * ms["hot"] + 100
+
+
+def test_a_network_context_read_of_its_own_size_is_honoured(tmp_path):
+    """A 2 MB linear layer with one token in network context: with no eviction read (only its
+    twin runs, whose 2 MB pass through the last-level cache beside the kernel's own), its
+    weights come from that cache; after a read of 64 MB, from memory, so it must take longer.
+    The read is the job's evict_bytes (benchmarks/kernel_context.py studies it per kind)."""
+    from hwnas.anymodel.graph import detect
+    from hwnas.anymodel.ort import random_feeds
+    from hwnas.device_configs import load_device
+    from hwnas.profilers import KernelJob, make_profiler
+
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(1024, 512).eval()  # 2 MB of float32 weights
+    g = detect("onnxruntime", export_onnx_bytes(fc, [(1, 1024)]), (1, 1024))
+    k = max((k for k in g.kernels if not k.view), key=lambda k: k.weight_bytes)
+    cfg = load_device("local-cpu").with_overrides(reference=False, warmup=3, runs=21)
+    with make_profiler(cfg, tmp_path) as prof:
+        ms = {size: prof.measure_kernel_full(KernelJob(
+            g.extract(k), "onnx", k.signature, random_feeds(k), "network", size)).stats.median_ms
+            for size in (0, 64 << 20)}
+    assert 0 < ms[0] < ms[64 << 20], ms

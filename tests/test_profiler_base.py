@@ -162,3 +162,12 @@ def test_a_kernel_job_names_its_timing_context():
     assert KernelJob(b"t", "tflite", "k", context="network").context == "network"
     with pytest.raises(ValueError, match="timed in one of"):
         KernelJob(b"t", "tflite", "k", context="cold")
+
+
+def test_only_a_network_context_kernel_takes_an_eviction_read():
+    assert KernelJob(b"t", "tflite", "k").evict_bytes is None  # the runtime's own default
+    assert KernelJob(b"t", "tflite", "k", context="network", evict_bytes=0).evict_bytes == 0
+    with pytest.raises(ValueError, match="evict_bytes"):
+        KernelJob(b"t", "tflite", "k", evict_bytes=1 << 20)  # hot: nothing is evicted
+    with pytest.raises(ValueError, match="evict_bytes"):
+        KernelJob(b"t", "tflite", "k", context="network", evict_bytes=-1)

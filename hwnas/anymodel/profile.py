@@ -104,8 +104,9 @@ class KernelTimer:
     A device whose kind times no kernels fails on the first kernel, in one line (the
     profiler's CapabilityError); ``graph.runtime_of`` refuses such devices before that."""
 
-    def __init__(self, prof, runtime: str, context: str = "hot"):
+    def __init__(self, prof, runtime: str, context: str = "hot", evict_bytes: int | None = None):
         self.prof, self.runtime, self.context = prof, runtime, context
+        self.evict_bytes = evict_bytes  # network context's read (KernelJob); None: the default
         self.fmt = "onnx" if runtime == "onnxruntime" else "tflite"
 
     def kernel(self, graph, k: Kernel):
@@ -119,7 +120,8 @@ class KernelTimer:
 
             feeds = random_feeds(k)
         return self.prof.measure_kernel_full(KernelJob(graph.extract(k), self.fmt,
-                                                       k.signature, feeds, self.context))
+                                                       k.signature, feeds, self.context,
+                                                       self.evict_bytes))
 
     def network(self, data: bytes, input_shape):
         with tempfile.TemporaryDirectory() as tmp:

@@ -103,6 +103,11 @@ class KernelJob:
     name: str  # the kernel's signature
     feeds: Mapping | None = None  # input name -> numpy array; ONNX only
     context: str = "hot"  # one of KERNEL_CONTEXTS
+    # Network context only: how many bytes the eviction read before each timed call reads.
+    # None: the runtime's own default (onnxruntime: the device's flush_mb; LiteRT: twice the
+    # L2, network_flush_bytes). 0: no read, the twin's run alone displaces what it can. For
+    # studying what the read does (benchmarks/kernel_context.py), not for tables.
+    evict_bytes: int | None = None
 
     def __post_init__(self):
         if self.fmt not in KERNEL_FORMATS:
@@ -112,6 +117,9 @@ class KernelJob:
                              f"{self.context!r}")
         if self.fmt == "onnx" and self.feeds is None:
             raise ValueError("an ONNX kernel job needs feeds (every input's value)")
+        if self.evict_bytes is not None and (self.context != "network" or self.evict_bytes < 0):
+            raise ValueError(f"evict_bytes is a network-context kernel's read of >= 0 bytes, "
+                             f"not {self.evict_bytes!r} in context {self.context!r}")
 
     def file(self, folder: Path) -> Path:
         """The model as a file in ``folder`` (for runtimes that load or copy files), written

@@ -113,8 +113,10 @@ class LiteRTProfiler(Profiler):
         self.call_overhead_ms = 0.0
         self.plan = plan_of(cfg)
         self._reference: _LiteBench | None = None
-        self._network_overhead_ms: float | None = None  # kernels in network context
-        self._kernel_flush: np.ndarray | None = None  # their eviction read
+        # kernels in network context, per eviction read (bytes): the no-op call's overhead
+        # and the read itself
+        self._network_overhead_ms: dict[int, float] = {}
+        self._kernel_flush: dict[int, np.ndarray] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "LiteRTProfiler":
@@ -211,20 +213,22 @@ class LiteRTProfiler(Profiler):
                              self.call_overhead_ms)
         # network context: weights evicted, a twin warms the code, the inputs hot (the twin
         # cannot share the interpreter's arena: LiteRT has no such thing)
-        if self._kernel_flush is None:
-            from hwnas.profilers.base import network_flush_bytes
+        from hwnas.profilers.base import network_flush_bytes
 
-            self._kernel_flush = np.ones(network_flush_bytes() // 8)
-        if self._network_overhead_ms is None:  # a one-op model's call, in the same context
+        size = network_flush_bytes() if job.evict_bytes is None else job.evict_bytes
+        if size not in self._kernel_flush:
+            self._kernel_flush[size] = np.ones(max(1, size // 8))
+        flush = self._kernel_flush[size]
+        if size not in self._network_overhead_ms:  # a one-op model's call, same context
             model = tflite_overhead_model(self.cache_dir)
-            b = _LiteBench(self._interpreter(model), self._interpreter(model),
-                           self._kernel_flush, outputs=True)
+            b = _LiteBench(self._interpreter(model), self._interpreter(model), flush,
+                           outputs=True)
             b.time_calls(self.cfg.warmup)
-            self._network_overhead_ms = float(np.median(b.time_calls(
+            self._network_overhead_ms[size] = float(np.median(b.time_calls(
                 max(self.cfg.runs, OVERHEAD_CALLS))))
-        return self._run(_LiteBench(self._interpreter(path), self._interpreter(path),
-                                    self._kernel_flush, outputs=True),
-                         self._network_overhead_ms)
+        return self._run(_LiteBench(self._interpreter(path), self._interpreter(path), flush,
+                                    outputs=True),
+                         self._network_overhead_ms[size])
 
     def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's .tflite), end to end; its input shape is the

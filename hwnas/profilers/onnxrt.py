@@ -147,9 +147,10 @@ class OrtProfiler(Profiler):
         self.plan = plan_of(cfg)
         self._reference: _OrtBench | None = None
         self._reference_file: tuple[Path, tuple] | None = None  # (ONNX, input shape)
-        # per kernel context, measured on the first kernel timed in it
+        # per kernel context (and network context's read size), measured on the first kernel
+        # timed in it
         self._kernel_overhead_ms: dict[str, float] = {}
-        self._kernel_flush: np.ndarray | None = None  # network context's eviction read
+        self._kernel_flush: dict[int, np.ndarray] = {}  # network context's eviction reads
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "OrtProfiler":
@@ -283,21 +284,27 @@ class OrtProfiler(Profiler):
         warm, input hot), and the per-call overhead of such a call subtracted."""
         self.only_format(job.fmt, "onnx")
         network = job.context == "network"
+        flush = None
         if network:
             self._shared_arena()
-            if self._kernel_flush is None:  # the block tables' read (flush_mb), not
-                # network_flush_bytes: with a read of twice the L2 every kind here came out
-                # 7-23 us per kernel over what onnxruntime's profiler gives it inside the
-                # network (3 zoo models: sums +21..+31%); with 24 MB, within a few us (+6%,
-                # -8%, -2%), as the cold no-op call subtracted is as cold as the kernel's
-                self._kernel_flush = np.ones(self.cfg.flush_mb * (1 << 20) // 8)
+            # the block tables' read (flush_mb) by default, not network_flush_bytes: with a
+            # read of twice the L2 every kind here came out 7-23 us per kernel over what
+            # onnxruntime's profiler gives it inside the network (3 zoo models: sums
+            # +21..+31%); with 24 MB, within a few us (+6%, -8%, -2%), as the cold no-op call
+            # subtracted is as cold as the kernel's
+            size = self.cfg.flush_mb * (1 << 20) if job.evict_bytes is None else job.evict_bytes
+            if size not in self._kernel_flush:
+                self._kernel_flush[size] = np.ones(max(1, size // 8))
+            flush = self._kernel_flush[size]
+        # the no-op call subtracted is timed in the same context, with the same read
+        key = job.context if not network else f"network:{flush.nbytes}"
 
         def bench(model: bytes, feeds: dict) -> _KernelBench:
             sess = self._session(model, shared_arena=network)
             twin = self._session(model, shared_arena=network) if network else None
-            return _KernelBench(sess, feeds, twin, self._kernel_flush if network else None)
+            return _KernelBench(sess, feeds, twin, flush)
 
-        if job.context not in self._kernel_overhead_ms:
+        if key not in self._kernel_overhead_ms:
             from onnx import TensorProto, helper
 
             g = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "noop",
@@ -308,10 +315,9 @@ class OrtProfiler(Profiler):
             noop = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
             b = bench(noop.SerializeToString(), {"input": np.ones(1, np.float32)})
             b.time_calls(self.cfg.warmup)
-            self._kernel_overhead_ms[job.context] = float(np.median(b.time_calls(
+            self._kernel_overhead_ms[key] = float(np.median(b.time_calls(
                 max(self.cfg.runs, OVERHEAD_CALLS))))
-        return self._run(bench(job.model, dict(job.feeds)),
-                         self._kernel_overhead_ms[job.context])
+        return self._run(bench(job.model, dict(job.feeds)), self._kernel_overhead_ms[key])
 
     def measure_file_full(self, path: Path, fmt: str, input_shape=None) -> Measurement:
         """A model file as given (a user's ONNX), end to end, like ``measure_model``."""
