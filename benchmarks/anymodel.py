@@ -780,9 +780,9 @@ def additivity_lines(res: dict, rows) -> list[str]:
     if not contexts:
         return []
     lines = ["", "Additivity by kernel context (hot: an untimed call before each timed one; "
-                 "network: weights evicted by a read (onnxruntime: the device's flush_mb; "
-                 "LiteRT: twice the L2), a twin run to warm code and scratch, inputs "
-                 "touched; network, read N MB: the same after a read of N MB). Sum of the model's kernels timed alone, plus one call overhead, "
+                 "network: weights evicted by a read of twice the L2, a twin run to warm "
+                 "code and scratch, inputs touched; network, read N MB: the same after a "
+                 "read of N MB). Sum of the model's kernels timed alone, plus one call overhead, "
                  "over the network measured, - 1; share of models within ±10%, then min / "
                  "median / max per family:", "",
              "| context | n | within ±10% | " + " | ".join(

@@ -3,7 +3,8 @@
 ``python -m benchmarks.kernel_context`` (under the timing lock) takes a few zoo networks and
 times each of their kernels alone in several contexts: hot (an untimed call before each timed
 one) and network context with eviction reads of several sizes before each timed call (0: no
-read, only the twin's run; the product's default is the device's flush_mb, 24 MB). Beside
+read, only the twin's run; the product's default is twice the L2, 2 MB here, and was the
+device's flush_mb, 24 MB, on onnxruntime until 2026-12-07). Beside
 them, per kernel, what onnxruntime's own profiler gives the same node inside the whole
 network, and the whole network timed end to end.
 
@@ -122,7 +123,9 @@ def render(args, rows: dict, variants: list[str]) -> str:
             cells.append(f"{a:.3f}, {ratio}, {1e3 * (a - row[1]) / row[0]:+.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     cmd = (f"`flock /tmp/hwnas-timing.lock .venv/bin/python -m benchmarks.kernel_context "
-           f"--models {args.models} --variants {args.variants} --seed {args.seed}`")
+           f"--models {args.models} --variants {args.variants} --seed {args.seed}"
+           + (f" --runs {args.runs}" if args.runs else "")
+           + (f" --cache {args.cache}" if args.cache else "") + "`")
     return "\n".join([
         "## Kernels alone against the same kernels inside the network, per eviction read "
         "(`benchmarks/kernel_context.py`)", "", machine_line(), "",
@@ -130,8 +133,9 @@ def render(args, rows: dict, variants: list[str]) -> str:
         f"timed end to end, then profiled by onnxruntime (30 calls after 5 warm-ups, the median "
         f"per node), then each of its distinct kernels timed alone in every context, the "
         f"contexts in random order per network. A read of N MB: network context (a twin of "
-        f"the kernel run, its inputs and outputs touched) after reading N MB; 24 MB is the "
-        f"product's network context on this device, 0 the twin's run alone. Sums are over "
+        f"the kernel run, its inputs and outputs touched) after reading N MB; the product's "
+        f"network context reads twice the L2 (2 MB here; 24 MB on onnxruntime before "
+        f"2026-12-07), 0 is the twin's run alone. Sums are over "
         f"every kernel of the network (a kernel used twice counts twice), views excluded; "
         f"in brackets, against the network end to end.", "", *lines])
 

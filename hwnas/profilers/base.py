@@ -42,22 +42,22 @@ KERNEL_FORMATS = ("onnx", "tflite")
 # for the overhead, every block came out under it and was kept at the floor, flagged (stop 29).
 OVERHEAD_CALLS = 200
 # How a kernel is timed. "hot": an untimed call of the same kernel before each timed one
-# (everything it touches is cached). "network": as a network's kernel finds the machine, the
-# way blocks are timed in flush context: its weights evicted (a read bigger than the last-level
-# cache), a twin of the kernel with its own weights run to warm the code and the runtime's
-# scratch memory, then its input (and output buffers) touched, since the kernel before it just
-# wrote them.
+# (everything it touches is cached). "network": as a network's kernel finds the machine: the
+# core's private caches flushed (a read of twice the L2, network_flush_bytes), a twin of the
+# kernel with its own weights run to warm the code and the runtime's scratch memory, then its
+# input (and output buffers) touched, since the kernel before it just wrote them.
 KERNEL_CONTEXTS = ("hot", "network")
 
 
 def network_flush_bytes() -> int:
-    """How much a kernel in network context reads to evict its weights: twice this core's L2.
-    The kernels between two uses of a weight in a network pass through the core's private
-    caches, not necessarily through the whole last-level cache: a network whose weights fit
-    in L3 reads them from there, and one whose weights do not streams them (the overhead
-    model's weights term carries that, per MB, per network). Evicting the whole LLC (24 MB)
-    as well made two small networks' LiteRT kernels sum to +14% and +39% over the network
-    (MobileNetV2-0.5 at 160 px, ElasticViT-T1: their weights fit in L3)."""
+    """How much a kernel in network context reads to evict its weights: twice this core's L2,
+    on every runtime. The kernels between two uses of a weight in a network pass through the
+    core's private caches, not necessarily through the whole last-level cache: a network
+    whose weights fit in L3 reads them from there, and one whose weights do not streams them
+    (the overhead model's weights term carries that, per MB, per network). Evicting the whole
+    LLC (24 MB) as well made two small networks' LiteRT kernels sum to +14% and +39% over the
+    network (MobileNetV2-0.5 at 160 px, ElasticViT-T1: their weights fit in L3), and on
+    onnxruntime brought 80% of 25 zoo models within 10% against 92% with this read."""
     try:
         text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
         size = int(text[:-1]) * {"K": 1 << 10, "M": 1 << 20}[text[-1]] if text[-1] in "KM" \
@@ -104,9 +104,9 @@ class KernelJob:
     feeds: Mapping | None = None  # input name -> numpy array; ONNX only
     context: str = "hot"  # one of KERNEL_CONTEXTS
     # Network context only: how many bytes the eviction read before each timed call reads.
-    # None: the runtime's own default (onnxruntime: the device's flush_mb; LiteRT: twice the
-    # L2, network_flush_bytes). 0: no read, the twin's run alone displaces what it can. For
-    # studying what the read does (benchmarks/kernel_context.py), not for tables.
+    # None: the default, twice the L2 (network_flush_bytes). 0: no read, the twin's run alone
+    # displaces what it can. For studying what the read does (benchmarks/kernel_context.py,
+    # benchmarks/anymodel.py --contexts network@MB), not for tables.
     evict_bytes: int | None = None
 
     def __post_init__(self):

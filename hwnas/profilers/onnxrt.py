@@ -287,12 +287,16 @@ class OrtProfiler(Profiler):
         flush = None
         if network:
             self._shared_arena()
-            # the block tables' read (flush_mb) by default, not network_flush_bytes: with a
-            # read of twice the L2 every kind here came out 7-23 us per kernel over what
-            # onnxruntime's profiler gives it inside the network (3 zoo models: sums
-            # +21..+31%); with 24 MB, within a few us (+6%, -8%, -2%), as the cold no-op call
-            # subtracted is as cold as the kernel's
-            size = self.cfg.flush_mb * (1 << 20) if job.evict_bytes is None else job.evict_bytes
+            # twice the L2 by default (network_flush_bytes), as on LiteRT. A 24 MB read (the
+            # block tables' flush_mb), kept until then, brought 80% of 25 zoo models' kernel
+            # sums within 10% of the network, against 92% with twice the L2 and 72% hot, in
+            # one run with the small networks settled (BENCHMARKS.md, "The latency of any
+            # model", 2026-12-07 21:00): the 24 MB read made the small elementwise kinds and
+            # the reorders cold as they are not in the network (Mul +49%, ReorderInput +52%
+            # over onnxruntime's own profile of them inside it; with twice the L2 +14%, +30%)
+            from hwnas.profilers.base import network_flush_bytes
+
+            size = network_flush_bytes() if job.evict_bytes is None else job.evict_bytes
             if size not in self._kernel_flush:
                 self._kernel_flush[size] = np.ones(max(1, size // 8))
             flush = self._kernel_flush[size]
