@@ -246,6 +246,33 @@ def test_kernel_table_protocol_guard(hwnas_home):
             open_kernel_table(hwnas_home / "k.pkl", prof, "onnxruntime")
 
 
+def test_a_network_context_table_names_its_read_and_is_extended_only_alike(hwnas_home):
+    """The network context's read is part of what its ratios mean (onnxruntime's went from
+    24 MB to twice the L2): a network-context table records it, and a table is extended only
+    under the same protocol, the read included."""
+    from hwnas.anymodel.profile import _save, open_kernel_table
+    from hwnas.device_configs import load_device
+    from hwnas.profilers import make_profiler
+    from hwnas.profilers.base import network_flush_bytes
+
+    path = hwnas_home / "k.pkl"
+    cfg = load_device("local-cpu").with_overrides(**FAST)
+    with make_profiler(cfg, hwnas_home / "cache") as prof:
+        net = open_kernel_table(path, prof, "onnxruntime", context="network")
+        assert net.meta["protocol"]["kernel_read_bytes"] == network_flush_bytes()
+        hot = open_kernel_table(hwnas_home / "h.pkl", prof, "onnxruntime")
+        assert "kernel_read_bytes" not in hot.meta["protocol"]
+        _save(net, path)
+        assert open_kernel_table(path, prof, "onnxruntime", context="network").meta[
+            "protocol"] == net.meta["protocol"]
+        with pytest.raises(ProfileError, match="pass --fresh"):
+            open_kernel_table(path, prof, "onnxruntime")  # hot: another protocol
+        net.meta["protocol"]["kernel_read_bytes"] = 24 << 20  # as onnxruntime's read was
+        _save(net, path)
+        with pytest.raises(ProfileError, match="pass --fresh"):
+            open_kernel_table(path, prof, "onnxruntime", context="network")
+
+
 # --- CUDA: ONNX files through onnxruntime's backends (CPU debug mode here) -------------------
 def test_cuda_measures_onnx_files_with_its_ort_backends(small_onnx, tmp_path):
     from hwnas.device_configs import load_device

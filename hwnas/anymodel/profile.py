@@ -139,6 +139,11 @@ def _units(m) -> RatioStats:
 def open_kernel_table(path: Path, prof, runtime: str, fresh: bool = False,
                       context: str = "hot") -> LatencyTable:
     protocol = dict(prof.protocol(), kernels=context, kernel_runtime=runtime)
+    if context == "network":  # its read is part of what a ratio means: onnxruntime's went
+        # from 24 MB to twice the L2 (2026-12-07), and a table is extended only alike
+        from hwnas.profilers.base import network_flush_bytes
+
+        protocol["kernel_read_bytes"] = network_flush_bytes()
     if path.exists() and not fresh:
         table = LatencyTable.load(path)
         if table.meta.get("protocol") != protocol:
