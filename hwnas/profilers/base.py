@@ -67,6 +67,17 @@ def network_flush_bytes() -> int:
     return 2 * size
 
 
+def network_read(reads: dict, evict_bytes: int | None):
+    """(size in bytes, buffer) of a network-context kernel's eviction read: ``evict_bytes``
+    (None: network_flush_bytes), allocated once per size into the profiler's ``reads``."""
+    import numpy as np
+
+    size = network_flush_bytes() if evict_bytes is None else evict_bytes
+    if size not in reads:
+        reads[size] = np.ones(max(1, size // 8))  # summed: every byte read once
+    return size, reads[size]
+
+
 class CapabilityError(ProfileError):
     """A device asked for something it cannot do at all (time kernels, run a format). A
     ProfileError like any other for the CLI; its own class so that loops which skip the one

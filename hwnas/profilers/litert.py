@@ -28,7 +28,7 @@ from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
 from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.profilers.affinity import PinnedProcess
-from hwnas.profilers.base import OVERHEAD_CALLS
+from hwnas.profilers.base import OVERHEAD_CALLS, network_read
 from hwnas.profilers.drift import interleave, plan_of, protocol_reference
 from hwnas.profilers.export import (_native_stderr_to_log, export_tflite, tflite_for_op,
                                      tflite_overhead_model)
@@ -213,12 +213,7 @@ class LiteRTProfiler(Profiler):
                              self.call_overhead_ms)
         # network context: weights evicted, a twin warms the code, the inputs hot (the twin
         # cannot share the interpreter's arena: LiteRT has no such thing)
-        from hwnas.profilers.base import network_flush_bytes
-
-        size = network_flush_bytes() if job.evict_bytes is None else job.evict_bytes
-        if size not in self._kernel_flush:
-            self._kernel_flush[size] = np.ones(max(1, size // 8))
-        flush = self._kernel_flush[size]
+        size, flush = network_read(self._kernel_flush, job.evict_bytes)
         if size not in self._network_overhead_ms:  # a one-op model's call, same context
             model = tflite_overhead_model(self.cache_dir)
             b = _LiteBench(self._interpreter(model), self._interpreter(model), flush,

@@ -36,7 +36,7 @@ from hwnas.latency.stats import Stats
 from hwnas.ops import OpSpec
 from hwnas.profilers import KernelJob, Measurement, Profiler
 from hwnas.profilers.affinity import PinnedProcess
-from hwnas.profilers.base import OVERHEAD_CALLS
+from hwnas.profilers.base import OVERHEAD_CALLS, network_read
 from hwnas.profilers.drift import Interleaved, interleave, plan_of, protocol_reference
 from hwnas.profilers.export import export_onnx, onnx_for_op
 
@@ -284,7 +284,7 @@ class OrtProfiler(Profiler):
         warm, input hot), and the per-call overhead of such a call subtracted."""
         self.only_format(job.fmt, "onnx")
         network = job.context == "network"
-        flush = None
+        size, flush = None, None
         if network:
             self._shared_arena()
             # twice the L2 by default (network_flush_bytes), as on LiteRT. A 24 MB read (the
@@ -294,14 +294,9 @@ class OrtProfiler(Profiler):
             # model", 2026-12-07 21:00): the 24 MB read made the small elementwise kinds and
             # the reorders cold as they are not in the network (Mul +49%, ReorderInput +52%
             # over onnxruntime's own profile of them inside it; with twice the L2 +14%, +30%)
-            from hwnas.profilers.base import network_flush_bytes
-
-            size = network_flush_bytes() if job.evict_bytes is None else job.evict_bytes
-            if size not in self._kernel_flush:
-                self._kernel_flush[size] = np.ones(max(1, size // 8))
-            flush = self._kernel_flush[size]
+            size, flush = network_read(self._kernel_flush, job.evict_bytes)
         # the no-op call subtracted is timed in the same context, with the same read
-        key = job.context if not network else f"network:{flush.nbytes}"
+        key = f"network:{size}" if network else job.context
 
         def bench(model: bytes, feeds: dict) -> _KernelBench:
             sess = self._session(model, shared_arena=network)
