@@ -12,10 +12,11 @@ local-tflite where the models convert):
 4. **The additivity ceiling**: every distinct kernel of every zoo model cut out and timed with
    the same protocol as the sampled ones; their sum against the whole network, per family.
    The kernels are timed in each of ``--contexts`` (hot, network: weights evicted, scratch
-   warm, input hot; network@MB: network context after a read of MB instead of the runtime's
-   default read), in random order per model, and additivity is reported per context, per family and per kind; on
-   onnxruntime each kind's kernels alone are set against the same kernels inside the network
-   (onnxruntime's own profiler over the whole optimized graph).
+   warm, input hot; network@MB: network context after a read of MB instead of the default
+   read, twice the L2), in random order per model, and additivity is reported per context,
+   per family and per kind; on onnxruntime each kind's kernels alone are set against the
+   same kernels inside the network (onnxruntime's own profiler over the whole optimized
+   graph).
 5. Baselines: a FLOPs-linear fit on the same synthetic networks the overhead model saw, and
    (optimistic, it sees the zoo) a leave-one-out FLOPs-linear fit on the zoo itself.
 6. What a user who measured their other models gets (``hwnas measure`` adds them to the
@@ -780,10 +781,11 @@ def additivity_lines(res: dict, rows) -> list[str]:
     if not contexts:
         return []
     lines = ["", "Additivity by kernel context (hot: an untimed call before each timed one; "
-                 "network: weights evicted by a read of twice the L2, a twin run to warm "
-                 "code and scratch, inputs touched; network, read N MB: the same after a "
-                 "read of N MB). Sum of the model's kernels timed alone, plus one call overhead, "
-                 "over the network measured, - 1; share of models within ±10%, then min / "
+                 "network: weights evicted by a read of twice the L2 (on onnxruntime, of "
+                 "24 MB before 2026-12-07 21:00), a twin run to warm code and scratch, inputs "
+                 "touched; network, read N MB: the same after a read of N MB). Sum of the "
+                 "model's kernels timed alone, plus one call overhead, over the network "
+                 "measured, - 1; share of models within ±10%, then min / "
                  "median / max per family:", "",
              "| context | n | within ±10% | " + " | ".join(
                  f"{f} min / median / max" for f in ("convnet", "vit", "hybrid")) + " |",
