@@ -56,10 +56,8 @@ def time_model(prof, g, mf, variants: list[str], rng) -> dict:
     """The network's ms, its nodes' in-network ms, and per variant each distinct kernel's ms
     alone (variants in random order, so that none always runs first)."""
     from benchmarks.anymodel import node_ms
-    from hwnas.anymodel.ort import random_feeds
-    from hwnas.anymodel.profile import KernelTimer, check_kernel_fits
+    from hwnas.anymodel.profile import KernelTimer
     from hwnas.errors import HwnasError
-    from hwnas.profilers import KernelJob
 
     net = KernelTimer(prof, "onnxruntime").network(mf.data, mf.input_shape)
     inside = node_ms(g, mf.input_shape, prof.cfg.threads, runs=30)
@@ -67,17 +65,15 @@ def time_model(prof, g, mf, variants: list[str], rng) -> dict:
     kernels = [k for k in g.kernels if not k.view]
     for i in rng.permutation(len(variants)):
         v = variants[i]
+        timer = KernelTimer(prof, "onnxruntime", "hot") if v == "hot" else \
+            KernelTimer(prof, "onnxruntime", "network", int(float(v) * (1 << 20)))
         got: dict[str, float] = {}
         for k in kernels:
             if k.signature in got:
                 continue
             try:
-                check_kernel_fits(k)
-                job = KernelJob(g.extract(k), "onnx", k.signature, random_feeds(k),
-                                "hot" if v == "hot" else "network",
-                                None if v == "hot" else int(float(v) * (1 << 20)))
-                got[k.signature] = max(prof.measure_kernel_full(job).stats.median_ms, 0.0)
-            except HwnasError:
+                got[k.signature] = max(timer.kernel(g, k).stats.median_ms, 0.0)
+            except HwnasError:  # refused (too big to time alone, no activation input)
                 got[k.signature] = math.nan
         alone[v] = got
     return {"net_ms": net.stats.median_ms, "inside": inside, "alone": alone,

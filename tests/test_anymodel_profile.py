@@ -293,6 +293,16 @@ def test_cuda_measures_onnx_files_with_its_ort_backends(small_onnx, tmp_path):
             prof.measure_file_full(small_onnx, "onnx", (1, 3, 32, 32))
 
 
+def _linear_kernel(n_in: int, n_out: int):
+    """(graph, its weight-carrying kernel) of one linear layer on one token, on onnxruntime."""
+    from hwnas.anymodel.graph import detect
+
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(n_in, n_out).eval()
+    g = detect("onnxruntime", export_onnx_bytes(fc, [(1, n_in)]), (1, n_in))
+    return g, max((k for k in g.kernels if not k.view), key=lambda k: k.weight_bytes)
+
+
 def test_a_kernel_in_network_context_reads_its_weights_from_memory(tmp_path):
     """A linear layer with 16 MB of weights and one token is bound by reading them: hot, they
     sit in the cache; in network context they were evicted (by the read of twice the L2 and by
@@ -300,15 +310,11 @@ def test_a_kernel_in_network_context_reads_its_weights_from_memory(tmp_path):
     and the touches stay outside the timed call."""
     import numpy as np
 
-    from hwnas.anymodel.graph import detect
     from hwnas.anymodel.ort import random_feeds
     from hwnas.device_configs import load_device
     from hwnas.profilers import KernelJob, make_profiler
 
-    torch.manual_seed(0)
-    fc = torch.nn.Linear(2048, 2048).eval()  # 16 MB of float32 weights
-    g = detect("onnxruntime", export_onnx_bytes(fc, [(1, 2048)]), (1, 2048))
-    k = max((k for k in g.kernels if not k.view), key=lambda k: k.weight_bytes)
+    g, k = _linear_kernel(2048, 2048)  # 16 MB of float32 weights
     cfg = load_device("local-cpu").with_overrides(reference=False, warmup=3, runs=15)
     with make_profiler(cfg, tmp_path) as prof:
         ms = {c: prof.measure_kernel_full(KernelJob(g.extract(k), "onnx", k.signature,
@@ -323,15 +329,11 @@ def test_a_network_context_read_of_its_own_size_is_honoured(tmp_path):
     twin runs, whose 2 MB pass through the last-level cache beside the kernel's own), its
     weights come from that cache; after a read of 64 MB, from memory, so it must take longer.
     The read is the job's evict_bytes (benchmarks/kernel_context.py studies it per kind)."""
-    from hwnas.anymodel.graph import detect
     from hwnas.anymodel.ort import random_feeds
     from hwnas.device_configs import load_device
     from hwnas.profilers import KernelJob, make_profiler
 
-    torch.manual_seed(0)
-    fc = torch.nn.Linear(1024, 512).eval()  # 2 MB of float32 weights
-    g = detect("onnxruntime", export_onnx_bytes(fc, [(1, 1024)]), (1, 1024))
-    k = max((k for k in g.kernels if not k.view), key=lambda k: k.weight_bytes)
+    g, k = _linear_kernel(1024, 512)  # 2 MB of float32 weights
     cfg = load_device("local-cpu").with_overrides(reference=False, warmup=3, runs=21)
     with make_profiler(cfg, tmp_path) as prof:
         ms = {size: prof.measure_kernel_full(KernelJob(
