@@ -4,7 +4,7 @@ Writes the ``anymodel`` section of BENCHMARKS.md. For each device (local-cpu, th
 local-tflite where the models convert):
 
 1. **Kernel profiling** into a fresh home: ``hwnas profile --kernels --budget N`` (sampled
-   template kernels and synthetic networks only); wall-clock and CPU minutes.
+   template kernels and calibration networks only); wall-clock and CPU minutes.
 2. **The zoo, predicted** from its kernels by the regressors fitted on those samples: no zoo
    model's measurement goes into training (the predictor is fitted and frozen before any zoo
    model is timed).
@@ -17,15 +17,15 @@ local-tflite where the models convert):
    per family and per kind; on onnxruntime each kind's kernels alone are set against the
    same kernels inside the network (onnxruntime's own profiler over the whole optimized
    graph).
-5. Baselines: a FLOPs-linear fit on the same synthetic networks the overhead model saw, and
+5. Baselines: a FLOPs-linear fit on the same calibration networks the overhead model saw, and
    (optimistic, it sees the zoo) a leave-one-out FLOPs-linear fit on the zoo itself.
 6. What a user who measured their other models gets (``hwnas measure`` adds them to the
    overhead fit, anymodel/api.py ``own_networks``): each zoo model predicted with the same
-   regressors and the overhead model fitted on the synthetic networks and the other zoo
+   regressors and the overhead model fitted on the calibration networks and the other zoo
    models (leave-one-out).
 
 ``--rescore KEEP --replicates KEEP2`` scores other kept runs beside it, in one table: how
-much a whole run (its kernel table, synthetic networks and zoo measurements) moves.
+much a whole run (its kernel table, calibration networks and zoo measurements) moves.
 
 Run from the repository root::
 
@@ -246,7 +246,7 @@ def run_device(device: str, args, home: Path, cache: Path, names: list[str]) -> 
 
 
 def _own_fit_inputs(pred, table) -> dict:
-    """What the leave-one-out row needs: the synthetic networks' overhead terms and measured
+    """What the leave-one-out row needs: the calibration networks' overhead terms and measured
     units, and the call overhead in reference units (as api.fit_predictor reads them)."""
     from hwnas.anymodel.api import overhead_terms
     from hwnas.anymodel.profile import net_entries
@@ -264,7 +264,7 @@ DEVICES = {"home-cpu": ("local-cpu", "anymodel",
 
 def rescore_device(keep: Path, home_dir: str, cache: Path) -> tuple[str, str, dict]:
     """A kept run scored again, nothing timed: the predictor is refitted with this code on the
-    kept kernel table (sampled kernels and synthetic networks, as measured then) and scored
+    kept kernel table (sampled kernels and calibration networks, as measured then) and scored
     against the zoo's kept measurements (networks and their kernels, every context). The zoo's
     graphs are read from the export cache the run used; one that is not there is an error, not
     a new export (a new conversion need not be the graph that was timed)."""
@@ -475,6 +475,11 @@ def evaluate(res: dict) -> dict:
     fl = np.array([r.gflops for r in rs])
     out = {"rows": rs}
     out["kernels"] = score([r.predicted_units for r in rs], true)
+    # the calibration networks are subnets of hwnas's spaces, and hwnas's named models come
+    # from the same families: the models from elsewhere alone say whether that flatters
+    outside = [i for i, r in enumerate(rs) if not _hwnas_model(r.name)]
+    if 3 <= len(outside) < len(rs):
+        out["kernels_outside"] = score([rs[i].predicted_units for i in outside], true[outside])
     nets = res["nets"]
     if len(nets) >= 2:
         a, b = flops_fit([g for g, _ in nets], [u for _, u in nets])
@@ -515,10 +520,17 @@ def evaluate(res: dict) -> dict:
     return out
 
 
+def _hwnas_model(name: str) -> bool:
+    from hwnas.anymodel import zoo
+
+    e = zoo.entries().get(name)
+    return e is not None and e.source == "hwnas"
+
+
 def own_loo(res: dict, rs: list, true) -> list[float]:
     """Each zoo model predicted with the overhead model fitted as hwnas fits it on a device
     whose user measured the other zoo models (api.fit_predictor with api.own_networks): the
-    synthetic networks and the other models, each network weighted alike. The regressors
+    calibration networks and the other models, each network weighted alike. The regressors
     are the same; only the overhead model sees the other models."""
     from hwnas.anymodel.predictor import Overhead
 
@@ -606,7 +618,7 @@ def replicates_lines(reps: list[dict]) -> list[str]:
         return (f"{_fmt(sc, 'within5')} / {_fmt(sc, 'within10')} / {sc['rmspe']:.1f}% / "
                 f"{sc['kendall']:.3f}" if sc.get("n", 0) >= 3 else "n/a")
 
-    out = ["Whole runs side by side (each its own kernel table, synthetic networks and zoo "
+    out = ["Whole runs side by side (each its own kernel table, calibration networks and zoo "
            "measurements, rescored by this code; the first is the one above). ±5% / ±10% / "
            "RMSPE / Kendall tau:", "",
            "| run (kept in) | measured | passes differ (median) | overhead scale | shared "
@@ -643,7 +655,7 @@ def render(args, runs: list[dict], title: str) -> str:
     lines = [f"## {title}", "",
              when, "",
              f"_`python -m benchmarks.anymodel {' '.join(sys.argv[1:])}`: {mode}. Regressors "
-             f"trained on sampled kernels only (templates and synthetic networks, never a zoo "
+             f"trained on sampled kernels only (templates and calibration networks, never a zoo "
              f"model); every zoo model measured end to end, drift-free, {args.passes} "
              f"pass(es) in random order, warm-up {args.warmup}, {args.runs} runs; milliseconds "
              f"are reference units times the kernel table's reference ms._", ""]
@@ -661,19 +673,21 @@ def render(args, runs: list[dict], title: str) -> str:
                     f"in {res['prof_wall'] / 60:.1f} min; budget {res['budget']})")
         lines += [f"### {res['device']} ({res['runtime']}, {res['version']})", "",
                   f"**Kernel profiling**: {s['kernels']} kernels of {len(s['kinds'])} kinds "
-                  f"and {s['nets']} synthetic networks {took}. Reference "
+                  f"and {s['nets']} calibration networks {took}. Reference "
                   f"network {res['scale']:.3f} ms. Overhead model: measured = "
                   f"{res['overhead'].scale:.3f} x kernels + {res['overhead'].per_kernel * res['scale'] * 1e3:.1f} us "
                   f"x kernels + {res['overhead'].per_weight_mb * res['scale']:.3f} ms x MB of "
                   f"weights + {res['overhead'].per_call * res['scale']:.3f} ms "
-                  f"(fitted on {res['overhead'].n_networks} synthetic networks).", "",
+                  f"(fitted on {res['overhead'].n_networks} calibration networks).", "",
                   "| predictor (n models) | ±5% | ±10% | RMSPE | Kendall tau |",
                   "|---|---|---|---|---|"]
         for label, key in (("**kernels + overhead (hwnas)**", "kernels"),
+                           ("kernels + overhead, the models not from hwnas's own families "
+                            "(the calibration networks' spaces)", "kernels_outside"),
                            ("kernels + overhead, the other zoo models measured on the device "
                             "(leave-one-out: `hwnas measure` adds them to the overhead fit)",
                             "own_loo"),
-                           ("FLOPs-linear, fitted on the synthetic networks", "flops_nets"),
+                           ("FLOPs-linear, fitted on the calibration networks", "flops_nets"),
                            ("FLOPs-linear, leave-one-out on the zoo (sees the zoo)",
                             "flops_loo"),
                            ("sum of *measured* kernels (additivity ceiling)", "ksum"),
@@ -837,7 +851,7 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="smoke-size run")
     ap.add_argument("--budget", type=int, default=None, help="kernels to profile (local-cpu)")
     ap.add_argument("--tflite-budget", type=int, default=None)
-    ap.add_argument("--nets", type=int, default=None, help="synthetic networks")
+    ap.add_argument("--nets", type=int, default=None, help="calibration networks (subnets of hwnas's spaces)")
     ap.add_argument("--passes", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--runs", type=int, default=None)

@@ -117,16 +117,25 @@ def test_a_matmul_with_a_constant_operand_is_its_own_kind_and_templates_sample_i
     assert len(add) == 1 and [t.shape for t in add[0].weights] == [(49, 64)]
 
 
-def test_synthetic_networks_carry_the_weights_real_models_do():
-    """The overhead model's memory term is fitted on them: their weights must span the
-    zoo's (5-163 MB), not stop at a tenth of it."""
-    from hwnas.anymodel import templates as tpl
+def test_calibration_networks_are_real_subnets_carrying_the_weights_real_models_do():
+    """The overhead model's memory term is fitted on them: one cycle of the schedule spans the
+    zoo's weights (5-163 MB), not a tenth of it, mixes families, and is deterministic without
+    touching torch's global generator."""
+    from hwnas.anymodel.calibration import SCHEDULE, calibration_net
 
-    mb = []
-    for seed in range(12):
-        net, _, _ = tpl.synthetic_net(seed)
-        mb.append(4 * sum(p.numel() for p in net.parameters()) / 1e6)
-    assert min(mb) < 6 and max(mb) > 60 and np.median(mb) > 5
+    before = torch.random.get_rng_state()
+    nets = [calibration_net(seed) for seed in range(len(SCHEDULE))]
+    assert torch.equal(torch.random.get_rng_state(), before)
+    mb = [4 * sum(p.numel() for p in net.parameters()) / 1e6 for net, _, _ in nets]
+    assert min(mb) < 20 and max(mb) > 100, mb
+    assert {what.split()[0] for _, _, what in nets} == set(SCHEDULE)
+    assert all(shape[:2] == (1, 3) for _, shape, _ in nets)
+    again, shape, what = calibration_net(1)
+    assert (shape, what) == nets[1][1:]
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                 nets[1][0].state_dict().values()))
+    assert calibration_net(len(SCHEDULE))[2] != nets[0][2] or \
+        calibration_net(len(SCHEDULE))[1] != nets[0][1]  # the next cycle draws anew
 
 
 def test_every_kernel_extracts_and_computes_what_it_computed_in_the_network():

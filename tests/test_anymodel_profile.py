@@ -169,7 +169,7 @@ def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
     table = LatencyTable.load(rep.path)
     assert table.reference_ms > 0 and len(table.meta["anymodel"]["samples"]) > 0
     assert all(r.median > 0 for r in table.ratios.values())
-    # the synthetic networks are timed between the kernel rounds, not after them all, so that
+    # the calibration networks are timed between the kernel rounds, not after them all, so that
     # the overhead model's scale sees the conditions the kernels saw
     order = list(table.entries)
     first_net = min(i for i, k in enumerate(order) if k.startswith("net:"))
@@ -227,7 +227,7 @@ def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
     assert api.own_networks(ctx, LatencyTable.load(rep.path)) == []
     p = hwnas("predict", "-d", "local-cpu", "--onnx", small_onnx, "--allow-missing",
               home=hwnas_home)
-    assert p.returncode == 0 and ("synthetic networks" in p.stdout
+    assert p.returncode == 0 and ("calibration networks" in p.stdout
                                   or "not fitted" in p.stdout), (p.stdout, p.stderr)
     # a fresh profile starts over
     fresh = api.profile_kernels("local-cpu", budget=5, nets=0, fresh=True, progress=False,

@@ -208,7 +208,7 @@ def profile_kernels(device: str, budget: int = DEFAULT_BUDGET, nets: int | None 
                     seed: int = 0, fresh: bool = False, home: Path | None = None,
                     progress: bool = True, model: str = "rf", serials: tuple[str, ...] = (),
                     **overrides):
-    """Sample and measure kernels (and synthetic networks) on ``device``, then fit and save
+    """Sample and measure kernels (and calibration networks) on ``device``, then fit and save
     the any-model predictor. Returns the ProfileReport."""
     from hwnas import api as core
     from hwnas.anymodel.graph import runtime_of
@@ -238,8 +238,8 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
     With ``previous`` (the predictor fitted on this table before kernels of ``kinds`` alone
     were added to it), only those kinds' regressors are fitted: each kind's regressor sees its
     own kernels only, so every other kind's is what a full refit would give. The overhead
-    model is always refitted (synthetic networks the new kinds now cover join its fit), on
-    the synthetic networks and the device's own measured models (``own_networks``)."""
+    model is always refitted (calibration networks the new kinds now cover join its fit), on
+    the calibration networks and the device's own measured models (``own_networks``)."""
 
     from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors, Overhead
     from hwnas.anymodel.profile import kernel_entries, net_entries
@@ -288,7 +288,7 @@ def overhead_terms(base, kernels) -> tuple[float, int, float] | None:
 
 
 def fit_overhead(base, synthetic, own=(), call: float = 0.0):
-    """The overhead model on the synthetic networks and the device's own measured models
+    """The overhead model on the calibration networks and the device's own measured models
     (each [(kernels, units)]), each network weighted alike; returns it and its terms (sums,
     counts, MB, measured) for the residual."""
     from hwnas.anymodel.predictor import Overhead

@@ -15,8 +15,8 @@ the device's, as records and tables are.
 * **Fused** kernels (a PAD that XNNPACK folds into the convolution reading it, on LiteRT:
   ``kernels.fused_mask``) are not run in a network at all: no time, no dispatch.
 * **Per-network overhead.** measured(network) ~ c * sum(kernels) + b * n_kernels
-  + w * weight_MB + a, fitted by non-negative least squares on synthetic networks (random
-  CNNs, ViTs and hybrids of the sampled blocks, never a zoo model) measured end to end: ``a``
+  + w * weight_MB + a, fitted by non-negative least squares on calibration networks (random
+  subnets of hwnas's own spaces, anymodel/calibration.py) measured end to end: ``a``
   is the call, ``b`` the dispatch per kernel, ``c`` what a network does to its kernels (warm
   caches), ``w`` reading the weights from memory. A kernel timed alone runs with its weights
   in cache; in a network whose weights outgrow the cache it streams them. Measured on the
@@ -223,10 +223,10 @@ class Overhead:
         """What it was fitted on, in words."""
         if not self.n_networks:
             return "not fitted (fewer than 4 networks)"
-        synthetic = self.n_networks - self.n_own
+        calibration = self.n_networks - self.n_own
         own = (f" and {self.n_own} model{'s' if self.n_own != 1 else ''} measured on this "
                f"device" if self.n_own else "")
-        return f"fitted on {synthetic} synthetic networks{own}"
+        return f"fitted on {calibration} calibration networks{own}"
 
 
 @dataclass(frozen=True)

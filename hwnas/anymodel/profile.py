@@ -1,4 +1,4 @@
-"""Kernel profiling: measure sampled kernels and synthetic networks on a device (resumable).
+"""Kernel profiling: measure sampled kernels and calibration networks on a device (resumable).
 
 ``hwnas profile --device D --kernels [--budget N]`` fills the device's *kernel table*
 (``devices/D/kernels.pkl``, a LatencyTable keyed by kernel signature) with N kernels:
@@ -13,9 +13,9 @@
    configurations; those where its trees disagree most are measured, more of them for the
    templates whose forests are least sure (nn-Meter's adaptive sampling, with the forest's
    spread standing in for its validation error).
-3. **Synthetic networks** (random CNNs, ViTs and hybrids of the same blocks) are measured end
-   to end, for the per-network overhead model (anymodel/predictor.py), a share after each
-   round so that they are timed under the same conditions as the kernels.
+3. **Calibration networks** (random subnets of hwnas's own spaces, anymodel/calibration.py)
+   are measured end to end, for the per-network overhead model (anymodel/predictor.py), a
+   share after each round so that they are timed under the same conditions as the kernels.
 
 Kernels are timed *hot*: each timed call right after an untimed call of the same kernel,
 inputs and outputs bound to buffers allocated once (profilers/onnxrt.py ``_KernelBench``),
@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from hwnas.anymodel import templates as tpl
+from hwnas.anymodel.calibration import calibration_net
 from hwnas.anymodel.graph import (Pack, components, detect, export_onnx_bytes,
                                   export_tflite_bytes)
 from hwnas.anymodel.kernels import Kernel
@@ -71,7 +72,7 @@ def kernel_table_path(paths) -> Path:
 
 
 def default_nets(budget: int) -> int:
-    """Synthetic networks for the overhead model: enough for three coefficients."""
+    """Calibration networks for the overhead model: enough for its four coefficients."""
     return int(min(24, max(6, budget // 60)))
 
 
@@ -255,7 +256,7 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
                     nets: int | None = None, seed: int = 0, fresh: bool = False,
                     progress: bool = True, threads: int = 1,
                     context: str = "hot") -> ProfileReport:
-    """Measure kernels until the table holds ``budget`` of them, and ``nets`` synthetic
+    """Measure kernels until the table holds ``budget`` of them, and ``nets`` calibration
     networks spread over the rounds; returns the saved table. Resumable (see the module
     docstring)."""
     from tqdm import tqdm
@@ -283,7 +284,7 @@ def profile_kernels(prof, runtime: str, path: Path, cache_dir: Path, budget: int
                            sampler.unsure(max(1, want // 3), meta["samples"], round_, part))
                 _measure_configs(table, path, timer, runtime, configs, target, bar, threads,
                                  budget)
-            # the synthetic networks are spread over the rounds, not timed after them: the
+            # the calibration networks are spread over the rounds, not timed after them: the
             # overhead model's scale is the ratio of networks to kernels *as they were timed*,
             # and on a shared machine hot kernels' ratios to the reference moved by -42..+34%
             # (p10..p90; -14..+20% against reference v2) within minutes while whole networks'
@@ -424,12 +425,12 @@ def _measure_nets(table, path, timer, runtime, n: int, progress: bool, threads: 
     from tqdm import tqdm
 
     meta = table.meta["anymodel"]
-    for seed in tqdm(range(n), desc="synthetic networks", unit="net", disable=not progress,
+    for seed in tqdm(range(n), desc="calibration networks", unit="net", disable=not progress,
                      leave=False):
         key = f"{NET_PREFIX}{seed}"
         if key in table.entries:
             continue
-        module, shape, what = tpl.synthetic_net(seed)
+        module, shape, what = calibration_net(seed)
         data = (export_onnx_bytes(module, [shape]) if runtime == "onnxruntime"
                 else export_tflite_bytes(module, [shape]))
         net_shape = shape if runtime == "onnxruntime" else None

@@ -97,7 +97,7 @@ def cli(verbose: int) -> None:
                    "regressors are least sure); 'hwnas fit --kind kernel' predicts the rest. "
                    "With --kernels: the number of kernels to measure (default 1500).")
 @click.option("--kernels", is_flag=True,
-              help="Sample and measure runtime kernels (and synthetic networks) for "
+              help="Sample and measure runtime kernels (and calibration networks) for "
                    "predicting any model ('hwnas predict --onnx/--tflite/--model').")
 @serial_option
 @benchmark_bin_option
