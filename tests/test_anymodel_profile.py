@@ -17,6 +17,7 @@ import torch
 from hwnas.anymodel import api, zoo
 from hwnas.anymodel.graph import export_onnx_bytes
 from hwnas.anymodel.model import RECORD_SPACE
+from hwnas.anymodel.profile import CALIBRATION_PREFIX
 from hwnas.errors import ModelError, ProfileError
 from hwnas.latency.records import Records
 from hwnas.latency.table import LatencyTable
@@ -167,6 +168,10 @@ def test_profile_kernels_then_predict_any_model(small_onnx, hwnas_home):
     rep = api.profile_kernels("local-cpu", budget=30, nets=3, progress=False, **FAST)
     assert rep.kernels == 30 and rep.nets == 3 and rep.measured_now == 30
     table = LatencyTable.load(rep.path)
+    # the first three calibration networks of the schedule, under their own keys
+    nets = table.meta["anymodel"]["nets"]
+    assert all(k.startswith(CALIBRATION_PREFIX) for k in nets), list(nets)
+    assert [v["what"].split()[0] for v in nets.values()] == ["elasticvit", "tfnas", "vit"]
     assert table.reference_ms > 0 and len(table.meta["anymodel"]["samples"]) > 0
     assert all(r.median > 0 for r in table.ratios.values())
     # the calibration networks are timed between the kernel rounds, not after them all, so that

@@ -59,6 +59,10 @@ from hwnas.profilers import CapabilityError, KernelJob
 log = logging.getLogger(__name__)
 SAVE_EVERY = 20
 NET_PREFIX = "net:"
+# the calibration networks' keys (calibration.py); a table profiled before them (2026-12-07)
+# holds synthetic networks under NET_PREFIX + seed, which the fit uses until it has these
+CALIBRATION_PREFIX = NET_PREFIX + "cal"
+MIN_FIT_NETS = 4  # what Overhead.fit needs
 ROUND_SHARES = (0.5, 0.2, 0.15, 0.15)  # of the budget: broad, then three uncertainty rounds
 TFLITE_PACK = 10  # blocks per litert-torch conversion
 
@@ -170,16 +174,25 @@ def kernel_entries(table: LatencyTable) -> tuple[list[Kernel], np.ndarray]:
         np.array([table.ratios[k].median for k in keys])
 
 
+def fit_net_keys(keys) -> list[str]:
+    """Of a table's measured networks, those the overhead model is fitted on: the calibration
+    networks once there are enough of them to fit, else every network (a table profiled
+    before them keeps its synthetic ones, which ran at 0.86-1.32 of their kernels where real
+    networks run at 0.95-1.09, until ``hwnas profile --kernels`` measures the calibration
+    networks beside them; the two kinds are not mixed once it has)."""
+    keys = list(keys)
+    cal = [k for k in keys if k.startswith(CALIBRATION_PREFIX)]
+    return cal if len(cal) >= MIN_FIT_NETS else keys
+
+
 def net_entries(table: LatencyTable) -> list[tuple[list[Kernel], float]]:
-    """Synthetic networks: (their kernels, measured reference units)."""
+    """The networks the overhead model is fitted on (``fit_net_keys``): (their kernels,
+    measured reference units)."""
     meta = table.meta["anymodel"]
     pool = meta["kernels"]
-    out = []
-    for key, info in meta["nets"].items():
-        if key in table.ratios:
-            out.append(([Kernel.from_obj(pool[s]) for s in info["kernels"]],
-                        table.ratios[key].median))
-    return out
+    keys = fit_net_keys(k for k in meta["nets"] if k in table.ratios)
+    return [([Kernel.from_obj(pool[s]) for s in meta["nets"][k]["kernels"]],
+             table.ratios[k].median) for k in keys]
 
 
 @dataclass
@@ -427,7 +440,7 @@ def _measure_nets(table, path, timer, runtime, n: int, progress: bool, threads: 
     meta = table.meta["anymodel"]
     for seed in tqdm(range(n), desc="calibration networks", unit="net", disable=not progress,
                      leave=False):
-        key = f"{NET_PREFIX}{seed}"
+        key = f"{CALIBRATION_PREFIX}{seed}"
         if key in table.entries:
             continue
         module, shape, what = calibration_net(seed)
@@ -450,6 +463,7 @@ def table_summary(table: LatencyTable) -> dict:
     for k, obj in meta["kernels"].items():
         if k in table.entries:
             kinds[Kernel.from_obj(obj).kind] = kinds.get(Kernel.from_obj(obj).kind, 0) + 1
-    return {"kernels": _n_kernels(table), "nets": len(meta["nets"]), "kinds": kinds,
+    fitted = fit_net_keys(k for k in meta["nets"] if k in table.ratios)
+    return {"kernels": _n_kernels(table), "nets": len(fitted), "kinds": kinds,
             "minutes": round(float(meta.get("seconds", 0.0)) / 60, 2),
             "reference_ms": table.reference_ms, "host": platform.node()}
