@@ -673,12 +673,13 @@ def render(args, runs: list[dict], title: str) -> str:
                     f"in {res['prof_wall'] / 60:.1f} min; budget {res['budget']})")
         lines += [f"### {res['device']} ({res['runtime']}, {res['version']})", "",
                   f"**Kernel profiling**: {s['kernels']} kernels of {len(s['kinds'])} kinds "
-                  f"and {s['nets']} calibration networks {took}. Reference "
+                  f"and {s['nets']} {s.get('nets_kind', 'calibration')} networks {took}. Reference "
                   f"network {res['scale']:.3f} ms. Overhead model: measured = "
                   f"{res['overhead'].scale:.3f} x kernels + {res['overhead'].per_kernel * res['scale'] * 1e3:.1f} us "
                   f"x kernels + {res['overhead'].per_weight_mb * res['scale']:.3f} ms x MB of "
                   f"weights + {res['overhead'].per_call * res['scale']:.3f} ms "
-                  f"(fitted on {res['overhead'].n_networks} calibration networks).", "",
+                  f"(fitted on {res['overhead'].n_networks} {s.get('nets_kind', 'calibration')} "
+                  f"networks).", "",
                   "| predictor (n models) | ±5% | ±10% | RMSPE | Kendall tau |",
                   "|---|---|---|---|---|"]
         for label, key in (("**kernels + overhead (hwnas)**", "kernels"),

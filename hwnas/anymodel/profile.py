@@ -464,6 +464,11 @@ def table_summary(table: LatencyTable) -> dict:
         if k in table.entries:
             kinds[Kernel.from_obj(obj).kind] = kinds.get(Kernel.from_obj(obj).kind, 0) + 1
     fitted = fit_net_keys(k for k in meta["nets"] if k in table.ratios)
-    return {"kernels": _n_kernels(table), "nets": len(fitted), "kinds": kinds,
+    # what the overhead model is fitted on, in words: a table profiled before the calibration
+    # networks (and not profiled since) fits on its synthetic ones
+    synthetic = any(not k.startswith(CALIBRATION_PREFIX) for k in fitted)
+    nets_kind = "synthetic" if synthetic else "calibration"
+    return {"kernels": _n_kernels(table), "nets": len(fitted), "nets_kind": nets_kind,
+            "kinds": kinds,
             "minutes": round(float(meta.get("seconds", 0.0)) / 60, 2),
             "reference_ms": table.reference_ms, "host": platform.node()}

@@ -161,7 +161,7 @@ def profile_kernels(device, budget, fresh, seed=0, serials=(), **overrides) -> N
                                  serials=serials, **overrides)
     s = table_summary(report.table)
     click.echo(f"{device}: {s['kernels']} kernels of {len(s['kinds'])} kinds and {s['nets']} "
-               f"calibration networks in {report.path} ({report.measured_now} measured now, "
+               f"{s['nets_kind']} networks in {report.path} ({report.measured_now} measured now, "
                f"{report.seconds / 60:.1f} min)")
     click.echo("kinds: " + ", ".join(f"{k} {n}" for k, n in sorted(s["kinds"].items(),
                                                                     key=lambda kv: -kv[1])))
