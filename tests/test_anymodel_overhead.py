@@ -174,3 +174,15 @@ def test_a_tflite_depthwise_convolution_of_more_than_25_taps_is_its_own_kind():
     assert dw(7).signature.startswith("DEPTHWISE_CONV_2D/LARGE:")
     # a missing kind is timed from templates that make it (anymodel/missing.py)
     assert tpl.SOURCES["DEPTHWISE_CONV_2D/LARGE"] == (("dwconv", {"k": 7}),)
+
+
+def test_the_overhead_model_says_which_networks_it_was_fitted_on():
+    """Saved and read back, it keeps the kind of its networks; one saved before the
+    calibration networks (no such field) was fitted on synthetic ones, and says so."""
+    ov = Overhead(1.0, 0.01, 0.05, 26, 0.2, n_own=2, nets_kind="calibration")
+    back = Overhead.from_obj(ov.to_obj())
+    assert back == ov
+    assert back.fitted_on() == ("fitted on 24 calibration networks and 2 models measured on "
+                                "this device")
+    old = {k: v for k, v in ov.to_obj().items() if k != "nets_kind"}
+    assert Overhead.from_obj(old).fitted_on().startswith("fitted on 24 synthetic networks")

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hwnas.anymodel.model import ModelFile, check_fits, load_model
@@ -242,7 +242,7 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
     the calibration networks and the device's own measured models (``own_networks``)."""
 
     from hwnas.anymodel.predictor import AnyModelPredictor, KindRegressors, Overhead
-    from hwnas.anymodel.profile import kernel_entries, net_entries
+    from hwnas.anymodel.profile import kernel_entries, net_entries, nets_kind
     from hwnas.predictors.persist import save_predictor
 
     kernels, units = kernel_entries(table)
@@ -262,6 +262,7 @@ def fit_predictor(ctx, table, model: str = "rf", previous=None, kinds=()):
     own = own_networks(ctx, table, records)
     call = float(table.meta.get("call_overhead_ms", 0.0)) / (table.reference_ms or 1.0)
     over, terms = fit_overhead(base, net_entries(table), [(ks, u) for _, ks, u in own], call)
+    over = replace(over, nets_kind=nets_kind(table))
     pred = AnyModelPredictor(regs, measured, over, base.runtime)
     _, path = kernel_paths(ctx)
     save_predictor(path, kind=PREDICTOR_KIND, device=ctx.cfg.name, space=PREDICTOR_SPACE,

@@ -178,6 +178,7 @@ class Overhead:
     n_networks: int = 0  # how many networks it was fitted on (0: not fitted)
     per_weight_mb: float = 0.0  # reference units per MB of weights (streamed from memory)
     n_own: int = 0  # of those, the device's own models measured end to end (api.own_networks)
+    nets_kind: str = "calibration"  # the others: profile.nets_kind of the kernel table
 
     def apply(self, kernel_sum: float, n_kernels: int, weight_mb: float = 0.0) -> float:
         return (self.scale * kernel_sum + self.per_kernel * n_kernels
@@ -209,24 +210,25 @@ class Overhead:
     def to_obj(self) -> dict:
         return {"scale": self.scale, "per_kernel": self.per_kernel, "per_call": self.per_call,
                 "n_networks": self.n_networks, "per_weight_mb": self.per_weight_mb,
-                "n_own": self.n_own}
+                "n_own": self.n_own, "nets_kind": self.nets_kind}
 
     @classmethod
     def from_obj(cls, obj: dict) -> "Overhead":
-        # predictors saved before the weights term have none (0: as they were fitted), and
-        # before the device's own models joined the fit, none of those
+        # predictors saved before the weights term have none (0: as they were fitted), before
+        # the device's own models joined the fit none of those, and before the calibration
+        # networks (2026-12-07) they were fitted on synthetic ones
         return cls(float(obj["scale"]), float(obj["per_kernel"]), float(obj["per_call"]),
                    int(obj["n_networks"]), float(obj.get("per_weight_mb", 0.0)),
-                   int(obj.get("n_own", 0)))
+                   int(obj.get("n_own", 0)), str(obj.get("nets_kind", "synthetic")))
 
     def fitted_on(self) -> str:
         """What it was fitted on, in words."""
         if not self.n_networks:
             return "not fitted (fewer than 4 networks)"
-        calibration = self.n_networks - self.n_own
+        others = self.n_networks - self.n_own
         own = (f" and {self.n_own} model{'s' if self.n_own != 1 else ''} measured on this "
                f"device" if self.n_own else "")
-        return f"fitted on {calibration} calibration networks{own}"
+        return f"fitted on {others} {self.nets_kind} networks{own}"
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,15 @@ def fit_net_keys(keys) -> list[str]:
     return cal if len(cal) >= MIN_FIT_NETS else keys
 
 
+def nets_kind(table: LatencyTable) -> str:
+    """What the overhead model is fitted on, in words: "calibration", or "synthetic" for a
+    table profiled before the calibration networks and not profiled since."""
+    meta = table.meta["anymodel"]
+    fitted = fit_net_keys(k for k in meta["nets"] if k in table.ratios)
+    return ("synthetic" if any(not k.startswith(CALIBRATION_PREFIX) for k in fitted)
+            else "calibration")
+
+
 def net_entries(table: LatencyTable) -> list[tuple[list[Kernel], float]]:
     """The networks the overhead model is fitted on (``fit_net_keys``): (their kernels,
     measured reference units)."""
@@ -464,11 +473,7 @@ def table_summary(table: LatencyTable) -> dict:
         if k in table.entries:
             kinds[Kernel.from_obj(obj).kind] = kinds.get(Kernel.from_obj(obj).kind, 0) + 1
     fitted = fit_net_keys(k for k in meta["nets"] if k in table.ratios)
-    # what the overhead model is fitted on, in words: a table profiled before the calibration
-    # networks (and not profiled since) fits on its synthetic ones
-    synthetic = any(not k.startswith(CALIBRATION_PREFIX) for k in fitted)
-    nets_kind = "synthetic" if synthetic else "calibration"
-    return {"kernels": _n_kernels(table), "nets": len(fitted), "nets_kind": nets_kind,
+    return {"kernels": _n_kernels(table), "nets": len(fitted), "nets_kind": nets_kind(table),
             "kinds": kinds,
             "minutes": round(float(meta.get("seconds", 0.0)) / 60, 2),
             "reference_ms": table.reference_ms, "host": platform.node()}
