@@ -141,11 +141,11 @@ def test_calibration_networks_are_real_subnets_carrying_the_weights_real_models_
 def test_the_overhead_fit_uses_the_calibration_networks_once_measured():
     """A table profiled before the calibration networks keeps its synthetic ones for the fit
     until four calibration networks are measured beside them; then those alone."""
-    from hwnas.anymodel.profile import (CALIBRATION_PREFIX, MIN_FIT_NETS, NET_PREFIX,
-                                        fit_net_keys)
+    from hwnas.anymodel.predictor import MIN_NETWORKS
+    from hwnas.anymodel.profile import CALIBRATION_PREFIX, NET_PREFIX, fit_net_keys
 
     old = [f"{NET_PREFIX}{i}" for i in range(24)]
-    cal = [f"{CALIBRATION_PREFIX}{i}" for i in range(MIN_FIT_NETS)]
+    cal = [f"{CALIBRATION_PREFIX}{i}" for i in range(MIN_NETWORKS)]
     assert fit_net_keys(old) == old
     assert fit_net_keys(old + cal[:-1]) == old + cal[:-1]  # too few to fit on their own
     assert fit_net_keys(old + cal) == cal

@@ -168,6 +168,9 @@ class KindRegressors:
         return r
 
 
+MIN_NETWORKS = 4  # what the overhead model's four coefficients are fitted on, at least
+
+
 @dataclass(frozen=True)
 class Overhead:
     """measured ~ scale * sum(kernels) + per_kernel * n_kernels + per_call, in reference units."""
@@ -194,7 +197,7 @@ class Overhead:
 
         s, n, m = (np.asarray(v, dtype=float) for v in (kernel_sums, n_kernels, measured))
         wmb = np.zeros_like(s) if weight_mb is None else np.asarray(weight_mb, dtype=float)
-        if len(m) < 4:
+        if len(m) < MIN_NETWORKS:
             return cls(1.0, 0.0, call_overhead, 0)
         w = 1.0 / m
         a = np.column_stack([s, n, wmb, np.ones_like(s)]) * w[:, None]

@@ -51,6 +51,7 @@ from hwnas.anymodel.calibration import calibration_net
 from hwnas.anymodel.graph import (Pack, components, detect, export_onnx_bytes,
                                   export_tflite_bytes)
 from hwnas.anymodel.kernels import Kernel
+from hwnas.anymodel.predictor import MIN_NETWORKS
 from hwnas.errors import HwnasError, ModelError, ProfileError
 from hwnas.latency.stats import RatioStats
 from hwnas.latency.table import LatencyTable
@@ -62,7 +63,6 @@ NET_PREFIX = "net:"
 # the calibration networks' keys (calibration.py); a table profiled before them (2026-12-07)
 # holds synthetic networks under NET_PREFIX + seed, which the fit uses until it has these
 CALIBRATION_PREFIX = NET_PREFIX + "cal"
-MIN_FIT_NETS = 4  # what Overhead.fit needs
 ROUND_SHARES = (0.5, 0.2, 0.15, 0.15)  # of the budget: broad, then three uncertainty rounds
 TFLITE_PACK = 10  # blocks per litert-torch conversion
 
@@ -182,15 +182,17 @@ def fit_net_keys(keys) -> list[str]:
     networks beside them; the two kinds are not mixed once it has)."""
     keys = list(keys)
     cal = [k for k in keys if k.startswith(CALIBRATION_PREFIX)]
-    return cal if len(cal) >= MIN_FIT_NETS else keys
+    return cal if len(cal) >= MIN_NETWORKS else keys
+
+
+def _fitted_nets(table: LatencyTable) -> list[str]:
+    return fit_net_keys(k for k in table.meta["anymodel"]["nets"] if k in table.ratios)
 
 
 def nets_kind(table: LatencyTable) -> str:
     """What the overhead model is fitted on, in words: "calibration", or "synthetic" for a
     table profiled before the calibration networks and not profiled since."""
-    meta = table.meta["anymodel"]
-    fitted = fit_net_keys(k for k in meta["nets"] if k in table.ratios)
-    return ("synthetic" if any(not k.startswith(CALIBRATION_PREFIX) for k in fitted)
+    return ("synthetic" if any(not k.startswith(CALIBRATION_PREFIX) for k in _fitted_nets(table))
             else "calibration")
 
 
@@ -199,9 +201,8 @@ def net_entries(table: LatencyTable) -> list[tuple[list[Kernel], float]]:
     measured reference units)."""
     meta = table.meta["anymodel"]
     pool = meta["kernels"]
-    keys = fit_net_keys(k for k in meta["nets"] if k in table.ratios)
     return [([Kernel.from_obj(pool[s]) for s in meta["nets"][k]["kernels"]],
-             table.ratios[k].median) for k in keys]
+             table.ratios[k].median) for k in _fitted_nets(table)]
 
 
 @dataclass
@@ -472,8 +473,8 @@ def table_summary(table: LatencyTable) -> dict:
     for k, obj in meta["kernels"].items():
         if k in table.entries:
             kinds[Kernel.from_obj(obj).kind] = kinds.get(Kernel.from_obj(obj).kind, 0) + 1
-    fitted = fit_net_keys(k for k in meta["nets"] if k in table.ratios)
-    return {"kernels": _n_kernels(table), "nets": len(fitted), "nets_kind": nets_kind(table),
+    return {"kernels": _n_kernels(table), "nets": len(_fitted_nets(table)),
+            "nets_kind": nets_kind(table),
             "kinds": kinds,
             "minutes": round(float(meta.get("seconds", 0.0)) / 60, 2),
             "reference_ms": table.reference_ms, "host": platform.node()}
